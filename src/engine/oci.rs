@@ -1,0 +1,124 @@
+//! runc and crun as runtimes of their own: an OCI bundle made from the test image's rootfs,
+//! run with `runc run`, so tables read layer by layer: bare → native → OCI runtime → engine.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use anyhow::Context;
+
+use super::cli_engine::{container_name, last_line, which, StderrSink};
+use super::{EngineError, Runtime, RuntimeKind};
+use crate::measure::{timer, Sample};
+
+pub struct OciRuntime {
+    kind: RuntimeKind,
+    program: PathBuf,
+    bundle: BundleDir,
+    stderr: StderrSink,
+}
+
+/// The bundle directory (config.json only: root.path points at the image rootfs, read-only),
+/// removed when the runtime is dropped.
+struct BundleDir(PathBuf);
+
+impl Drop for BundleDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl OciRuntime {
+    pub fn open(kind: RuntimeKind) -> Result<Self, EngineError> {
+        let unusable = |what: String, fix: &str| EngineError::Unusable {
+            runtime: kind,
+            what,
+            fix: fix.into(),
+        };
+        let program = which(kind.name()).ok_or_else(|| {
+            unusable(
+                format!("`{kind}` is not installed"),
+                "install it with `sudo bash scripts/setup-engines.sh`, or leave it out of --runtimes",
+            )
+        })?;
+        if !nix::unistd::Uid::effective().is_root() {
+            return Err(unusable("needs root".into(), "run probe with sudo"));
+        }
+        let rootfs = crate::image::rootfs_dir();
+        if !rootfs.join("bin/busybox").exists() {
+            return Err(unusable(
+                format!("test image rootfs missing at {}", rootfs.display()),
+                "build it with `sudo probe image build`",
+            ));
+        }
+        let dir = PathBuf::from(format!("/run/probe/{}", container_name(&format!("{kind}-bundle"))));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| unusable(format!("cannot create bundle dir {}: {e}", dir.display()), "check that /run is writable"))?;
+        let bundle = BundleDir(dir);
+        let config = bundle_config(&program, &bundle.0, &rootfs)
+            .map_err(|e| unusable(format!("cannot write OCI bundle: {e:#}"), "check the runtime installation"))?;
+        std::fs::write(bundle.0.join("config.json"), config)
+            .map_err(|e| unusable(format!("cannot write config.json: {e}"), "check that /run is writable"))?;
+        let stderr = StderrSink::new().map_err(|e| unusable(format!("memfd_create: {e}"), "needs a kernel with memfd (3.17+)"))?;
+        Ok(OciRuntime {
+            kind,
+            program,
+            bundle,
+            stderr,
+        })
+    }
+}
+
+/// `runc spec` writes the runtime's own default config (namespaces pid, net, ipc, uts, mnt;
+/// a read-only root); probe only points it at the image and blanks args, so the bundle is
+/// what the runtime's authors consider a default container.
+fn bundle_config(program: &PathBuf, dir: &PathBuf, rootfs: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let out = Command::new(program)
+        .arg("spec")
+        .current_dir(dir)
+        .output()
+        .with_context(|| format!("{} spec", program.display()))?;
+    anyhow::ensure!(out.status.success(), "{} spec: {}", program.display(), last_line(&String::from_utf8_lossy(&out.stderr)));
+    let path = dir.join("config.json");
+    let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    std::fs::remove_file(&path)?;
+    spec["root"]["path"] = rootfs.display().to_string().into();
+    spec["process"]["terminal"] = false.into();
+    spec["process"]["args"] = serde_json::json!([]);
+    Ok(serde_json::to_vec_pretty(&spec)?)
+}
+
+impl Runtime for OciRuntime {
+    fn kind(&self) -> RuntimeKind {
+        self.kind
+    }
+
+    fn run(&mut self, argv: &[String]) -> anyhow::Result<Sample> {
+        // The command lives in config.json: rewrite args (outside the timed region).
+        let path = self.bundle.0.join("config.json");
+        let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+        spec["process"]["args"] = serde_json::json!(argv);
+        std::fs::write(&path, serde_json::to_vec_pretty(&spec)?)?;
+        let mut cmd = Command::new(&self.program);
+        cmd.arg("run")
+            .arg("--bundle")
+            .arg(&self.bundle.0)
+            .arg(container_name(self.kind.name()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(self.stderr.stdio()?);
+        let sample = timer::time_command(&mut cmd).map_err(|source| EngineError::Spawn {
+            runtime: self.kind,
+            program: self.program.display().to_string(),
+            source,
+        })?;
+        if sample.exit_code != 0 {
+            return Err(EngineError::RepFailed {
+                runtime: self.kind,
+                code: sample.exit_code,
+                stderr: self.stderr.last_line(),
+            }
+            .into());
+        }
+        Ok(sample)
+    }
+}

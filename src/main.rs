@@ -1,0 +1,31 @@
+//! probe: measure what Linux containers cost and show where the time goes.
+
+mod cli;
+mod engine;
+mod experiment;
+mod host;
+mod image;
+mod measure;
+mod output;
+mod phase;
+mod runtime;
+mod signals;
+mod stats;
+mod trace;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            // One line: the outermost context first, then each cause, so the phase, path and
+            // errno all reach the user without a backtrace.
+            eprintln!("probe: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Warmup + N reps of one command on several runtimes, with progress on stderr.
+//!
+//! Reps are interleaved (rep 1 of every runtime, then rep 2, ...) rather than run runtime by
+//! runtime: on a noisy machine a burst of background load then hits every runtime alike, so
+//! the ratios between runtimes — what carries over between machines — stay honest.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use super::Sample;
+use crate::engine::{Runtime, RuntimeKind};
+use crate::stats::{self, Summary};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub argv: Vec<String>,
+    pub reps: u32,
+    pub warmup: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RuntimeResult {
+    pub runtime: RuntimeKind,
+    pub warmup: Vec<Sample>,
+    pub samples: Vec<Sample>,
+}
+
+impl RuntimeResult {
+    pub fn wall_ms(&self) -> Vec<f64> {
+        self.samples.iter().map(Sample::wall_ms).collect()
+    }
+
+    pub fn summary(&self) -> Summary {
+        stats::summarize(&self.wall_ms()).expect("at least one rep")
+    }
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal or with --quiet.
+pub struct Progress(ProgressBar);
+
+impl Progress {
+    pub fn new(total: u64, quiet: bool) -> Self {
+        let bar = if quiet || !std::io::stderr().is_terminal() {
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
+        } else {
+            let b = ProgressBar::new(total);
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {msg:<28} [{bar:30}] {pos}/{len} ETA {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        };
+        Progress(bar)
+    }
+
+    pub fn step(&self, msg: String) {
+        self.0.set_message(msg);
+        self.0.inc(1);
+    }
+
+    pub fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// Sees every rep as it happens: the tracer uses this to open its window before a rep and to
+/// cut the rep's kernel events into phases after it.
+pub trait RepObserver {
+    fn before_rep(&mut self, runtime: RuntimeKind) -> anyhow::Result<()>;
+    fn after_rep(&mut self, runtime: RuntimeKind, sample: &mut Sample) -> anyhow::Result<()>;
+}
+
+/// Runs the plan on every runtime. A failed rep aborts the run with the runtime named: a
+/// benchmark with silently missing reps would compare unlike things.
+pub fn run(
+    runtimes: &mut [Box<dyn Runtime>],
+    plan: &Plan,
+    quiet: bool,
+    interrupted: &dyn Fn() -> bool,
+    mut observer: Option<&mut dyn RepObserver>,
+) -> anyhow::Result<Vec<RuntimeResult>> {
+    let total = (plan.reps + plan.warmup) as u64 * runtimes.len() as u64;
+    let progress = Progress::new(total, quiet);
+    let mut results: Vec<RuntimeResult> = runtimes
+        .iter()
+        .map(|r| RuntimeResult {
+            runtime: r.kind(),
+            warmup: Vec::new(),
+            samples: Vec::new(),
+        })
+        .collect();
+    let rounds = (0..plan.warmup).map(|i| (true, i)).chain((0..plan.reps).map(|i| (false, i)));
+    for (is_warmup, i) in rounds {
+        for (rt, res) in runtimes.iter_mut().zip(results.iter_mut()) {
+            anyhow::ensure!(!interrupted(), "interrupted: stopped before {} rep {}", rt.kind(), i + 1);
+            let label = if is_warmup { "warmup" } else { "rep" };
+            progress.step(format!("{} {label} {}", rt.kind(), i + 1));
+            if let Some(o) = observer.as_deref_mut() {
+                o.before_rep(rt.kind())?;
+            }
+            let mut sample = rt
+                .run(&plan.argv)
+                .with_context(|| format!("{} {label} {}", rt.kind(), i + 1))?;
+            if let Some(o) = observer.as_deref_mut() {
+                o.after_rep(rt.kind(), &mut sample)?;
+            }
+            if is_warmup {
+                res.warmup.push(sample);
+            } else {
+                res.samples.push(sample);
+            }
+        }
+    }
+    progress.finish();
+    Ok(results)
+}
+
+/// hyperfine-style warnings: each says what looks wrong and what to do about it.
+pub fn advice(plan: &Plan, results: &[RuntimeResult]) -> Vec<String> {
+    let mut out = Vec::new();
+    if plan.reps < 5 {
+        out.push(format!(
+            "only {} reps: medians, σ and outlier flags are unreliable below 5; use --reps 10 or more",
+            plan.reps
+        ));
+    }
+    for r in results {
+        let s = r.summary();
+        for &i in &s.outliers {
+            out.push(format!(
+                "{} rep {} took {:.1} ms against a median of {:.1} ms: an outlier. Background load or cold caches \
+                 can cause this; rerun with more --reps on a quiet machine, or use --breakdown to see which phase deviated",
+                r.runtime,
+                i + 1,
+                r.samples[i].wall_ms(),
+                s.median
+            ));
+        }
+        let first = r.warmup.first().or(r.samples.first());
+        if let Some(first) = first {
+            if s.n >= 3 && first.wall_ms() > 2.0 * s.median && s.median > 0.0 {
+                let fix = if plan.warmup == 0 {
+                    "use --warmup 1 or more to discard it"
+                } else {
+                    "it was discarded as warmup; the reps after it are steady"
+                };
+                out.push(format!(
+                    "{}: the first run took {:.1} ms, {:.1}× the median (cold caches); {fix}",
+                    r.runtime,
+                    first.wall_ms(),
+                    first.wall_ms() / s.median
+                ));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,4 @@
+//! Everything that leaves probe: terminal tables, the chapter's CSV files, JSON, run folders.
+pub mod results;
+pub mod seed_csv;
+pub mod table;

@@ -1,0 +1,365 @@
+//! Descriptive statistics for repeated measurements: pure functions, no I/O.
+//!
+//! Container timings are few (10–30 reps), skewed and occasionally hit by a one-off stall, so
+//! every summary carries robust figures (median, MAD) and flags outliers instead of dropping
+//! them: the caller decides what to do with an outlier, and the report can say which rep it was.
+
+use serde::Serialize;
+
+#[derive(Serialize, Clone, Debug)]
+pub struct Summary {
+    pub n: usize,
+    pub mean: f64,
+    /// Sample standard deviation (n − 1 denominator); 0 when n < 2.
+    pub sd: f64,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// 95th percentile, linear interpolation between order statistics (see [`percentile`]).
+    pub p95: f64,
+    /// Median absolute deviation from the median, unscaled (not multiplied by 1.4826).
+    pub mad: f64,
+    /// Indices into the input of the outliers (modified z-score, see `outliers` in this module).
+    pub outliers: Vec<usize>,
+}
+
+/// Summarises a sample. `None` when it is empty or holds a NaN or infinity: a non-finite
+/// measurement means something upstream failed, and a mean of it would hide that.
+pub fn summarize(xs: &[f64]) -> Option<Summary> {
+    if xs.is_empty() || xs.iter().any(|x| !x.is_finite()) {
+        return None;
+    }
+    let sorted = sorted(xs);
+    let n = xs.len();
+    let mean = xs.iter().sum::<f64>() / n as f64;
+    // Two passes (mean first) rather than Σx² − n·x̄²: startup times in ns are large numbers
+    // with small spread, exactly where the one-pass formula cancels catastrophically.
+    let sd = if n < 2 {
+        0.0
+    } else {
+        (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+    };
+    let median = median_sorted(&sorted);
+    let mad = mad_about(xs, median);
+    Some(Summary {
+        n,
+        mean,
+        sd,
+        median,
+        min: sorted[0],
+        max: sorted[n - 1],
+        p95: percentile_sorted(&sorted, 95.0),
+        mad,
+        outliers: outliers(xs, median, mad),
+    })
+}
+
+/// Median; NaN for an empty slice.
+pub fn median(xs: &[f64]) -> f64 {
+    median_sorted(&sorted(xs))
+}
+
+/// The `p`-th percentile (`p` in 0..=100, clamped), interpolating linearly between the two
+/// nearest order statistics at rank (n − 1)·p/100 — Hyndman & Fan type 7, the default of R,
+/// NumPy and spreadsheets, so figures match what readers recompute from the CSV. NaN for an
+/// empty slice.
+pub fn percentile(xs: &[f64], p: f64) -> f64 {
+    percentile_sorted(&sorted(xs), p)
+}
+
+/// Modified z-score above which a value is an outlier (Iglewicz & Hoaglin, 1993).
+const Z_LIMIT: f64 = 3.5;
+/// 0.6745 is the 0.75 quantile of the standard normal: it makes MAD estimate σ for normal data.
+const MAD_TO_Z: f64 = 0.6745;
+/// √(2/π): mean absolute deviation of a normal is 0.7979·σ.
+const MEANAD_TO_Z: f64 = 0.7979;
+/// Values this close to the median (relative) are never outliers, whatever the spread says.
+const MIN_RELATIVE_DEVIATION: f64 = 0.01;
+
+/// Indices of outliers by the modified z-score of Iglewicz & Hoaglin ("How to Detect and
+/// Handle Outliers", ASQC Basic References in Quality Control 16, 1993):
+/// `M = 0.6745·(x − median)/MAD`, outlier when `|M| > 3.5`.
+///
+/// Two guards keep it sane on the near-constant samples that benchmarks produce:
+/// - When MAD = 0 (more than half the values identical) the score is undefined, so it falls back
+///   to the mean absolute deviation about the median, `M = 0.7979·(x − median)/MeanAD` — the
+///   substitution IBM SPSS uses for the same estimator. If that is 0 too, every value equals
+///   the median and nothing is flagged.
+/// - A value within 1 % of the median is never flagged: with a tiny spread (a timer's jitter on
+///   identical runs) any deviation yields a large score, yet it means nothing physically.
+fn outliers(xs: &[f64], median: f64, mad: f64) -> Vec<usize> {
+    let (scale, spread) = if mad > 0.0 {
+        (MAD_TO_Z, mad)
+    } else {
+        let mean_ad = xs.iter().map(|x| (x - median).abs()).sum::<f64>() / xs.len() as f64;
+        (MEANAD_TO_Z, mean_ad)
+    };
+    if spread <= 0.0 {
+        return Vec::new();
+    }
+    let floor = MIN_RELATIVE_DEVIATION * median.abs();
+    xs.iter()
+        .enumerate()
+        .filter(|&(_, &x)| {
+            let dev = (x - median).abs();
+            dev > floor && scale * dev / spread > Z_LIMIT
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn mad_about(xs: &[f64], center: f64) -> f64 {
+    let devs: Vec<f64> = xs.iter().map(|x| (x - center).abs()).collect();
+    median(&devs)
+}
+
+fn sorted(xs: &[f64]) -> Vec<f64> {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn median_sorted(s: &[f64]) -> f64 {
+    percentile_sorted(s, 50.0)
+}
+
+fn percentile_sorted(s: &[f64], p: f64) -> f64 {
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (s.len() - 1) as f64 * p.clamp(0.0, 100.0) / 100.0;
+    let lo = rank.floor() as usize;
+    let hi = rank.ceil() as usize;
+    s[lo] + (rank - lo as f64) * (s[hi] - s[lo])
+}
+
+/// A derived figure with its one-σ uncertainty: `value ± uncertainty`.
+#[derive(Serialize, Clone, Copy, Debug)]
+pub struct Ratio {
+    pub value: f64,
+    pub uncertainty: f64,
+}
+
+/// Ratio of means, `num.mean / den.mean`, with its uncertainty propagated to first order from
+/// the standard errors of both means (σ/√n), relative errors added in quadrature — i.e. the two
+/// samples are taken as independent. Written in absolute form,
+/// `u = √((se_n/d)² + (n·se_d/d²)²)`, so a zero numerator still gets a finite uncertainty.
+/// A zero denominator mean gives an infinite or NaN value, which callers must not print as a
+/// number.
+pub fn ratio(num: &Summary, den: &Summary) -> Ratio {
+    let se = |s: &Summary| {
+        if s.n == 0 {
+            0.0
+        } else {
+            s.sd / (s.n as f64).sqrt()
+        }
+    };
+    let (n, d) = (num.mean, den.mean);
+    let uncertainty = ((se(num) / d).powi(2) + (n * se(den) / (d * d)).powi(2)).sqrt();
+    Ratio {
+        value: n / d,
+        uncertainty,
+    }
+}
+
+#[derive(Serialize, Clone, Copy, Debug)]
+pub struct LinearFit {
+    pub slope: f64,
+    pub intercept: f64,
+    /// Coefficient of determination; 1 when every y is equal (the flat line fits exactly).
+    pub r2: f64,
+}
+
+/// Ordinary least-squares line `y = slope·x + intercept`. `None` with fewer than two points,
+/// mismatched lengths, non-finite input, or all xs equal (the slope is undefined).
+pub fn linear_fit(xs: &[f64], ys: &[f64]) -> Option<LinearFit> {
+    if xs.len() != ys.len()
+        || xs.len() < 2
+        || xs.iter().chain(ys).any(|v| !v.is_finite())
+        || xs.iter().all(|&x| x == xs[0])
+    {
+        return None;
+    }
+    let n = xs.len() as f64;
+    let mx = xs.iter().sum::<f64>() / n;
+    let my = ys.iter().sum::<f64>() / n;
+    let (mut sxx, mut sxy, mut syy) = (0.0, 0.0, 0.0);
+    for (&x, &y) in xs.iter().zip(ys) {
+        sxx += (x - mx) * (x - mx);
+        sxy += (x - mx) * (y - my);
+        syy += (y - my) * (y - my);
+    }
+    let slope = sxy / sxx;
+    let intercept = my - slope * mx;
+    let ss_res: f64 = xs
+        .iter()
+        .zip(ys)
+        .map(|(&x, &y)| (y - (slope * x + intercept)).powi(2))
+        .sum();
+    let r2 = if syy == 0.0 { 1.0 } else { 1.0 - ss_res / syy };
+    Some(LinearFit {
+        slope,
+        intercept,
+        r2,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outliers(xs: &[f64]) -> Vec<usize> {
+        summarize(xs).unwrap().outliers
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs()))
+    }
+
+    #[test]
+    fn median_odd_and_even() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[7.0]), 7.0);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn percentile_interpolates_like_numpy() {
+        let xs: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert!(close(percentile(&xs, 95.0), 95.05));
+        assert_eq!(percentile(&xs, 0.0), 1.0);
+        assert_eq!(percentile(&xs, 100.0), 100.0);
+        assert!(close(percentile(&xs, 50.0), 50.5));
+        assert!(close(percentile(&[1.0, 2.0, 3.0, 4.0], 25.0), 1.75));
+        assert_eq!(percentile(&[5.0], 95.0), 5.0);
+        assert_eq!(percentile(&[1.0, 2.0], 250.0), 2.0);
+    }
+
+    #[test]
+    fn summary_of_known_set() {
+        // Classic example: population σ is 2, sample σ is √(32/7).
+        let xs = [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
+        let s = summarize(&xs).unwrap();
+        assert_eq!(s.n, 8);
+        assert!(close(s.mean, 5.0));
+        assert!(close(s.sd, (32.0f64 / 7.0).sqrt()));
+        assert!(close(s.median, 4.5));
+        assert_eq!((s.min, s.max), (2.0, 9.0));
+        assert!(close(s.p95, 8.3));
+        // |x − 4.5| = 2.5 .5 .5 .5 .5 .5 2.5 4.5 → median 0.5
+        assert!(close(s.mad, 0.5));
+        // 9 scores 0.6745·4.5/0.5 ≈ 6.1; 2 and 7 score ≈ 3.4, just inside.
+        assert_eq!(s.outliers, vec![7]);
+    }
+
+    #[test]
+    fn summary_edge_cases() {
+        assert!(summarize(&[]).is_none());
+        assert!(summarize(&[1.0, f64::NAN]).is_none());
+        assert!(summarize(&[1.0, f64::INFINITY]).is_none());
+        let one = summarize(&[42.0]).unwrap();
+        assert_eq!(
+            (one.sd, one.median, one.p95, one.mad),
+            (0.0, 42.0, 42.0, 0.0)
+        );
+        assert!(one.outliers.is_empty());
+    }
+
+    #[test]
+    fn sd_stable_for_large_offsets() {
+        let xs = [1e9 + 1.0, 1e9 + 2.0, 1e9 + 3.0];
+        assert!(close(summarize(&xs).unwrap().sd, 1.0));
+    }
+
+    #[test]
+    fn outlier_when_mad_is_zero() {
+        assert_eq!(outliers(&[10.0, 10.0, 10.0, 10.0, 50.0]), vec![4]);
+        assert_eq!(outliers(&[50.0, 10.0, 10.0, 10.0, 10.0, 9.0]), vec![0]);
+    }
+
+    #[test]
+    fn outlier_with_normal_spread() {
+        let xs = [
+            100.0, 102.0, 98.0, 101.0, 99.0, 103.0, 97.0, 100.0, 250.0, 40.0,
+        ];
+        assert_eq!(outliers(&xs), vec![8, 9]);
+    }
+
+    #[test]
+    fn no_outliers_in_identical_data() {
+        assert!(outliers(&[3.3; 20]).is_empty());
+        assert!(outliers(&[0.0; 5]).is_empty());
+    }
+
+    #[test]
+    fn no_outliers_for_tiny_relative_jitter() {
+        // MAD = 0 and the fallback score is huge, but 1e-7 relative is timer noise.
+        assert!(outliers(&[1.0, 1.0, 1.0, 1.0 + 1e-7, 1.0]).is_empty());
+        // MAD > 0 but minute: 100.5 scores far above 3.5, yet is within 1 % of the median.
+        assert!(outliers(&[100.0, 100.0001, 99.9999, 100.0, 100.00002, 100.5]).is_empty());
+    }
+
+    #[test]
+    fn no_outliers_in_tiny_samples() {
+        assert!(outliers(&[1.0, 1000.0]).is_empty());
+        assert!(outliers(&[5.0]).is_empty());
+    }
+
+    #[test]
+    fn ratio_propagates_standard_errors() {
+        // Means 200 and 100 with equal relative standard errors r: the ratio's is r·√2.
+        let num = summarize(&[190.0, 210.0, 190.0, 210.0]).unwrap();
+        let den = summarize(&[95.0, 105.0, 95.0, 105.0]).unwrap();
+        let se_num = num.sd / 2.0;
+        let r = ratio(&num, &den);
+        assert!(close(r.value, 2.0));
+        let rel = se_num / 200.0;
+        assert!(close(r.uncertainty, 2.0 * rel * 2f64.sqrt()));
+        assert!(r.uncertainty > 0.0 && r.uncertainty < r.value);
+    }
+
+    #[test]
+    fn ratio_exact_and_zero_numerator() {
+        let a = summarize(&[3.0, 3.0]).unwrap();
+        let b = summarize(&[1.5, 1.5]).unwrap();
+        let r = ratio(&a, &b);
+        assert_eq!((r.value, r.uncertainty), (2.0, 0.0));
+        let z = summarize(&[-1.0, 1.0]).unwrap();
+        let r = ratio(&z, &b);
+        assert_eq!(r.value, 0.0);
+        assert!(r.uncertainty.is_finite() && r.uncertainty > 0.0);
+        // n = 1: no spread known, so no uncertainty claimed from it.
+        let single = summarize(&[4.0]).unwrap();
+        assert_eq!(ratio(&single, &b).uncertainty, 0.0);
+    }
+
+    #[test]
+    fn fit_of_exact_line() {
+        let xs = [10.0, 20.0, 50.0];
+        let ys: Vec<f64> = xs.iter().map(|x| 0.2 * x + 1.5).collect();
+        let f = linear_fit(&xs, &ys).unwrap();
+        assert!(close(f.slope, 0.2));
+        assert!(close(f.intercept, 1.5));
+        assert!(close(f.r2, 1.0));
+    }
+
+    #[test]
+    fn fit_r2_of_noisy_data() {
+        // Sxx = 5, Sxy = 3, Syy = 5: slope 0.6, intercept 1, r² = Sxy²/(Sxx·Syy) = 0.36.
+        let f = linear_fit(&[1.0, 2.0, 3.0, 4.0], &[2.0, 1.0, 4.0, 3.0]).unwrap();
+        assert!(close(f.slope, 0.6));
+        assert!(close(f.intercept, 1.0));
+        assert!(close(f.r2, 0.36));
+    }
+
+    #[test]
+    fn fit_rejects_degenerate_input() {
+        assert!(linear_fit(&[1.0], &[1.0]).is_none());
+        assert!(linear_fit(&[2.0, 2.0, 2.0], &[1.0, 2.0, 3.0]).is_none());
+        assert!(linear_fit(&[1.0, 2.0], &[1.0]).is_none());
+        assert!(linear_fit(&[1.0, f64::NAN], &[1.0, 2.0]).is_none());
+        let flat = linear_fit(&[1.0, 2.0, 3.0], &[4.0, 4.0, 4.0]).unwrap();
+        assert_eq!((flat.slope, flat.intercept, flat.r2), (0.0, 4.0, 1.0));
+    }
+}

@@ -1,0 +1,75 @@
+//! Readers of what the kernel exposes: tracefs tracepoints, perf counters, procfs.
+
+/// The tracepoints probe's tracer uses (`system/name` under tracefs events/).
+pub const TRACEPOINTS: &[&str] = &[
+    "sched/sched_process_fork",
+    "sched/sched_process_exec",
+    "sched/sched_process_exit",
+    "syscalls/sys_enter_clone",
+    "syscalls/sys_enter_clone3",
+    "syscalls/sys_enter_unshare",
+    "syscalls/sys_enter_setns",
+    "syscalls/sys_enter_mount",
+    "syscalls/sys_enter_umount",
+    "syscalls/sys_enter_pivot_root",
+    "syscalls/sys_enter_execve",
+    "syscalls/sys_enter_exit_group",
+    "syscalls/sys_enter_fsync",
+    "syscalls/sys_enter_fdatasync",
+    "cgroup/cgroup_mkdir",
+    "cgroup/cgroup_attach_task",
+    "cgroup/cgroup_rmdir",
+    "block/block_rq_issue",
+    "block/block_rq_complete",
+    "fuse/fuse_request_send",
+    "fuse/fuse_request_end",
+    "ext4/ext4_sync_file_enter",
+    "ext4/ext4_sync_file_exit",
+];
+
+/// Where tracefs is mounted, if anywhere.
+pub fn tracefs_dir() -> Option<std::path::PathBuf> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.join("events").is_dir())
+}
+
+pub mod cgroupfs;
+pub mod diskstats;
+pub mod event;
+pub mod format;
+pub mod mountinfo;
+pub mod procfs;
+pub mod record;
+pub mod session;
+
+/// Exits of the syscalls whose duration matters (a phase boundary sits at their return),
+/// and `sched_switch` for time off-CPU. Not in TRACEPOINTS because they are optional extras.
+pub const DURATION_TRACEPOINTS: &[&str] = &[
+    "syscalls/sys_exit_clone",
+    "syscalls/sys_exit_clone3",
+    "syscalls/sys_exit_unshare",
+    "syscalls/sys_exit_setns",
+    "syscalls/sys_exit_mount",
+    "syscalls/sys_exit_umount",
+    "syscalls/sys_exit_pivot_root",
+    "syscalls/sys_exit_execve",
+    "syscalls/sys_exit_fsync",
+    "syscalls/sys_exit_fdatasync",
+    "sched/sched_switch",
+];
+
+/// What `probe startup --breakdown` and `probe trace` record unless told otherwise.
+pub fn default_options() -> session::Options {
+    session::Options {
+        tracepoints: TRACEPOINTS.iter().chain(DURATION_TRACEPOINTS).map(|s| s.to_string()).collect(),
+        page_faults: true,
+    }
+}
+
+/// Opens a session, or says in one line why tracing is impossible here.
+pub fn open(opts: &session::Options) -> Result<session::Session, session::TraceError> {
+    let dir = tracefs_dir().ok_or(session::TraceError::NoTracefs)?;
+    session::Session::open(&dir, opts)
+}

@@ -1,0 +1,55 @@
+//! Shared helpers for integration tests that need root or engines.
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+/// Path of the probe binary cargo built for these tests.
+pub fn probe_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_probe")
+}
+
+pub fn probe(args: &[&str]) -> Output {
+    Command::new(probe_bin())
+        .args(args)
+        .output()
+        .expect("spawn probe")
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+}
+
+/// Returns false (and says why) when a test cannot run here. Under CI=true a skip is a
+/// failure: CI installs and starts everything the tests need, so a skip there hides a bug.
+pub fn require(ok: bool, why: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if in_ci() {
+        panic!("CI=true and this test would be skipped: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    false
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+pub fn require_root() -> bool {
+    require(is_root(), "needs root (run the suite with `bash scripts/test.sh`)")
+}
+
+/// True when `cmd args` runs and exits 0.
+pub fn succeeds(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+pub fn require_engine(engine: &str) -> bool {
+    require_root() && require(succeeds(engine, &["info"]), &format!("{engine} is not usable (`{engine} info` fails): run scripts/setup-engines.sh"))
+}
