@@ -340,7 +340,7 @@ fn utc_stamp(secs: u64) -> String {
 /// Days since 1970-01-01 to a proleptic Gregorian date, after Howard Hinnant's
 /// "chrono-Compatible Low-Level Date Algorithms" (civil_from_days): eras of 400 years make
 /// the leap rules exact without tables.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
