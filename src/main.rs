@@ -1,5 +1,6 @@
 //! probe: measure what Linux containers cost and show where the time goes.
 
+mod cleanup;
 mod cli;
 mod engine;
 mod experiment;

@@ -1,0 +1,50 @@
+//! `probe cleanup`: remove what an interrupted or killed probe left behind.
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::cleanup;
+
+#[derive(Args, Debug)]
+pub struct CleanupArgs {
+    /// Also remove resources of probe processes that are still running.
+    #[arg(long)]
+    pub all: bool,
+    /// List what would be removed without removing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print what was removed as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: CleanupArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        nix::unistd::Uid::effective().is_root(),
+        "cleanup needs root (mounts, cgroups and engine containers are root's): run `sudo probe cleanup`"
+    );
+    let done = cleanup::run(&cleanup::Options { all: a.all, dry_run: a.dry_run });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&done)?);
+    } else {
+        let verb = if a.dry_run { "would remove" } else { "removed" };
+        for (what, items) in [
+            ("container", &done.containers),
+            ("mount", &done.mounts),
+            ("cgroup", &done.cgroups),
+            ("dir", &done.dirs),
+        ] {
+            for i in items {
+                println!("{verb} {what} {i}");
+            }
+        }
+        for f in &done.failed {
+            eprintln!("could not clean: {f}");
+        }
+        if done.is_empty() && done.failed.is_empty() {
+            println!("nothing of probe's left behind");
+        }
+    }
+    Ok(if done.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
