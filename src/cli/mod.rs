@@ -1,9 +1,19 @@
 //! The command line: one file per subcommand, each parses, calls and prints.
 
+mod all;
+mod cleanup;
+mod cpu;
 mod doctor;
 mod image;
+mod io;
+mod memory;
+mod nested;
+mod report;
 mod run;
+mod scale;
 mod startup;
+mod trace;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -24,6 +34,9 @@ pub struct Cli {
 pub enum Command {
     /// Experiment 1: how long a container takes to start and run a command, per runtime.
     Startup(startup::StartupArgs),
+    /// Remove what an interrupted or killed probe left behind: engine containers, mounts,
+    /// cgroups and container dirs named probe-<pid>-* whose probe is gone.
+    Cleanup(cleanup::CleanupArgs),
     /// What this host can measure, and for anything it cannot, why and how to fix it.
     Doctor(doctor::DoctorArgs),
     /// Build or inspect the test image every runtime runs (probe-test:latest).
@@ -31,13 +44,48 @@ pub enum Command {
     /// Run a command in a native container (namespaces, cgroup, overlay, pivot_root), like
     /// `unshare` with a full container around it. Exit status is passed through.
     Run(run::RunArgs),
+    /// Experiments 2 and 8: memory per idle container, by `free -m` (with its noise) or,
+    /// with --cgroup, exactly from each container's cgroup plus the engine's processes.
+    Memory(memory::MemoryArgs),
+    /// Experiments 3 and 7: the chapter's CPU loop in a new container per run, or with
+    /// --exec inside a running one, against bare; wall time and CPU time apart.
+    Cpu(cpu::CpuArgs),
+    /// Experiment 6: N idle containers started one after another; time and exact memory
+    /// per container as N grows, with growth that is not linear flagged.
+    Scale(scale::ScaleArgs),
+    /// Experiment 4: disk write speed per storage mode, and whether each mode's sync really
+    /// reached the disk (bytes and flushes the device received before the sync returned).
+    Io(io::IoArgs),
+    /// Trace any command system-wide (tracepoints via perf_event_open) and show its phase
+    /// timeline and what each of its processes did in the kernel.
+    Trace(trace::TraceArgs),
+    /// The in-container side of the experiments (JSON on stdout); not for direct use.
+    #[command(hide = true)]
+    Worker(worker::WorkerArgs),
+    /// Experiments 5 and 9: which ways of running containers inside containers work here,
+    /// why the others fail (probed from inside), and what nesting costs.
+    Nested(nested::NestedArgs),
+    /// Every experiment in sequence into one run folder (resumable), then the report.
+    All(all::AllArgs),
+    /// Markdown and self-contained HTML report of a run folder, with charts (PNG and SVG).
+    Report(report::ReportArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Startup(a) => startup::run(a),
+        Command::Cleanup(a) => cleanup::run(a),
         Command::Doctor(a) => doctor::run(a),
         Command::Image(a) => image::run(a),
         Command::Run(a) => run::run(a),
+        Command::Memory(a) => memory::run(a),
+        Command::Cpu(a) => cpu::run(a),
+        Command::Scale(a) => scale::run(a),
+        Command::Trace(a) => trace::run(a),
+        Command::Io(a) => io::run(a),
+        Command::Worker(a) => worker::run(a),
+        Command::Nested(a) => nested::run(a),
+        Command::All(a) => all::run(a),
+        Command::Report(a) => report::run(a),
     }
 }

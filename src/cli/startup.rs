@@ -38,6 +38,10 @@ pub struct StartupArgs {
     /// Also cut each start into phases (native: timed in-process) and show where time goes.
     #[arg(long)]
     pub breakdown: bool,
+    /// With --breakdown: draw each traced engine's median rep as an SVG timeline of
+    /// processes and phases.
+    #[arg(long, value_name = "FILE.svg", requires = "breakdown")]
+    pub timeline: Option<PathBuf>,
     /// What to print on stdout; the run folder always gets CSV and JSON.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -81,6 +85,7 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
     if a.breakdown && !kinds.contains(&RuntimeKind::Native) && !explicit {
         kinds.insert(1, RuntimeKind::Native);
     }
+    let mut tracer = if a.breakdown { crate::trace::observer::StartupTracer::start_or_explain() } else { None };
     let report = startup::run(
         startup::Config {
             runtimes: kinds,
@@ -89,7 +94,7 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
             quiet: a.quiet,
         },
         &crate::signals::interrupted,
-        None,
+        tracer.as_mut().map(|t| t as &mut dyn crate::measure::runner::RepObserver),
     )?;
     let breakdowns: Vec<Breakdown> = if a.breakdown {
         report.results.iter().filter_map(breakdown::breakdown).collect()
@@ -109,12 +114,19 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
         dir.write_atomic("phases.csv", &phases_csv(&report)?)?;
     }
     dir.mark_latest()?;
+    if let (Some(t), Some(path)) = (&tracer, &a.timeline) {
+        t.write_timeline(path, &report.results)?;
+        eprintln!("timeline: {}", path.display());
+    }
 
     match a.format {
         Format::Table => {
             print!("{}", render(&report));
             for b in &breakdowns {
                 print!("\n{}", render_breakdown(b));
+            }
+            if let Some(t) = &tracer {
+                print!("{}", t.report(&report.results, &breakdowns));
             }
         }
         Format::Csv => print!("{}", String::from_utf8_lossy(&csv)),

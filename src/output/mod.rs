@@ -2,3 +2,4 @@
 pub mod results;
 pub mod seed_csv;
 pub mod table;
+pub mod report;

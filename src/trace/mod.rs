@@ -37,12 +37,21 @@ pub fn tracefs_dir() -> Option<std::path::PathBuf> {
 
 pub mod cgroupfs;
 pub mod diskstats;
+pub mod attribution;
+mod cut;
 pub mod event;
 pub mod format;
+mod oncpu;
+pub mod observer;
+pub mod outliers;
+pub mod procs;
 pub mod mountinfo;
 pub mod procfs;
 pub mod record;
 pub mod session;
+pub mod stacked;
+pub mod summary;
+pub mod timeline;
 
 /// Exits of the syscalls whose duration matters (a phase boundary sits at their return),
 /// and `sched_switch` for time off-CPU. Not in TRACEPOINTS because they are optional extras.

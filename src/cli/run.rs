@@ -1,0 +1,173 @@
+//! `probe run`: run any command in a native container, interactively or not, with its exit
+//! status passed through — a tool of its own, like unshare(1) with a whole container around it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::measure::timer::monotonic_ns;
+use crate::phase::PhaseRecord;
+use crate::runtime::{self, ContainerSpec, Limits, NsSet, Storage};
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    sudo probe run -- /bin/sh                  interactive shell in the test image\n  \
+    sudo probe run --phases -- /bin/true       where the start-up time goes\n  \
+    sudo probe run --memory 64M --pids 20 --cpus 0.5 -- sh -c 'echo limited'\n\n\
+The first Ctrl-C goes to the command (a container's init ignores it unless it handles it);\n\
+a second Ctrl-C, or SIGTERM, kills the container. Everything is removed either way.")]
+pub struct RunArgs {
+    /// How the root filesystem is built: `overlay` (kernel overlayfs over the image, fresh
+    /// upper/work dirs on disk), `fuse-overlayfs` (the same in user space), `bind` (the
+    /// image itself, read-only) or `tmpfs` (overlay whose upper layer lives in memory).
+    #[arg(long, default_value = "overlay", value_name = "MODE")]
+    pub storage: Storage,
+
+    /// Namespaces to create, comma-separated, from pid, mnt, uts, ipc, net, cgroup (or
+    /// `all`). mnt is required. Without net the container shares the host's network.
+    /// A non-root user always gets a user namespace as well (rootless mode).
+    #[arg(long = "ns", default_value = "all", value_name = "LIST")]
+    pub namespaces: NsSet,
+
+    /// Memory limit, in bytes or with a K, M or G suffix (powers of 1024), e.g. 256M.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<u64>,
+
+    /// Maximum number of processes and threads in the container (pids.max).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pids: Option<u64>,
+
+    /// CPU bandwidth limit in CPUs, e.g. 0.5 for half a CPU (at least 0.01).
+    #[arg(long, value_name = "F", value_parser = parse_cpus)]
+    pub cpus: Option<f64>,
+
+    /// Root filesystem to run instead of the test image (a directory with /bin etc.).
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+
+    /// Where to create the container's cgroup, relative to the root of each cgroup
+    /// hierarchy (default: at the root, like runc).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup_parent: Option<PathBuf>,
+
+    /// Print the phase table (duration, share, perf counters, probe's own overhead) to
+    /// stderr after the command exits.
+    #[arg(long)]
+    pub phases: bool,
+
+    /// Command to run inside the container, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// Parses 1024, 64K, 256M, 2G (binary multiples, like docker --memory).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'B' => 1,
+                _ => return Err(format!("bad size '{s}': use a number with an optional K, M or G suffix")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let n: u64 = num.trim().parse().map_err(|_| format!("bad size '{s}': use a number with an optional K, M or G suffix"))?;
+    n.checked_mul(mult).filter(|b| *b > 0).ok_or_else(|| format!("bad size '{s}': must be between 1 byte and 16 EiB"))
+}
+
+fn parse_cpus(s: &str) -> Result<f64, String> {
+    let f: f64 = s.trim().parse().map_err(|_| format!("bad CPU count '{s}': use a decimal number such as 0.5"))?;
+    // cpu.cfs_quota_us / cpu.max refuse quotas under 1 ms per 100 ms period.
+    if !(0.01..=1024.0).contains(&f) {
+        return Err(format!("bad CPU count '{s}': must be between 0.01 and 1024"));
+    }
+    Ok(f)
+}
+
+pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut spec = ContainerSpec::default_for(a.command);
+    spec.storage = a.storage;
+    spec.namespaces = a.namespaces;
+    spec.limits = Limits { memory_bytes: a.memory, pids: a.pids, cpus: a.cpus };
+    spec.cgroup_parent = a.cgroup_parent.unwrap_or_default();
+    spec.timing = a.phases;
+    if let Some(dir) = a.rootfs {
+        spec.rootfs = dir;
+    } else if !spec.rootfs.join("bin").is_dir() {
+        anyhow::bail!("test image rootfs missing at {}: run `sudo probe image build`, or pass --rootfs DIR", spec.rootfs.display());
+    }
+    let start = monotonic_ns();
+    let outcome = runtime::run(&spec).context("run")?;
+    let wall_ns = monotonic_ns() - start;
+    if a.phases {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(phase_table(&outcome.phases, wall_ns).as_bytes());
+    }
+    // Exit codes above 255 cannot happen (wait status); the clamp only satisfies the type.
+    Ok(ExitCode::from(outcome.exit_code.clamp(0, 255) as u8))
+}
+
+fn na(v: Option<u64>) -> String {
+    v.map_or_else(|| "n/a".into(), |v| v.to_string())
+}
+
+/// One line per phase record, in time order, with its share of the total, and how much of
+/// the time measured around the container the phases account for.
+fn phase_table(phases: &[PhaseRecord], wall_ns: u64) -> String {
+    let total: u64 = phases.iter().map(|p| p.dur_ns).sum::<u64>().max(1);
+    let mut out = format!(
+        "{:<11} {:<18} {:>10} {:>6} {:>11} {:>5} {:>7} {:>10}\n",
+        "phase", "detail", "µs", "share", "task-clk µs", "csw", "faults", "overhead µs"
+    );
+    for p in phases {
+        out += &format!(
+            "{:<11} {:<18} {:>10.1} {:>5.1}% {:>11} {:>5} {:>7} {:>10.1}\n",
+            p.phase.name(),
+            p.detail.as_deref().unwrap_or(""),
+            p.dur_ns as f64 / 1e3,
+            p.dur_ns as f64 * 100.0 / total as f64,
+            p.counters.task_clock_ns.map_or_else(|| "n/a".into(), |v| format!("{:.1}", v as f64 / 1e3)),
+            na(p.counters.context_switches),
+            na(p.counters.page_faults),
+            p.overhead_ns as f64 / 1e3,
+        );
+    }
+    out += &format!("{:<11} {:<18} {:>10.1} {:>5.1}%\n", "total", "", total as f64 / 1e3, 100.0);
+    out += &format!(
+        "phases cover {:.1}% of {:.1} µs measured around the container\n",
+        total as f64 * 100.0 / wall_ns.max(1) as f64,
+        wall_ns as f64 / 1e3
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256M").unwrap(), 256 << 20);
+        assert_eq!(parse_size("64k").unwrap(), 64 << 10);
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("99999999999G").is_err());
+    }
+
+    #[test]
+    fn cpus() {
+        assert_eq!(parse_cpus("0.5").unwrap(), 0.5);
+        assert!(parse_cpus("0.001").is_err());
+        assert!(parse_cpus("lots").is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! `probe trace -- CMD...`: trace any command system-wide and show its phase timeline and
+//! what each of its processes did in the kernel.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::measure::timer;
+use crate::output::table::Table;
+use crate::trace::attribution::{self, Window};
+use crate::trace::procs::{self, Procs};
+use crate::trace::{self, session::Options, summary, timeline};
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    sudo probe trace -- docker run --rm --network none probe-test:latest true\n  \
+    sudo probe trace --events sched/sched_process_exec,cgroup/cgroup_mkdir -- podman build .\n  \
+    sudo probe trace --json -- docker compose up -d > events.json\n\n\
+Ctrl-C stops tracing (the command gets it too) and prints what was seen so far.")]
+pub struct TraceArgs {
+    /// Tracepoints to record, comma-separated `system/name` (see /sys/kernel/tracing/events).
+    /// Default: probe's set (process lifecycle, namespace/mount/cgroup syscalls, block,
+    /// fuse, ext4 sync, sched_switch) plus sampled page faults.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub events: Option<Vec<String>>,
+    /// Print the raw events of the command's window as JSON, with the phases cut from them,
+    /// instead of the tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Also draw the run as an SVG timeline of processes and phases.
+    #[arg(long, value_name = "FILE.svg")]
+    pub timeline: Option<PathBuf>,
+    /// The command to trace.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
+    let opts = match &a.events {
+        Some(list) => Options { tracepoints: list.clone(), page_faults: false },
+        None => trace::default_options(),
+    };
+    let mut session = trace::open(&opts).context("cannot trace")?;
+    for m in &session.missing {
+        eprintln!("note: this kernel has no tracepoint {m}; not traced");
+    }
+    crate::signals::install();
+    let start = timer::monotonic_ns();
+    let mut child = Command::new(&a.command[0])
+        .args(&a.command[1..])
+        .spawn()
+        .with_context(|| format!("spawning {}", a.command[0]))?;
+    let root = child.id();
+    let mut events = Vec::new();
+    let mut forwarded = false;
+    let status = loop {
+        session.wait(50);
+        events.extend(session.drain());
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        // A Ctrl-C reaches the whole foreground group; a `kill -INT probe` does not, so
+        // pass it on once and keep tracing until the command has unwound.
+        if crate::signals::interrupted() && !forwarded {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(root as libc::pid_t, libc::SIGINT) };
+            forwarded = true;
+        }
+    };
+    let end = timer::monotonic_ns();
+    session.stop()?;
+    events.extend(session.drain());
+    // Each drain is sorted, but CPUs are drained one after the other, so consecutive drains
+    // overlap in time.
+    events.sort_by_key(|e| e.time_ns);
+    let (lost, throttled, malformed) = (session.lost(), session.throttled(), session.malformed());
+    drop(session);
+
+    let window = Window { start, end, root };
+    let inside: Vec<_> = events.iter().filter(|e| e.time_ns >= start && e.time_ns <= end).collect();
+    let att = attribution::attribute(&events, window, &procs::proc_comm);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({
+                "command": a.command, "lost": lost, "throttled": throttled,
+                "coverage": att.coverage(), "attribution": &att, "events": inside,
+            }))?
+        );
+    } else {
+        print!("{}", render(&att, &events, root));
+        if let Some(path) = &a.timeline {
+            std::fs::write(path, timeline::svg(&[(a.command.join(" "), &att)])).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("timeline: {}", path.display());
+        }
+    }
+    eprintln!(
+        "{} events in the window; lost {lost}, throttled {throttled}, unparsed {malformed}{}",
+        inside.len(),
+        if lost > 0 { " — the phases above miss events: trace fewer --events" } else { "" }
+    );
+    Ok(match status.code() {
+        Some(c) => ExitCode::from(c as u8),
+        None => ExitCode::from(128 + crate::signals::signal().unwrap_or(0) as u8),
+    })
+}
+
+fn render(att: &attribution::Attribution, events: &[trace::event::Event], root: u32) -> String {
+    let w = att.window;
+    let mut out = format!(
+        "Phases of pid {root} ({:.1} ms; {:.1}% attributed{})\n",
+        (w.end - w.start) as f64 / 1e6,
+        att.coverage() * 100.0,
+        att.container_cgroup.as_deref().map(|c| format!("; container cgroup {c}")).unwrap_or_default()
+    );
+    let mut t = Table::new(["start ms", "dur ms", "phase", "detail", "on-CPU ms", "off-CPU ms", "faults", "block I/O", "busiest"]);
+    let opt = |v: Option<u64>, div: f64| v.map(|x| format!("{:.2}", x as f64 / div)).unwrap_or_else(|| "n/a".into());
+    for s in &att.slices {
+        t.row([
+            format!("{:.2}", (s.start - w.start) as f64 / 1e6),
+            format!("{:.2}", (s.end - s.start) as f64 / 1e6),
+            s.phase.to_string(),
+            s.detail.clone().unwrap_or_default(),
+            opt(s.stats.on_cpu_ns, 1e6),
+            opt(s.stats.off_cpu_ns, 1e6),
+            s.stats.page_faults.map(|v| v.to_string()).unwrap_or_else(|| "n/a".into()),
+            s.stats.block_io.to_string(),
+            s.stats.top.as_ref().map(|(n, _)| n.clone()).unwrap_or_default(),
+        ]);
+    }
+    out.push_str(&t.render());
+    let procs = Procs::build(events, root, &procs::proc_comm);
+    let inside: Vec<_> = events.iter().filter(|e| e.time_ns >= w.start && e.time_ns <= w.end).cloned().collect();
+    out.push_str("\nEvents per process of the run\n");
+    let mut t = Table::new(["process", "event", "count"]);
+    for ((p, e), n) in summary::counts(&inside, &procs) {
+        t.row([p, e, n.to_string()]);
+    }
+    out.push_str(&t.render());
+    out
+}

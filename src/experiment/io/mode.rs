@@ -1,0 +1,305 @@
+//! The storage modes `probe io` compares, and the command that runs the worker in each —
+//! every engine run the way the chapter ran it (`run --rm IMAGE dd ...`, `-v TMPDIR:/mnt`),
+//! plus probe's rules: `--network none`, the owner label, a probe name, and `-i` so the
+//! worker's stdin reaches it for the phase handshake.
+
+use std::fmt;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::engine::cli_engine::CliEngine;
+use crate::engine::rootless::RootlessUser;
+use crate::engine::{EngineError, RuntimeKind, NAME_PREFIX};
+
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Bare,
+    Tmpfs,
+    DockerOverlay,
+    DockerVolume,
+    PodmanOverlay,
+    PodmanVolume,
+    RootlessFuseOverlayfs,
+    RootlessVolume,
+    NativeOverlay,
+    NativeFuseOverlayfs,
+    NativeBind,
+}
+
+/// Where the worker writes inside a container: the chapter's paths.
+const ROOTFS_FILE: &str = "/tmp/testfile";
+const VOLUME_MOUNT: &str = "/mnt";
+const FILE_NAME: &str = "testfile";
+/// The probe binary inside the test image.
+const IMAGE_PROBE: &str = "/usr/local/bin/probe";
+/// Memory-backed filesystem every Linux host mounts; the tmpfs control writes there.
+pub const SHM_DIR: &str = "/dev/shm";
+
+impl Mode {
+    pub const ALL: [Mode; 11] = [
+        Mode::Bare,
+        Mode::Tmpfs,
+        Mode::DockerOverlay,
+        Mode::DockerVolume,
+        Mode::PodmanOverlay,
+        Mode::PodmanVolume,
+        Mode::RootlessFuseOverlayfs,
+        Mode::RootlessVolume,
+        Mode::NativeOverlay,
+        Mode::NativeFuseOverlayfs,
+        Mode::NativeBind,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Bare => "bare",
+            Mode::Tmpfs => "tmpfs",
+            Mode::DockerOverlay => "docker-overlay",
+            Mode::DockerVolume => "docker-volume",
+            Mode::PodmanOverlay => "podman-overlay",
+            Mode::PodmanVolume => "podman-volume",
+            Mode::RootlessFuseOverlayfs => "rootless-fuse-overlayfs",
+            Mode::RootlessVolume => "rootless-volume",
+            Mode::NativeOverlay => "native-overlay",
+            Mode::NativeFuseOverlayfs => "native-fuse-overlayfs",
+            Mode::NativeBind => "native-bind",
+        }
+    }
+
+    pub fn runtime(self) -> RuntimeKind {
+        match self {
+            Mode::Bare | Mode::Tmpfs => RuntimeKind::Bare,
+            Mode::DockerOverlay | Mode::DockerVolume => RuntimeKind::Docker,
+            Mode::PodmanOverlay | Mode::PodmanVolume => RuntimeKind::Podman,
+            Mode::RootlessFuseOverlayfs | Mode::RootlessVolume => RuntimeKind::PodmanRootless,
+            Mode::NativeOverlay | Mode::NativeFuseOverlayfs | Mode::NativeBind => RuntimeKind::Native,
+        }
+    }
+
+    /// The chapter's `metric` column: `bare,io_write`, `docker,io_overlay`, `docker,io_volume`.
+    pub fn chapter_metric(self) -> &'static str {
+        match self {
+            Mode::Bare => "io_write",
+            Mode::Tmpfs => "io_tmpfs",
+            Mode::DockerOverlay | Mode::PodmanOverlay | Mode::RootlessFuseOverlayfs | Mode::NativeOverlay => "io_overlay",
+            Mode::NativeFuseOverlayfs => "io_fuse_overlayfs",
+            Mode::DockerVolume | Mode::PodmanVolume | Mode::RootlessVolume => "io_volume",
+            Mode::NativeBind => "io_bind",
+        }
+    }
+
+    /// The host directory the worker writes into, for modes that write to one: a volume
+    /// bind-mounted at /mnt, or the host itself. native-bind writes into its root, the image
+    /// directory bind-mounted (read-only in today's native runtime, which then says EROFS).
+    fn host_dir(self) -> Option<HostDir> {
+        match self {
+            Mode::Bare | Mode::DockerVolume | Mode::PodmanVolume | Mode::RootlessVolume => Some(HostDir::Disk),
+            Mode::Tmpfs => Some(HostDir::Shm),
+            _ => None,
+        }
+    }
+}
+
+enum HostDir {
+    /// Under --dir (default /var/tmp, which distributions keep on disk, unlike /tmp).
+    Disk,
+    Shm,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Mode::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Mode::ALL.iter().map(|m| m.name()).collect();
+            format!("unknown storage mode '{s}': choose from {}", names.join(", "))
+        })
+    }
+}
+
+/// A host directory made for one rep, removed (with whatever is in it) when dropped.
+pub struct TempDir(PathBuf);
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl TempDir {
+    /// `<base>/probe-io-<pid>-<n>`, mode 0700, owned by `owner` when given (a rootless
+    /// container's root is that user on the host, and must be able to write its volume).
+    pub fn create(base: &Path, owner: Option<&RootlessUser>) -> Result<TempDir> {
+        let dir = base.join(format!("{NAME_PREFIX}io-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("creating {} (pass --dir DIR on a writable disk filesystem)", dir.display()))?;
+        let made = TempDir(dir);
+        if let Some(u) = owner {
+            std::os::unix::fs::chown(&made.0, Some(u.uid), Some(u.gid))
+                .with_context(|| format!("giving {} to the rootless user {}", made.0.display(), u.name))?;
+        }
+        Ok(made)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                eprintln!("probe: could not remove {}: {e}", self.0.display());
+            }
+        }
+    }
+}
+
+/// One rep's command, and the directory to remove after it.
+pub struct Launch {
+    pub cmd: Command,
+    pub dir: Option<TempDir>,
+}
+
+/// Builds each mode's command. Holds the engines it has checked, so a missing daemon or
+/// image fails before any measurement.
+pub struct Launcher {
+    engines: Vec<CliEngine>,
+    exe: PathBuf,
+    disk_dir: PathBuf,
+}
+
+impl Launcher {
+    pub fn new(disk_dir: PathBuf) -> Result<Launcher> {
+        let exe = std::env::current_exe().context("locating the probe binary")?;
+        Ok(Launcher { engines: Vec::new(), exe, disk_dir })
+    }
+
+    /// Checks that `mode` can run here (engine answers, test image present, native runtime
+    /// usable, tmpfs present), or says why not and how to fix it.
+    pub fn check(&mut self, mode: Mode) -> Result<(), EngineError> {
+        let rt = mode.runtime();
+        let unusable = |what: String, fix: &str| EngineError::Unusable { runtime: rt, what, fix: fix.into() };
+        match rt {
+            RuntimeKind::Docker | RuntimeKind::Podman | RuntimeKind::PodmanRootless
+                if !self.engines.iter().any(|e| e.kind() == rt) =>
+            {
+                self.engines.push(CliEngine::open(rt)?);
+            }
+            RuntimeKind::Native => {
+                crate::engine::open(RuntimeKind::Native)?;
+                if mode == Mode::NativeFuseOverlayfs && !Path::new(crate::runtime::rootfs::FUSE_OVERLAYFS).exists() {
+                    return Err(unusable("fuse-overlayfs is not installed".into(), "install the fuse-overlayfs package"));
+                }
+            }
+            _ if mode == Mode::Tmpfs && !is_tmpfs(Path::new(SHM_DIR)) => {
+                return Err(unusable(format!("{SHM_DIR} is not a tmpfs"), "mount one: mount -t tmpfs tmpfs /dev/shm"));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn engine(&self, rt: RuntimeKind) -> &CliEngine {
+        self.engines.iter().find(|e| e.kind() == rt).expect("check() opened every engine a mode uses")
+    }
+
+    /// The command that runs `probe worker io <worker_args> --path P` in `mode`'s container.
+    pub fn launch(&self, mode: Mode, worker_args: &[String]) -> Result<Launch> {
+        let rt = mode.runtime();
+        let owner = if rt == RuntimeKind::PodmanRootless { Some(RootlessUser::find()?) } else { None };
+        let dir = match mode.host_dir() {
+            Some(HostDir::Disk) => Some(TempDir::create(&self.disk_dir, owner.as_ref())?),
+            Some(HostDir::Shm) => Some(TempDir::create(Path::new(SHM_DIR), None)?),
+            None => None,
+        };
+        let in_container_dir = match mode {
+            Mode::Bare | Mode::Tmpfs => dir.as_ref().expect("host modes have a dir").path().display().to_string(),
+            _ if dir.is_some() => VOLUME_MOUNT.to_string(),
+            _ => Path::new(ROOTFS_FILE).parent().expect("absolute").display().to_string(),
+        };
+        let mut argv: Vec<String> = vec!["worker".into(), "io".into()];
+        argv.extend(worker_args.iter().cloned());
+        argv.extend(["--path".into(), format!("{in_container_dir}/{FILE_NAME}")]);
+        let cmd = match rt {
+            RuntimeKind::Bare => {
+                let mut c = Command::new(&self.exe);
+                c.args(&argv);
+                c
+            }
+            RuntimeKind::Native => {
+                let storage = match mode {
+                    // overlay-disk: upper and work on disk as Docker's overlay2 (plain `overlay`
+                    // keeps them on a tmpfs, which would make this a second tmpfs control).
+                    Mode::NativeOverlay => "overlay-disk",
+                    Mode::NativeFuseOverlayfs => "fuse-overlayfs",
+                    _ => "bind",
+                };
+                let mut c = Command::new(&self.exe);
+                c.args(["run", "--storage", storage, "--ns", "all", "--"]).arg(IMAGE_PROBE).args(&argv);
+                c
+            }
+            _ => {
+                let engine = self.engine(rt);
+                let volume = dir.as_ref().map(|d| format!("{}:{VOLUME_MOUNT}", d.path().display()));
+                let mut extra = vec!["-i"];
+                if let Some(v) = &volume {
+                    extra.extend(["-v", v.as_str()]);
+                }
+                let mut full = vec![IMAGE_PROBE.to_string()];
+                full.extend(argv);
+                engine.command(engine.run_args(&extra, &full))
+            }
+        };
+        Ok(Launch { cmd, dir })
+    }
+}
+
+fn is_tmpfs(p: &Path) -> bool {
+    nix::sys::statfs::statfs(p).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_map_to_the_chapter() {
+        for m in Mode::ALL {
+            assert_eq!(m.name().parse::<Mode>().unwrap(), m);
+        }
+        assert!("zfs".parse::<Mode>().unwrap_err().contains("docker-volume"));
+        assert_eq!((Mode::Bare.runtime().name(), Mode::Bare.chapter_metric()), ("bare", "io_write"));
+        assert_eq!((Mode::DockerOverlay.runtime().name(), Mode::DockerOverlay.chapter_metric()), ("docker", "io_overlay"));
+        assert_eq!(Mode::RootlessVolume.runtime().name(), "podman-rootless");
+    }
+
+    #[test]
+    fn temp_dirs_are_removed() {
+        let d = TempDir::create(&std::env::temp_dir(), None).unwrap();
+        let p = d.path().to_path_buf();
+        std::fs::write(p.join("f"), b"x").unwrap();
+        drop(d);
+        assert!(!p.exists());
+    }
+
+    #[test]
+    fn bare_runs_this_binary_with_the_worker_args() {
+        let l = Launcher::new(std::env::temp_dir()).unwrap();
+        let launch = l.launch(Mode::Bare, &["--size".into(), "4096".into()]).unwrap();
+        let args: Vec<_> = launch.cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let dir = launch.dir.as_ref().unwrap().path().display().to_string();
+        assert_eq!(args, vec!["worker", "io", "--size", "4096", "--path", &format!("{dir}/testfile")]);
+    }
+}

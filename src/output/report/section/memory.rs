@@ -1,0 +1,117 @@
+//! Experiment 2: what `free -m` says N idle containers cost, drawn against the band the same
+//! figure spans with nothing started — the chapter's negative overheads live inside it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Deserialize;
+
+use super::{Builder, SummaryRow};
+use crate::output::report::chart::{runtime_color, Band, Body, Chart, Row, Rows, NEUTRAL};
+use crate::output::report::doc::Table;
+use crate::output::report::load::{self, Host};
+
+#[derive(Deserialize)]
+struct Report {
+    host: Host,
+    command: Vec<String>,
+    noise: Noise,
+    results: Vec<RuntimeBatches>,
+    reference: Reference,
+}
+
+#[derive(Deserialize)]
+struct Noise {
+    reads_kb: Vec<u64>,
+    summary_mb: SummaryView,
+}
+
+/// The parts of `stats::Summary` read here (it is Serialize only).
+#[derive(Deserialize)]
+struct SummaryView {
+    sd: f64,
+    min: f64,
+    max: f64,
+}
+
+#[derive(Deserialize)]
+struct RuntimeBatches {
+    runtime: String,
+    batches: Vec<Batch>,
+}
+
+#[derive(Deserialize)]
+struct Batch {
+    count: u32,
+    delta_mb: i64,
+    below_noise: bool,
+}
+
+#[derive(Deserialize)]
+struct Reference {
+    machine: String,
+    overhead_mb: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+
+pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
+    let r: Report = load::json(dir, "memory.json")?;
+    b.saw(&r.host, &r.reference.machine);
+    let s = &r.noise.summary_mb;
+    // The same rule the experiment applies (memory::Noise::hides): the band the idle reads
+    // spanned, or 2σ when that is wider.
+    let half = (s.max - s.min).max(2.0 * s.sd);
+    let cmd = r.command.join(" ");
+    b.para(
+        format!("`free -m` \"used\" before and after starting N idle containers (`{cmd}`), as the chapter measured. First, {} reads of the same figure with nothing started measure the instrument's own noise: they spanned {:.1} MB.", r.noise.reads_kb.len(), s.max - s.min),
+        format!("\"used\" de `free -m` antes y después de lanzar N contenedores inactivos (`{cmd}`), como lo midió el capítulo. Antes, {} lecturas de la misma cifra sin lanzar nada miden el ruido del propio instrumento: variaron {:.1} MB.", r.noise.reads_kb.len(), s.max - s.min),
+    );
+    let mut counts: Vec<u32> = r.results.iter().flat_map(|x| x.batches.iter().map(|b| b.count)).collect();
+    counts.sort();
+    counts.dedup();
+    let mut rows = Vec::new();
+    let mut t = Table::new([b.t("containers", "contenedores"), "runtime".into(), b.t("Δ MB here", "Δ MB aquí"), b.t("below noise?", "¿bajo el ruido?"), b.t("Δ MB chapter", "Δ MB capítulo")]);
+    for &n in &counts {
+        if !rows.is_empty() {
+            rows.push(Row::gap());
+        }
+        for x in &r.results {
+            let Some(batch) = x.batches.iter().find(|b| b.count == n) else { continue };
+            let d = batch.delta_mb as f64;
+            let noise = if batch.below_noise { b.t(" (noise)", " (ruido)") } else { String::new() };
+            let color = if batch.below_noise { NEUTRAL } else { runtime_color(&x.runtime) };
+            rows.push(Row::bar(format!("{n} × {}", x.runtime), d, color, format!("{d:+.0} MB{noise}")));
+            let chapter = r.reference.overhead_mb.get(&x.runtime).and_then(|m| m.get(&n.to_string())).map(|v| format!("{v:+.0}")).unwrap_or_else(|| "—".into());
+            t.row([n.to_string(), x.runtime.clone(), format!("{d:+}"), if batch.below_noise { b.t("yes", "sí") } else { "no".into() }, chapter]);
+        }
+    }
+    b.chart(Chart {
+        name: "memory".into(),
+        title: b.t("Memory change seen by `free -m` after starting N idle containers, against its noise", "Cambio de memoria según `free -m` al lanzar N contenedores inactivos, frente a su ruido"),
+        body: Body::Rows(Rows {
+            axis: b.t("MB over the baseline (grey bars: inside the noise band)", "MB sobre la línea base (barras grises: dentro de la banda de ruido)"),
+            rows,
+            band: Some(Band { from: -half, to: half, label: b.t("noise", "ruido") }),
+            legend: Vec::new(),
+        }),
+    });
+    b.table(t);
+    let all: Vec<&Batch> = r.results.iter().flat_map(|x| x.batches.iter()).collect();
+    let hidden = all.iter().filter(|x| x.below_noise).count();
+    b.note(
+        format!("{hidden} of {} deltas are inside the noise band (±{half:.1} MB): for those `free -m` cannot tell the containers from the system's own churn. Experiment 8 reads each container's cgroup instead.", all.len()),
+        format!("{hidden} de {} deltas están dentro de la banda de ruido (±{half:.1} MB): en esos casos `free -m` no distingue a los contenedores del vaivén del propio sistema. El experimento 8 lee en cambio el cgroup de cada contenedor.", all.len()),
+    );
+    let max = counts.last().copied().unwrap_or(0);
+    b.summary(SummaryRow {
+        aspect: b.t("Memory (free -m)", "Memoria (free -m)"),
+        cells: r
+            .results
+            .iter()
+            .filter_map(|x| x.batches.iter().find(|b| b.count == max).map(|bt| (x.runtime.clone(), format!("{:+} MB / {max} cont.", bt.delta_mb))))
+            .collect(),
+        verdict: b.t(format!("noisy: {hidden} of {} below the noise; see cgroup", all.len()), format!("ruidoso: {hidden} de {} bajo el ruido; ver cgroup", all.len())),
+    });
+    Ok(())
+}

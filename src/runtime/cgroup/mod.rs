@@ -1,0 +1,34 @@
+//! cgroups: which layout this host has (v1, v2 or hybrid, decided at run time) and the
+//! container's own cgroup in every hierarchy it needs.
+//!
+//! cgroupfs is written directly rather than through cgroups-rs: its `hierarchies::auto()`
+//! treats a hybrid host as plain v1 (it ignores the unified tree, so CLONE_INTO_CGROUP could
+//! never be used there), and its `Cgroup::new` creates a directory in every mounted v1
+//! hierarchy, which costs a mkdir/rmdir pair per controller on the hot path.
+
+mod container;
+mod layout;
+
+pub use container::{attach_self, ContainerCgroup, Limits};
+pub use layout::{detect, CgroupLayout, LayoutKind};
+
+use std::path::PathBuf;
+
+/// A cgroup operation that failed; every message names the phase, the path and the errno.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("cgroup: cannot read {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("cgroup: no cgroup filesystem found in {path} (neither v1 controllers nor a cgroup2 mount)")]
+    NoCgroupFs { path: PathBuf },
+    #[error("cgroup: mkdir {path}: {error}")]
+    Mkdir { path: PathBuf, error: std::io::Error },
+    #[error("cgroup: write {value:?} to {path}: {error}")]
+    Write { path: PathBuf, value: String, error: std::io::Error },
+    #[error("cgroup: open {path}: {error}")]
+    Open { path: PathBuf, error: std::io::Error },
+    #[error("cgroup: rmdir {path}: {error}")]
+    Rmdir { path: PathBuf, error: std::io::Error },
+    #[error("cgroup: limit {what} needs the {controller} controller, which this host's cgroup layout does not offer")]
+    NoController { what: &'static str, controller: &'static str },
+}

@@ -1,0 +1,415 @@
+//! The lifecycle of one native container, in the order the phases happen:
+//!
+//! parent: rootfs prepare → cgroup create → clone3 (pid [+user] namespace, CLONE_INTO_CGROUP)
+//! init:   cgroup attach (v1) → unshare mnt, uts, ipc, net, cgroup → make / private →
+//!         rootfs mount → /proc, /dev, /sys → pivot_root → capabilities, no_new_privs → execve
+//! parent: workload (execve → exit) → reap → cgroup rmdir → rootfs directory removal
+//!
+//! Everything the parent creates is held by a guard (Drop), declared in creation order, so an
+//! early return unwinds in reverse: the init is killed and reaped, then its cgroup removed,
+//! then its directory. Mounts live only in the container's mount namespace and vanish with it.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+
+use super::cgroup::{self, CgroupLayout, ContainerCgroup};
+use super::report::{read_record, Reporter, SETUP_FAILED_EXIT};
+use super::rootfs::{self, Prepared};
+use super::timeline::{Snap, Source, Timeline};
+use super::timing::{now_ns, CounterGroup, Snapshot, Target};
+use super::{exec, mounts, namespaces, security, signals};
+use super::{ContainerSpec, NsKind, Outcome, RuntimeError, StdioMode};
+use crate::engine::NAME_PREFIX;
+use crate::measure::timer::wait4_pid;
+use crate::phase::Phase;
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// The layout cannot change under a running probe; reading mountinfo once saves ~100 µs per
+/// container.
+fn layout() -> Result<&'static CgroupLayout, cgroup::CgroupError> {
+    static LAYOUT: OnceLock<CgroupLayout> = OnceLock::new();
+    if let Some(l) = LAYOUT.get() {
+        return Ok(l);
+    }
+    let l = cgroup::detect()?;
+    Ok(LAYOUT.get_or_init(|| l))
+}
+
+/// Everything the container's init needs, built by the parent before clone3.
+struct InitPlan<'a> {
+    report_w: RawFd,
+    sync_r: Option<RawFd>,
+    null: Option<RawFd>,
+    v1_attach: Vec<(RawFd, PathBuf)>,
+    unshare: Vec<NsKind>,
+    hostname: String,
+    rootfs: &'a Prepared,
+    storage: &'static str,
+    mounts: mounts::Plan,
+    security: security::Plan,
+    exec: exec::Plan,
+    timing: bool,
+}
+
+/// The container's init from clone3 to execve. Never returns: it execs or exits.
+fn init_main(p: &InitPlan) -> ! {
+    if let Some(fd) = p.sync_r {
+        let mut b = 0u8;
+        // SAFETY: one-byte read into a local. Anything but one byte means the parent gave up
+        // (its end closed) and the init must not go on.
+        if unsafe { libc::read(fd, (&mut b as *mut u8).cast(), 1) } != 1 {
+            // SAFETY: _exit is always safe to call.
+            unsafe { libc::_exit(SETUP_FAILED_EXIT) };
+        }
+    }
+    if let Some(fd) = p.null {
+        for target in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors; they are ours to replace.
+            unsafe { libc::dup2(fd, target) };
+        }
+    }
+    let mut rep = Reporter::new(p.report_w, p.timing);
+    for (fd, path) in &p.v1_attach {
+        rep.mark(Phase::Cgroup, "attach");
+        if let Err(errno) = cgroup::attach_self(*fd) {
+            rep.fail(Phase::Cgroup, &format_args!("cgroup: attach to {}: {errno}", path.display()));
+        }
+    }
+    for &kind in &p.unshare {
+        rep.mark(Phase::Namespaces, kind.name());
+        if let Err(e) = namespaces::unshare(kind) {
+            rep.fail(Phase::Namespaces, &e);
+        }
+        if kind == NsKind::Uts {
+            if let Err(errno) = nix::unistd::sethostname(&p.hostname) {
+                rep.fail(Phase::Namespaces, &format_args!("namespaces: sethostname {:?}: {errno}", p.hostname));
+            }
+        }
+    }
+    rep.mark(Phase::Mounts, "make-rprivate");
+    if let Err(e) = p.mounts.make_private() {
+        rep.fail(Phase::Mounts, &e);
+    }
+    rep.mark(Phase::Rootfs, p.storage);
+    if let Err(e) = p.rootfs.mount() {
+        rep.fail(Phase::Rootfs, &e);
+    }
+    let steps: [(&str, fn(&mounts::Plan) -> Result<(), mounts::MountError>); 4] = [
+        ("proc", mounts::Plan::proc),
+        ("dev", mounts::Plan::dev),
+        ("sys", mounts::Plan::sys),
+        ("pivot_root", mounts::Plan::pivot),
+    ];
+    for (detail, step) in steps {
+        rep.mark(Phase::Mounts, detail);
+        if let Err(e) = step(&p.mounts) {
+            rep.fail(Phase::Mounts, &e);
+        }
+    }
+    rep.mark(Phase::Security, "caps+no_new_privs");
+    if let Err(e) = p.security.apply() {
+        rep.fail(Phase::Security, &e);
+    }
+    rep.mark(Phase::Exec, "execve");
+    let e = p.exec.exec();
+    rep.fail(Phase::Exec, &e)
+}
+
+/// The container's init as seen by the parent. Dropping it unreaped kills and reaps it.
+struct Init {
+    pid: libc::pid_t,
+    pidfd: OwnedFd,
+    reaped: bool,
+}
+
+impl Init {
+    fn wait(&mut self) -> std::io::Result<(i32, libc::rusage)> {
+        let r = wait4_pid(self.pid);
+        self.reaped = r.is_ok();
+        r
+    }
+}
+
+impl Drop for Init {
+    fn drop(&mut self) {
+        signals::clear_child();
+        if !self.reaped {
+            // SAFETY: pidfd_send_signal on our own pidfd; then reap our own child.
+            unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), libc::SIGKILL, 0, 0) };
+            let _ = wait4_pid(self.pid);
+        }
+    }
+}
+
+/// clone3(2) with the given namespaces, CLONE_PIDFD, and CLONE_INTO_CGROUP when a v2
+/// directory fd is given (the child is born in the cgroup: no attach write, no window in
+/// which it runs in the parent's cgroup). Returns None in the child.
+fn clone3(ns: CloneFlags, into_cgroup: Option<RawFd>) -> Result<Option<Init>, RuntimeError> {
+    let mut pidfd: libc::c_int = -1;
+    // SAFETY: clone_args is plain data; zero is "unset" for every field.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = ns.bits() as u64 | libc::CLONE_PIDFD as u64;
+    if let Some(fd) = into_cgroup {
+        // libc's CLONE_INTO_CGROUP is a c_int that cannot hold the bit (libc #3584).
+        const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    args.pidfd = &mut pidfd as *mut libc::c_int as u64;
+    args.exit_signal = libc::SIGCHLD as u64;
+    // SAFETY: without CLONE_VM the child gets a copy of this address space, like fork(2).
+    let ret = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut libc::clone_args, std::mem::size_of::<libc::clone_args>()) };
+    match ret {
+        0 => Ok(None),
+        pid if pid > 0 => Ok(Some(Init {
+            pid: pid as libc::pid_t,
+            // SAFETY: the kernel stored a fresh pidfd for us.
+            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+            reaped: false,
+        })),
+        _ => {
+            let mut flags = format!("{ns:?}");
+            if into_cgroup.is_some() {
+                flags.push_str(" | CLONE_INTO_CGROUP");
+            }
+            Err(RuntimeError::Clone { flags, errno: Errno::last() })
+        }
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), RuntimeError> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| RuntimeError::Io { phase: Phase::Namespaces, what: "pipe2".into(), error: e.into() })
+}
+
+/// Maps the caller's uid and gid to root in the new user namespace (user_namespaces(7)):
+/// setgroups must be denied before an unprivileged gid_map write.
+fn write_id_maps(pid: libc::pid_t) -> Result<(), RuntimeError> {
+    let uid = nix::unistd::Uid::current();
+    let gid = nix::unistd::Gid::current();
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    for (file, content) in [("uid_map", format!("0 {uid} 1")), ("setgroups", "deny".into()), ("gid_map", format!("0 {gid} 1"))] {
+        let path = proc.join(file);
+        std::fs::write(&path, content).map_err(|error| RuntimeError::IdMap { path, error })?;
+    }
+    Ok(())
+}
+
+fn check_stop() -> Result<(), RuntimeError> {
+    if signals::stop_requested() {
+        return Err(RuntimeError::Interrupted);
+    }
+    Ok(())
+}
+
+fn timed_snapshot(group: Option<&CounterGroup>) -> (Snapshot, u64) {
+    let t = now_ns();
+    let s = group.map(CounterGroup::snapshot).unwrap_or_default();
+    (s, now_ns() - t)
+}
+
+/// Runs `spec.argv` in a fresh native container and tears it down. Phases are contiguous from
+/// the first statement to the last, so they add up to the caller's measured total.
+pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
+    signals::install();
+    let mut tl = Timeline::start(spec.timing, Phase::Rootfs, "prepare");
+    check_stop()?;
+    if !spec.namespaces.contains(NsKind::Mnt) {
+        return Err(RuntimeError::Spec("the mnt namespace is required: the rootfs and pivot_root need a private mount table".into()));
+    }
+    if spec.rootless {
+        let l = &spec.limits;
+        for (set, what) in [(l.memory_bytes.is_some(), "--memory"), (l.pids.is_some(), "--pids"), (l.cpus.is_some(), "--cpus")] {
+            if set {
+                return Err(RuntimeError::RootlessLimits(what));
+            }
+        }
+    }
+    let name = format!("{NAME_PREFIX}{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+    let rootfs = rootfs::prepare(spec.storage, &spec.rootfs, &name, spec.rootless)?;
+    let mounts = mounts::Plan::new(&rootfs.merged, spec.rootless);
+    let exec = exec::Plan::new(&spec.argv, &name)?;
+    let security = security::Plan::new();
+    check_stop()?;
+
+    tl.mark(Phase::Cgroup, "create");
+    let cgroup = match spec.rootless {
+        true => None,
+        false => Some(ContainerCgroup::create(layout()?, &spec.cgroup_parent, &name, &spec.limits)?),
+    };
+    check_stop()?;
+
+    let ns = if spec.rootless { spec.namespaces.with(NsKind::User) } else { spec.namespaces };
+    let on_clone: Vec<&str> = ns.ordered().filter(|k| k.on_clone()).map(NsKind::name).collect();
+    tl.mark(Phase::Namespaces, &["clone3".to_string(), on_clone.join("+")].join(" ").trim_end().to_string());
+    let (report_r, report_w) = pipe()?;
+    let sync = if spec.rootless { Some(pipe()?) } else { None };
+    let null = match spec.stdio {
+        StdioMode::Null => Some(
+            nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+                // SAFETY: a fresh fd owned by nothing else.
+                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+                .map_err(|e| RuntimeError::Io { phase: Phase::Namespaces, what: "open /dev/null".into(), error: e.into() })?,
+        ),
+        StdioMode::Inherit => None,
+    };
+    let plan = InitPlan {
+        report_w: report_w.as_raw_fd(),
+        sync_r: sync.as_ref().map(|(r, _)| r.as_raw_fd()),
+        null: null.as_ref().map(|f| f.as_raw_fd()),
+        v1_attach: cgroup.as_ref().map(ContainerCgroup::v1_attach_targets).unwrap_or_default(),
+        unshare: ns.ordered().filter(|k| !k.on_clone()).collect(),
+        hostname: name.clone(),
+        rootfs: &rootfs,
+        storage: spec.storage.name(),
+        mounts,
+        security,
+        exec,
+        timing: spec.timing,
+    };
+    let Some(mut init) = clone3(ns.clone_flags(), cgroup.as_ref().and_then(ContainerCgroup::clone_into_fd))? else {
+        // A panic must not unwind into the parent's guards (they would remove the rootfs
+        // directory from the child): abort the child instead.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init_main(&plan)));
+        // SAFETY: _exit is always safe to call.
+        unsafe { libc::_exit(SETUP_FAILED_EXIT) }
+    };
+    signals::set_child(init.pidfd.as_raw_fd(), spec.stdio == StdioMode::Inherit);
+    drop(plan);
+    drop(report_w);
+    if let Some((sync_r, sync_w)) = sync {
+        drop(sync_r);
+        write_id_maps(init.pid)?;
+        nix::unistd::write(&sync_w, &[1])
+            .map_err(|e| RuntimeError::Io { phase: Phase::Namespaces, what: "sync pipe".into(), error: e.into() })?;
+    }
+    // Counts the user command only: enabled by the kernel at execve. Opened while the init is
+    // still setting up; if it lost that race its snapshots read "not enabled" → n/a.
+    let exec_group = spec.timing.then(|| CounterGroup::open(Target::PidFromExec(init.pid))).flatten();
+
+    let mut failure = None;
+    let mut reached_exec = false;
+    loop {
+        match read_record(report_r.as_raw_fd()) {
+            Ok(Some(rec)) => match rec.failure() {
+                Some(msg) => failure = Some(RuntimeError::InContainer { phase: rec.phase(), message: msg.to_string() }),
+                None => {
+                    reached_exec = rec.phase() == Phase::Exec;
+                    tl.mark_from_init(&rec);
+                }
+            },
+            Ok(None) => break,
+            Err(error) => {
+                failure = Some(RuntimeError::Io { phase: Phase::Exec, what: "report pipe".into(), error });
+                break;
+            }
+        }
+    }
+    let t_exec_done = now_ns();
+    if failure.is_none() && reached_exec {
+        let (s, cost) = timed_snapshot(exec_group.as_ref());
+        tl.reopen_last(Snap { source: Source::Exec, snap: Snapshot { valid: s.valid, values: Default::default() } });
+        let at_exec = Snap { source: Source::Exec, snap: s };
+        tl.mark_at(t_exec_done, Phase::Workload, "", at_exec, Some(at_exec), cost);
+    }
+    let waited = init.wait();
+    let t_reaped = now_ns();
+    let (s, cost) = timed_snapshot(exec_group.as_ref());
+    tl.mark_at(t_reaped, Phase::Teardown, "cgroup rmdir", Snap { source: Source::Exec, snap: s }, None, cost);
+    drop(exec_group);
+    drop(init);
+    let cgroup_removed = cgroup.map(ContainerCgroup::remove).transpose();
+    tl.mark(Phase::Teardown, "rootfs cleanup");
+    let rootfs_removed = rootfs.remove();
+    let phases = tl.finish();
+
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let (exit_code, ru) = waited.map_err(RuntimeError::Wait)?;
+    check_stop()?;
+    if !reached_exec {
+        return Err(RuntimeError::InitDied { status: exit_code });
+    }
+    cgroup_removed?;
+    rootfs_removed?;
+    let tv_ns = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1_000;
+    Ok(Outcome { exit_code, user_ns: tv_ns(ru.ru_utime), sys_ns: tv_ns(ru.ru_stime), phases })
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{NsSet, Storage};
+
+    fn fd_count() -> usize {
+        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+
+    fn probe_mounts() -> usize {
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains("probe-")).count()
+    }
+
+    fn own_cgroups() -> Vec<PathBuf> {
+        let prefix = format!("{NAME_PREFIX}{}-", std::process::id());
+        let mut dirs = vec![PathBuf::from("/sys/fs/cgroup")];
+        dirs.extend(std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|e| e.path()));
+        dirs.iter()
+            .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect()
+    }
+
+    /// Many containers back to back in this process, as `probe startup` runs them: every rep's
+    /// phases cover ≥ 97% of the time measured around `run`, and no fd, mount or cgroup
+    /// accumulates. Root only (skipped otherwise, failed under CI=true).
+    #[test]
+    fn back_to_back_runs_are_covered_and_leak_nothing() {
+        if !nix::unistd::Uid::effective().is_root() {
+            assert!(std::env::var("CI").map_or(true, |v| v != "true" && v != "1"), "CI=true: this test needs root");
+            eprintln!("SKIPPED: needs root");
+            return;
+        }
+        let root = std::env::temp_dir().join(format!("probe-spawn-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for d in ["bin", "proc", "dev", "sys"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is needed");
+        std::os::unix::fs::symlink("busybox", root.join("bin/true")).unwrap();
+        let spec = ContainerSpec {
+            rootfs: root.clone(),
+            storage: Storage::Overlay,
+            namespaces: NsSet::all(),
+            limits: Default::default(),
+            argv: vec!["/bin/true".into()],
+            stdio: StdioMode::Null,
+            rootless: false,
+            timing: true,
+            cgroup_parent: PathBuf::new(),
+        };
+        let (fds, mounts) = (fd_count(), probe_mounts());
+        for rep in 0..50 {
+            let t = now_ns();
+            let out = run(&spec).unwrap();
+            let wall = now_ns() - t;
+            let covered: u64 = out.phases.iter().map(|p| p.dur_ns).sum();
+            assert!(covered * 100 >= wall * 97, "rep {rep}: phases cover {covered} of {wall} ns");
+            assert_eq!(out.exit_code, 0);
+            assert!(out.phases.iter().any(|p| p.phase == Phase::Workload));
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(fd_count(), fds, "fds leaked");
+        assert_eq!(probe_mounts(), mounts, "mounts leaked");
+        assert_eq!(own_cgroups(), Vec::<PathBuf>::new(), "cgroups leaked");
+    }
+}

@@ -1,0 +1,131 @@
+//! `probe startup --breakdown` for engines: one tracing session for the whole run, drained
+//! around every rep; engine reps get their wall time cut into phases.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::attribution::{self, Attribution, Window};
+use super::session::{Session, TraceError};
+use crate::engine::RuntimeKind;
+use crate::experiment::breakdown::Breakdown;
+use crate::measure::runner::{RepObserver, RuntimeResult};
+use crate::measure::Sample;
+
+/// One traced rep, kept for outlier explanations and the timeline.
+#[derive(Clone, Debug, Serialize)]
+pub struct RepTrace {
+    pub runtime: RuntimeKind,
+    /// `Sample::start_mono_ns` of the rep: how results find their trace.
+    pub start_mono_ns: u64,
+    pub attribution: Attribution,
+    /// Records the kernel dropped during this rep (ring full): its phases are then suspect.
+    pub lost: u64,
+}
+
+pub struct StartupTracer {
+    session: Session,
+    pub reps: Vec<RepTrace>,
+}
+
+impl StartupTracer {
+    pub fn start() -> Result<Self, TraceError> {
+        Ok(StartupTracer {
+            session: super::open(&super::default_options())?,
+            reps: Vec::new(),
+        })
+    }
+
+    /// Records lost over the whole run (reported even when no rep was traced).
+    pub fn lost(&self) -> u64 {
+        self.session.lost()
+    }
+
+    pub fn trace_of(&self, sample: &Sample) -> Option<&RepTrace> {
+        self.reps.iter().find(|r| r.start_mono_ns == sample.start_mono_ns)
+    }
+}
+
+impl RepObserver for StartupTracer {
+    fn before_rep(&mut self, _runtime: RuntimeKind) -> anyhow::Result<()> {
+        // Whatever happened between reps is not this rep's business.
+        self.session.drain();
+        Ok(())
+    }
+
+    fn after_rep(&mut self, runtime: RuntimeKind, sample: &mut Sample) -> anyhow::Result<()> {
+        let lost_before = self.session.lost();
+        let events = self.session.drain();
+        if !runtime.is_engine() {
+            return Ok(());
+        }
+        let window = Window {
+            start: sample.start_mono_ns,
+            end: sample.start_mono_ns + sample.wall_ns,
+            root: sample.pid,
+        };
+        let a = attribution::attribute(&events, window, &super::procs::proc_comm);
+        sample.phases = a.records();
+        self.reps.push(RepTrace {
+            runtime,
+            start_mono_ns: sample.start_mono_ns,
+            attribution: a,
+            lost: self.session.lost() - lost_before,
+        });
+        Ok(())
+    }
+}
+
+impl StartupTracer {
+    /// Starts tracing for `--breakdown`, or says in one line why it cannot and returns None
+    /// (the run then reports totals only for engines).
+    pub fn start_or_explain() -> Option<Self> {
+        match Self::start() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("note: kernel tracing unavailable ({e}); docker/podman phases not broken down, totals only");
+                None
+            }
+        }
+    }
+
+    /// What `--breakdown` prints after the phase tables: the stacked comparison, one line
+    /// per outlier rep, and any loss of trace records.
+    pub fn report(&self, results: &[RuntimeResult], breakdowns: &[Breakdown]) -> String {
+        let mut out = String::new();
+        if breakdowns.len() > 1 {
+            out.push('\n');
+            out.push_str(&super::stacked::render(breakdowns));
+        }
+        let traces: Vec<&RepTrace> = self.reps.iter().collect();
+        let lines: Vec<String> = results.iter().flat_map(|r| super::outliers::explain(r, &traces)).collect();
+        if !lines.is_empty() {
+            out.push_str("\nOutliers explained:\n");
+            for l in lines {
+                out.push_str(&format!("  {l}\n"));
+            }
+        }
+        if self.lost() > 0 {
+            out.push_str(&format!(
+                "\nwarning: the kernel dropped {} trace records (ring buffer full); phases of the affected reps are incomplete\n",
+                self.lost()
+            ));
+        }
+        out
+    }
+
+    /// Draws, for every traced runtime, its median rep.
+    pub fn write_timeline(&self, path: &Path, results: &[RuntimeResult]) -> anyhow::Result<()> {
+        let mut runs = Vec::new();
+        for r in results {
+            let mut traced: Vec<(&Sample, &RepTrace)> = r.samples.iter().filter_map(|s| self.trace_of(s).map(|t| (s, t))).collect();
+            traced.sort_by_key(|(s, _)| s.wall_ns);
+            if let Some((s, t)) = traced.get(traced.len() / 2) {
+                runs.push((format!("{} — median rep, {:.1} ms", r.runtime, s.wall_ms()), &t.attribution));
+            }
+        }
+        anyhow::ensure!(!runs.is_empty(), "--timeline: no engine rep was traced, nothing to draw");
+        std::fs::write(path, super::timeline::svg(&runs)).with_context(|| format!("writing {}", path.display()))
+    }
+}
