@@ -82,6 +82,10 @@ PACKAGES=(
     podman conmon catatonit golang-github-containers-common containernetworking-plugins
     fuse-overlayfs uidmap slirp4netns
     busybox-static hyperfine tar python3 util-linux passwd
+    # probe image build --nested: a Debian rootfs holding the engines, for Experiments 5 and 9
+    debootstrap
+    # probe report's PNG charts render their text with DejaVu Sans
+    fonts-dejavu-core
 )
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }

@@ -18,4 +18,4 @@ if [ "$(id -u)" -ne 0 ]; then
     export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="sudo -E"
 fi
 # One test at a time: leak checks count mounts, cgroups and containers machine-wide.
-cargo test --locked -- --test-threads=1 "$@"
+cargo test --locked --no-fail-fast -- --test-threads=1 "$@"

@@ -53,6 +53,7 @@ pub fn output_with_timeout(cmd: &mut Command, timeout: Duration) -> std::io::Res
         .stderr(Stdio::piped())
         .spawn()?;
     let start = Instant::now();
+    let mut poll = Duration::from_millis(1);
     loop {
         if child.try_wait()?.is_some() {
             return child.wait_with_output();
@@ -65,7 +66,10 @@ pub fn output_with_timeout(cmd: &mut Command, timeout: Duration) -> std::io::Res
                 format!("no answer within {}s", timeout.as_secs()),
             ));
         }
-        std::thread::sleep(Duration::from_millis(10));
+        // Back off from 1 ms: engine queries take tens of ms, and a fixed 10 ms poll would
+        // add up to 10 ms to every timed step built on this.
+        std::thread::sleep(poll);
+        poll = (poll * 2).min(Duration::from_millis(10));
     }
 }
 

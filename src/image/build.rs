@@ -217,8 +217,16 @@ pub fn build(force: bool, mut progress: impl FnMut(&str)) -> anyhow::Result<Buil
                 Some(d) if d == digest && !force => "up to date".into(),
                 _ => {
                     progress(&format!("importing into {kind}"));
+                    let previous = engine.query(&["image", "inspect", "--format", "{{.Id}}", IMAGE_TAG]).ok();
                     match import(&engine, &rootfs, &digest) {
-                        Ok(()) => "imported".into(),
+                        Ok(()) => {
+                            // The old image lost its tag to the new one: remove it rather than
+                            // leave an untagged copy per rebuild (kept if a container uses it).
+                            if let Some(old) = previous {
+                                let _ = engine.query(&["rmi", &old]);
+                            }
+                            "imported".into()
+                        }
                         Err(e) => format!("failed: {e:#}"),
                     }
                 }
