@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What tracing costs a traced command: `docker run --rm --network none probe-test:latest true`
 # timed with and without a `probe trace` session active (all default tracepoints, sched_switch
-# and page faults, rings drained every 50 ms), alternating within one run so background noise
+# and page faults, rings copied out every 250 ms, decoded after), alternating within one run so background noise
 # hits both alike. The tracer starts before and stops after each traced rep, outside the
 # timing. Target: traced/untraced median ≤ 1.05×.
 # Usage: sudo bench/trace_overhead.sh [PAIRS]

@@ -186,6 +186,17 @@ else
     warn "/dev/fuse does not exist: rootless podman will fall back to the vfs driver"
 fi
 
+# ---------------------------------------------------------------- tracefs
+# probe's tracer reads tracepoint formats from tracefs; most distributions mount it at boot,
+# minimal VMs and containers often do not.
+if [ -d /sys/kernel/tracing/events ]; then
+    log "tracefs: mounted at /sys/kernel/tracing"
+elif [ -d /sys/kernel/tracing ] && mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; then
+    changed "mounted tracefs at /sys/kernel/tracing (probe startup --breakdown, probe trace)"
+else
+    warn "tracefs cannot be mounted: engine phase breakdowns will fall back to totals"
+fi
+
 # ---------------------------------------------------------------- docker config
 DOCKER_WANT=$(NEED_ULIMITS=$NEED_ULIMITS NOFILE=$NOFILE NPROC=$NPROC \
     IP6=$("$DOCKERD" --help 2>/dev/null | grep -q -- '--ip6tables' && echo 1 || echo 0) \

@@ -209,3 +209,29 @@ fn scale_refuses_counts_above_the_limit() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("500") && err.contains("native"), "{err}");
 }
+
+#[test]
+fn ctrl_c_removes_every_container_started() {
+    if !require_root() {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let mut rts = engines();
+    rts.push("native");
+    let t = TempDir::new("ctrlc");
+    // Its own process group, like a shell job: SIGINT to the group is what Ctrl-C sends.
+    let mut child = Command::new(probe_bin())
+        .args(["scale", "--counts", "40", "--runtimes", &rts.join(","), "-q", "--results", t.0.to_str().unwrap()])
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    // SAFETY: kill(2) on the group we just created.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("interrupted"), "{err}");
+    assert_nothing_left();
+}

@@ -57,7 +57,8 @@ pub fn run(a: AllArgs) -> anyhow::Result<ExitCode> {
 
     let mut t = Table::new(["experiment", "status", "seconds", "note"]);
     for e in &entries {
-        t.row([e.step.clone(), status_word(e.status).into(), format!("{:.1}", e.seconds), e.note.clone()]);
+        let chapter: Vec<String> = all::step(&e.step).map(|s| s.chapter.iter().map(u8::to_string).collect()).unwrap_or_default();
+        t.row([format!("{} (Exp {})", e.step, chapter.join(", ")), status_word(e.status).into(), format!("{:.1}", e.seconds), e.note.clone()]);
     }
     print!("{}", t.render());
     eprintln!("total {:.0} s", started.elapsed().as_secs_f64());

@@ -140,6 +140,15 @@ fn render(title: &str, results: &[RuntimeCpu], pmu_na: Option<&str>, chapter_pct
     if !within.is_empty() {
         out.push_str(&format!("\nWall time: {}.\n", within.join("; ")));
     }
+    let cpu_within: Vec<String> = results
+        .iter()
+        .filter(|r| r.runtime != RuntimeKind::Bare)
+        .filter_map(|r| Some((r.runtime, cpu::vs_bare(&r.cpu()?, &bare?.cpu()?))))
+        .map(|(k, v)| format!("{k} {:+.1}% {}", v.delta_pct, if v.within_noise { "(within noise)" } else { "(above noise)" }))
+        .collect();
+    if !cpu_within.is_empty() {
+        out.push_str(&format!("CPU time vs bare: {}.\n", cpu_within.join("; ")));
+    }
     for r in results {
         if let Some(na) = &r.cpu_na {
             out.push_str(&format!("{}: cpu n/a — {na}\n", r.runtime));

@@ -29,7 +29,8 @@ pub struct MemoryArgs {
     /// Container counts [default: 1,5,10,20; with --cgroup 0,1,3,5].
     #[arg(long, value_delimiter = ',', value_name = "LIST", value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub counts: Option<Vec<u32>>,
-    /// Experiment 2: idle reads of `free` that measure its noise [default: 10].
+    /// Experiment 2: idle reads of `free` that measure its noise, taken before the batches
+    /// and again after them [default: 10 each time].
     #[arg(long, value_parser = clap::value_parser!(u32).range(2..=1000))]
     pub noise_reads: Option<u32>,
     /// Experiment 2: milliseconds to wait after the last start before reading [default: 3000].
@@ -163,7 +164,7 @@ fn render_free(r: &memory::Report) -> String {
     let s = &r.noise.summary_mb;
     let mut out = format!(
         "Experiment 2: `free -m` used before and after N idle containers (`{}`)\n\
-         Noise: {} idle reads span {:.1} MB (σ {:.2} MB); a delta inside that band says nothing.\n\n",
+         Noise: {} idle reads (before and after the batches) span {:.1} MB (σ {:.2} MB); a delta inside that band says nothing.\n\n",
         r.command.join(" "),
         r.noise.reads_kb.len(),
         r.noise.band_mb(),

@@ -53,11 +53,10 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
         .spawn()
         .with_context(|| format!("spawning {}", a.command[0]))?;
     let root = child.id();
-    let mut events = Vec::new();
     let mut forwarded = false;
     let status = loop {
-        session.wait(50);
-        events.extend(session.drain());
+        session.wait(250);
+        session.collect();
         if let Some(st) = child.try_wait()? {
             break st;
         }
@@ -71,10 +70,7 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
     };
     let end = timer::monotonic_ns();
     session.stop()?;
-    events.extend(session.drain());
-    // Each drain is sorted, but CPUs are drained one after the other, so consecutive drains
-    // overlap in time.
-    events.sort_by_key(|e| e.time_ns);
+    let events = session.drain();
     let (lost, throttled, malformed) = (session.lost(), session.throttled(), session.malformed());
     drop(session);
 

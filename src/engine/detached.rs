@@ -10,7 +10,7 @@
 //! finish, then removes it with the rest — by name, which is known before the engine is asked.
 
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -42,8 +42,9 @@ pub struct Container {
 
 enum Backend {
     Cli(CliEngine),
-    /// One `probe run` child per container, in the order of `containers`.
-    Native { probe: PathBuf, children: Vec<Child> },
+    /// One `probe run` child per container, in the order of `containers`; their stderr
+    /// goes to one memfd, read when a start fails.
+    Native { probe: PathBuf, children: Vec<Child>, stderr: StderrSink },
 }
 
 pub struct Fleet {
@@ -54,7 +55,6 @@ pub struct Fleet {
     containers: Vec<Container>,
     /// Every name handed to an engine, started or not: all are removed.
     names: Vec<String>,
-    stderr: StderrSink,
 }
 
 impl Fleet {
@@ -73,12 +73,12 @@ impl Fleet {
                     return Err(unusable(format!("the test image rootfs {} is missing", rootfs.display()), "build it with `sudo probe image build`"));
                 }
                 let probe = std::env::current_exe().map_err(|e| unusable(format!("cannot locate the probe binary: {e}"), "run probe from its installed path"))?;
-                Backend::Native { probe, children: Vec::new() }
+                let stderr = StderrSink::new().map_err(|e| unusable(format!("memfd_create: {e}"), "this kernel needs memfd support (3.17+)"))?;
+                Backend::Native { probe, children: Vec::new(), stderr }
             }
             _ => return Err(unusable("cannot keep detached containers".into(), "use native, docker, podman or podman-rootless")),
         };
-        let stderr = StderrSink::new().map_err(|e| unusable(format!("memfd_create: {e}"), "this kernel needs memfd support (3.17+)"))?;
-        Ok(Fleet { kind, backend, tag: tag.to_string(), containers: Vec::new(), names: Vec::new(), stderr })
+        Ok(Fleet { kind, backend, tag: tag.to_string(), containers: Vec::new(), names: Vec::new() })
     }
 
     pub fn kind(&self) -> RuntimeKind {
@@ -95,9 +95,9 @@ impl Fleet {
         let name = container_name(&self.tag);
         self.names.push(name.clone());
         let container = match &mut self.backend {
-            Backend::Cli(engine) => start_cli(engine, &mut self.stderr, &name, argv)?,
-            Backend::Native { probe, children } => {
-                let (child, c) = start_native(probe, &mut self.stderr, &name, argv)?;
+            Backend::Cli(engine) => start_cli(engine, &name, argv)?,
+            Backend::Native { probe, children, stderr } => {
+                let (child, c) = start_native(probe, stderr, &name, argv)?;
                 children.push(child);
                 c
             }
@@ -175,21 +175,20 @@ fn container_name_prefix(tag: &str) -> String {
     format!("{}{}-{tag}", super::NAME_PREFIX, std::process::id())
 }
 
-fn start_cli(engine: &CliEngine, stderr: &mut StderrSink, name: &str, argv: &[String]) -> anyhow::Result<Container> {
+fn start_cli(engine: &CliEngine, name: &str, argv: &[String]) -> anyhow::Result<Container> {
     let mut args: Vec<String> = ["run", "-d", "--network", "none", "--label", OWNER_LABEL, "--name", name]
         .into_iter()
         .map(String::from)
         .collect();
     args.push(IMAGE_TAG.into());
     args.extend(argv.iter().cloned());
-    let mut cmd = engine.command(&args);
-    cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr.stdio()?);
     let start = Instant::now();
-    let child = cmd.spawn().map_err(|source| EngineError::Spawn { runtime: engine.kind(), program: "run -d".into(), source })?;
-    let out = child.wait_with_output().with_context(|| format!("{}: waiting for `run -d`", engine.kind()))?;
+    let out = output_with_timeout(engine.command(&args).process_group(0), START_TIMEOUT)
+        .map_err(|source| EngineError::Spawn { runtime: engine.kind(), program: format!("{} run -d", engine.kind()), source })?;
     let start_ns = start.elapsed().as_nanos() as u64;
     if !out.status.success() {
-        return Err(EngineError::RepFailed { runtime: engine.kind(), code: out.status.code().unwrap_or(-1), stderr: stderr.last_line() }.into());
+        let stderr = last_line(&String::from_utf8_lossy(&out.stderr));
+        return Err(EngineError::RepFailed { runtime: engine.kind(), code: out.status.code().unwrap_or(-1), stderr }.into());
     }
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     anyhow::ensure!(!id.is_empty(), "{}: `run -d` printed no container id", engine.kind());
@@ -202,7 +201,7 @@ fn comm_of(argv0: &str) -> String {
     base.chars().take(15).collect()
 }
 
-fn start_native(probe: &PathBuf, stderr: &mut StderrSink, name: &str, argv: &[String]) -> anyhow::Result<(Child, Container)> {
+fn start_native(probe: &Path, stderr: &mut StderrSink, name: &str, argv: &[String]) -> anyhow::Result<(Child, Container)> {
     let mut cmd = Command::new(probe);
     cmd.arg("run").arg("--").args(argv);
     cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr.stdio()?);
@@ -244,7 +243,7 @@ fn remove_cli(engine: &CliEngine, names: &[String], prefix: &str) -> anyhow::Res
             let mut a = args.clone();
             a.extend(chunk.iter().cloned());
             let timeout = Duration::from_secs(60 + 2 * chunk.len() as u64);
-            let out = output_with_timeout(&mut engine.command(&a).process_group(0), timeout)
+            let out = output_with_timeout(engine.command(&a).process_group(0), timeout)
                 .with_context(|| format!("running `{} rm -f`", engine.kind()))?;
             let err = String::from_utf8_lossy(&out.stderr);
             // Names that were never created are fine; anything else is a failed removal.

@@ -175,7 +175,15 @@ pub struct Report {
 enum Runner {
     Bare(PathBuf),
     Native(PathBuf),
-    Engine(CliEngine),
+    /// `accounted`: containers go under probe's parent cgroup, whose counter is read.
+    Engine { engine: CliEngine, accounted: bool },
+}
+
+/// The engine's cgroup manager: `--cgroup-parent` is a path only with cgroupfs; systemd
+/// wants a slice unit, whose cgroup systemd may remove between reps.
+fn cgroup_driver(engine: &CliEngine) -> String {
+    let format = if engine.kind() == RuntimeKind::Docker { "{{.CgroupDriver}}" } else { "{{.Host.CgroupManager}}" };
+    engine.query(&["info", "--format", format]).unwrap_or_default()
 }
 
 fn open(kind: RuntimeKind) -> Result<Runner, EngineError> {
@@ -187,7 +195,11 @@ fn open(kind: RuntimeKind) -> Result<Runner, EngineError> {
             let probe = std::env::current_exe().map_err(|e| unusable(format!("cannot locate the probe binary: {e}"), "run probe from its installed path"))?;
             Ok(Runner::Native(probe))
         }
-        RuntimeKind::Docker | RuntimeKind::Podman | RuntimeKind::PodmanRootless => Ok(Runner::Engine(CliEngine::open(kind)?)),
+        RuntimeKind::Docker | RuntimeKind::Podman | RuntimeKind::PodmanRootless => {
+            let engine = CliEngine::open(kind)?;
+            let accounted = kind != RuntimeKind::PodmanRootless && cgroup_driver(&engine) == "cgroupfs";
+            Ok(Runner::Engine { engine, accounted })
+        }
         _ => Err(unusable("not part of this experiment".into(), "use bare, native, docker, podman or podman-rootless")),
     }
 }
@@ -202,9 +214,9 @@ fn rep(runner: &Runner, kind: RuntimeKind, parent: &CpuParent, argv: &[String], 
             c.args(["run", "--"]).args(argv);
             (c, None)
         }
-        Runner::Engine(engine) => {
+        Runner::Engine { engine, accounted } => {
             let cg = format!("/{}", parent.name);
-            let extra: Vec<&str> = if kind == RuntimeKind::PodmanRootless { vec![] } else { vec!["--cgroup-parent", &cg] };
+            let extra: Vec<&str> = if *accounted { vec!["--cgroup-parent", &cg] } else { vec![] };
             let args = engine.run_args(&extra, argv);
             let name = args.iter().position(|a| a == "--name").map(|i| args[i + 1].clone());
             (engine.command(&args), name)
@@ -212,7 +224,7 @@ fn rep(runner: &Runner, kind: RuntimeKind, parent: &CpuParent, argv: &[String], 
     };
     let before: Reading = parent.read()?;
     let mut stop = |pid: u32| match (runner, &name) {
-        (Runner::Engine(engine), Some(n)) => {
+        (Runner::Engine { engine, .. }, Some(n)) => {
             // Killing the CLI would leave the container running: remove it instead.
             let _ = engine.query(&["rm", "-f", n]);
         }
@@ -225,21 +237,27 @@ fn rep(runner: &Runner, kind: RuntimeKind, parent: &CpuParent, argv: &[String], 
     anyhow::ensure!(t.exit_code == 0, "{kind}: the loop exited with code {} (run `{}` by hand to see why)", t.exit_code, argv.join(" "));
     let cpu_ns = match runner {
         Runner::Bare(_) | Runner::Native(_) => Some(t.rusage_cpu_ns),
-        Runner::Engine(_) if kind == RuntimeKind::PodmanRootless => None,
-        Runner::Engine(_) => Some(parent.read()?.container_ns_since(&before)),
+        Runner::Engine { accounted: true, .. } => Some(parent.read()?.container_ns_since(&before)),
+        Runner::Engine { accounted: false, .. } => None,
     };
     Ok(Rep::new(&t, cpu_ns))
 }
 
-fn cpu_source(kind: RuntimeKind) -> Result<String, String> {
-    match kind {
-        RuntimeKind::Bare => Ok(BARE_CPU.into()),
+fn cpu_source(kind: RuntimeKind, runner: &Runner) -> Result<String, String> {
+    match runner {
+        Runner::Bare(_) => Ok(BARE_CPU.into()),
         // The native runtime puts its container in a cpu cgroup but not a cpuacct one, so on
         // a v1 host with the two mounted apart no counter holds the container alone; the
         // container is probe's grandchild, so wait4 sees it (with `probe run`'s own setup).
-        RuntimeKind::Native => Ok("wait4 rusage of `probe run` and its container (includes probe's own few ms of setup)".into()),
-        RuntimeKind::PodmanRootless => Err(ROOTLESS_CPU_NA.into()),
-        _ => Ok("cgroup CPU counter of a parent cgroup made for the run (--cgroup-parent), monitors subtracted".into()),
+        Runner::Native(_) => Ok("wait4 rusage of `probe run` and its container (includes probe's own few ms of setup)".into()),
+        Runner::Engine { accounted: true, .. } => {
+            Ok("cgroup CPU counter of a parent cgroup made for the run (--cgroup-parent), monitors subtracted".into())
+        }
+        Runner::Engine { .. } if kind == RuntimeKind::PodmanRootless => Err(ROOTLESS_CPU_NA.into()),
+        Runner::Engine { .. } => Err(format!(
+            "{kind} uses the systemd cgroup driver: its containers' cgroups are systemd scopes removed with the container, \
+             and probe's per-run parent cgroup (--cgroup-parent) needs the cgroupfs driver"
+        )),
     }
 }
 
@@ -258,7 +276,7 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     let parent = CpuParent::create(&layout, &format!("{}{}-cpu", crate::engine::NAME_PREFIX, std::process::id()))?;
     let argv = workload::busy_loop(cfg.count);
     let pmu = workload::pmu();
-    let mut results: Vec<RuntimeCpu> = runners.iter().map(|(k, _)| RuntimeCpu::new(*k, cpu_source(*k))).collect();
+    let mut results: Vec<RuntimeCpu> = runners.iter().map(|(k, r)| RuntimeCpu::new(*k, cpu_source(*k, r))).collect();
     let progress = Progress::new(((cfg.reps + cfg.warmup) as usize * runners.len()) as u64, cfg.quiet);
     // Interleaved like the startup runner: a burst of background load hits every runtime.
     for i in 0..cfg.warmup + cfg.reps {
@@ -291,6 +309,15 @@ pub fn advice(results: &[RuntimeCpu], reps: u32) -> Vec<String> {
     let mut out = Vec::new();
     if reps < 3 {
         out.push(format!("only {reps} reps: σ, and so the noise band, is unreliable below 3; use --reps 5 or more"));
+    }
+    let busy = results.iter().find(|r| r.runtime == RuntimeKind::Bare).and_then(|b| Some((b.wall().median, b.cpu()?.median)));
+    if let Some((wall, cpu)) = busy.filter(|(w, c)| *w > 1.2 * *c) {
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        out.push(format!(
+            "on the host the loop's wall time is {:.1}× its CPU time (load average {}): other processes took the CPUs, so wall times              mostly measure waiting and their noise band is wide; compare the cpu columns, or rerun on a quiet machine",
+            wall / cpu,
+            load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        ));
     }
     for r in results {
         for &i in &r.wall().outliers {

@@ -4,6 +4,7 @@
 //! what is left is the cost of computing inside one — and each runtime's figure is set
 //! against the noise its own reps show.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -51,33 +52,31 @@ pub struct Report {
 
 /// Where an exec'd process's CPU time can be read: the container's own cgroup (exec puts
 /// the process there), or nowhere when the container has none of its own.
-fn container_cpu_dir(layout: &CgroupLayout, main_pid: u32) -> anyhow::Result<Result<(std::path::PathBuf, bool), String>> {
+fn container_cpu_dir(layout: &CgroupLayout, main_pid: u32) -> anyhow::Result<Result<(PathBuf, bool), String>> {
     let controller = cgroupfs::cpu_controller(layout).context("no CPU accounting controller on this host")?;
-    let own = cgroupfs::dir_of(main_pid, layout, controller)?;
-    let ppid = crate::trace::procfs::status_of(main_pid)?.ppid;
-    if own == cgroupfs::dir_of(ppid, layout, controller)? {
-        return Ok(Err(format!(
+    Ok(match cgroupfs::own_dir(main_pid, layout, controller)? {
+        Ok(dir) => Ok((dir, controller == "cpu")),
+        Err(shared) => Err(format!(
             "the container has no CPU cgroup of its own (it shares {} with its monitor), and an exec'd process is not probe's child: \
              nothing counts its CPU time alone",
-            own.display()
-        )));
-    }
-    Ok(Ok((own, controller == "cpu")))
+            shared.display()
+        )),
+    })
 }
 
 struct Target {
     kind: RuntimeKind,
     /// None for bare.
     fleet: Option<Fleet>,
-    cpu_dir: Option<(std::path::PathBuf, bool)>,
+    cpu_dir: Option<(PathBuf, bool)>,
 }
 
-fn rep(t: &Target, bare_sh: &std::path::PathBuf, argv: &[String], hw: bool) -> anyhow::Result<Rep> {
+fn rep(t: &Target, bare_sh: &PathBuf, argv: &[String], hw: bool) -> anyhow::Result<Rep> {
     let mut cmd = match &t.fleet {
         Some(f) => f.exec_command(0, argv)?,
         None => cpu::bare_command(bare_sh, argv),
     };
-    let read = |d: &(std::path::PathBuf, bool)| cgroupfs::cpu_usage_ns(&d.0, d.1);
+    let read = |d: &(PathBuf, bool)| cgroupfs::cpu_usage_ns(&d.0, d.1);
     let before = t.cpu_dir.as_ref().map(read).transpose()?;
     // On Ctrl-C the exec'd process is killed; the fleet's guard then removes the container
     // with anything still running in it.

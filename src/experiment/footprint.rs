@@ -90,19 +90,14 @@ impl Snapshot {
     }
 }
 
-/// Why the runtime's containers have no cgroup of their own here, or None when they do.
-/// A container has one when its memory cgroup differs from its parent process's (the shim,
-/// conmon or `probe run`): rootless podman on a v1 host leaves containers in the caller's.
+/// Why the runtime's containers have no memory cgroup of their own here, or None when they do.
 pub fn cgroup_na(layout: &CgroupLayout, main_pid: u32) -> anyhow::Result<Option<String>> {
-    let own = cgroupfs::dir_of(main_pid, layout, "memory")?;
-    let parent = procfs::status_of(main_pid)?.ppid;
-    let parents = cgroupfs::dir_of(parent, layout, "memory")?;
-    Ok((own == parents).then(|| {
+    Ok(cgroupfs::own_dir(main_pid, layout, "memory")?.err().map(|shared| {
         format!(
             "the container has no memory cgroup of its own (it shares {} with its parent process): \
              rootless containers on a cgroup v1 host get none, so the kernel keeps no per-container count; \
              the PSS of its processes is reported instead",
-            own.display()
+            shared.display()
         )
     }))
 }

@@ -113,19 +113,25 @@ pub struct Report {
     pub reference: Reference,
 }
 
-pub fn measure_noise(reads: u32, interval: Duration) -> anyhow::Result<Noise> {
-    let mut reads_kb = Vec::new();
+/// Appends `reads` idle reads of "used" to `reads_kb`, `interval` apart.
+pub fn read_idle(reads_kb: &mut Vec<u64>, reads: u32, interval: Duration) -> anyhow::Result<()> {
     for i in 0..reads.max(2) {
         if i > 0 {
             std::thread::sleep(interval);
         }
         reads_kb.push(procfs::meminfo()?.used_kb());
     }
-    let mb: Vec<f64> = reads_kb.iter().map(|&k| k as f64 / 1024.0).collect();
-    Ok(Noise { summary_mb: stats::summarize(&mb).expect("at least two finite reads"), reads_kb })
+    Ok(())
 }
 
-fn batch(fleet: &mut Fleet, count: u32, cfg: &Config, noise: &Noise) -> anyhow::Result<Batch> {
+impl Noise {
+    pub fn from_reads(reads_kb: Vec<u64>) -> Noise {
+        let mb: Vec<f64> = reads_kb.iter().map(|&k| k as f64 / 1024.0).collect();
+        Noise { summary_mb: stats::summarize(&mb).expect("at least two finite reads"), reads_kb }
+    }
+}
+
+fn batch(fleet: &mut Fleet, count: u32, cfg: &Config) -> anyhow::Result<Batch> {
     let before = procfs::meminfo()?;
     for _ in 0..count {
         anyhow::ensure!(!crate::signals::interrupted(), "interrupted while starting {} containers", fleet.kind());
@@ -143,25 +149,34 @@ fn batch(fleet: &mut Fleet, count: u32, cfg: &Config, noise: &Noise) -> anyhow::
         baseline_kb: before.used_kb(),
         used_kb: after.used_kb(),
         delta_mb,
-        below_noise: noise.hides(delta_mb as f64),
+        below_noise: false,
     })
 }
 
 pub fn run(cfg: Config) -> anyhow::Result<Report> {
     let (mut fleets, skipped) = super::fleets::open(&cfg.runtimes, cfg.explicit, "mem")?;
-    let progress = Progress::new((1 + fleets.len() * cfg.counts.len()) as u64, cfg.quiet);
+    let progress = Progress::new((2 + fleets.len() * cfg.counts.len()) as u64, cfg.quiet);
+    // Idle reads before and after the batches: noise that sets in during the run (a build,
+    // a backup) widens the band instead of passing for a container's cost.
     progress.step("noise: idle reads of free".into());
-    let noise = measure_noise(cfg.noise_reads, cfg.noise_interval)?;
+    let mut reads_kb = Vec::new();
+    read_idle(&mut reads_kb, cfg.noise_reads, cfg.noise_interval)?;
     let mut results = Vec::new();
     for fleet in &mut fleets {
         let mut batches = Vec::new();
         for &count in &cfg.counts {
             progress.step(format!("{} {count} containers", fleet.kind()));
-            batches.push(batch(fleet, count, &cfg, &noise)?);
+            batches.push(batch(fleet, count, &cfg)?);
         }
         results.push(RuntimeBatches { runtime: fleet.kind(), batches });
     }
+    progress.step("noise: idle reads of free".into());
+    read_idle(&mut reads_kb, cfg.noise_reads, cfg.noise_interval)?;
     progress.finish();
+    let noise = Noise::from_reads(reads_kb);
+    for b in results.iter_mut().flat_map(|r| r.batches.iter_mut()) {
+        b.below_noise = noise.hides(b.delta_mb as f64);
+    }
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
     Ok(Report {
         experiment: "memory",
@@ -200,8 +215,11 @@ mod tests {
 
     #[test]
     fn noise_is_measured_here() {
-        let n = measure_noise(3, Duration::from_millis(1)).unwrap();
-        assert_eq!(n.reads_kb.len(), 3);
+        let mut reads = Vec::new();
+        read_idle(&mut reads, 3, Duration::from_millis(1)).unwrap();
+        read_idle(&mut reads, 1, Duration::from_millis(1)).unwrap();
+        let n = Noise::from_reads(reads);
+        assert_eq!(n.reads_kb.len(), 5, "at least two reads each time");
         assert!(n.summary_mb.min > 0.0);
     }
 }

@@ -218,8 +218,8 @@ fn timed_snapshot(group: Option<&CounterGroup>) -> (Snapshot, u64) {
 /// Runs `spec.argv` in a fresh native container and tears it down. Phases are contiguous from
 /// the first statement to the last, so they add up to the caller's measured total.
 pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
-    signals::install();
     let mut tl = Timeline::start(spec.timing, Phase::Rootfs, "prepare");
+    signals::install();
     check_stop()?;
     if !spec.namespaces.contains(NsKind::Mnt) {
         return Err(RuntimeError::Spec("the mnt namespace is required: the rootfs and pivot_root need a private mount table".into()));
@@ -292,7 +292,7 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
     }
     // Counts the user command only: enabled by the kernel at execve. Opened while the init is
     // still setting up; if it lost that race its snapshots read "not enabled" → n/a.
-    let exec_group = spec.timing.then(|| CounterGroup::open(Target::PidFromExec(init.pid))).flatten();
+    let exec_group = (spec.timing && std::env::var("NOEXECG").is_err()).then(|| CounterGroup::open(Target::PidFromExec(init.pid))).flatten();
 
     let mut failure = None;
     let mut reached_exec = false;
@@ -328,6 +328,7 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
     let cgroup_removed = cgroup.map(ContainerCgroup::remove).transpose();
     tl.mark(Phase::Teardown, "rootfs cleanup");
     let rootfs_removed = rootfs.remove();
+    drop((report_r, null));
     let phases = tl.finish();
 
     if let Some(e) = failure {
@@ -411,5 +412,29 @@ mod tests {
         assert_eq!(fd_count(), fds, "fds leaked");
         assert_eq!(probe_mounts(), mounts, "mounts leaked");
         assert_eq!(own_cgroups(), Vec::<PathBuf>::new(), "cgroups leaked");
+    }
+}
+#[cfg(test)]
+mod tmpbench {
+    use super::*;
+    use crate::runtime::{NsSet, Storage};
+    #[test]
+    fn tmp_bench() {
+        let ns: NsSet = std::env::var("NS").unwrap_or("all".into()).parse().unwrap();
+        let spec = ContainerSpec { rootfs: crate::image::rootfs_dir(), storage: Storage::Overlay, namespaces: ns, limits: Default::default(),
+            argv: vec!["/bin/true".into()], stdio: StdioMode::Null, rootless: false, timing: std::env::var("NOTIMING").is_err(), cgroup_parent: PathBuf::new() };
+        let gap: u64 = std::env::var("GAP_US").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let mut by: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+        let mut tot = vec![];
+        for _ in 0..40 {
+            std::thread::sleep(std::time::Duration::from_micros(gap));
+            let t = now_ns();
+            let o = run(&spec).unwrap();
+            tot.push(now_ns() - t);
+            for p in o.phases { by.entry(format!("{}/{}", p.phase, p.detail.unwrap_or_default())).or_default().push(p.dur_ns); }
+        }
+        let med = |v: &mut Vec<u64>| { v.sort(); v[v.len()/2] };
+        let mut t2 = tot.clone(); t2.sort(); eprintln!("TOTAL {} {:?}", med(&mut tot) / 1000, t2.iter().map(|x| x/1000).collect::<Vec<_>>());
+        for (k, mut v) in by { let m = med(&mut v); if m > 80_000 { eprintln!("{k} {}", m / 1000); } }
     }
 }

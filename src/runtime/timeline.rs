@@ -95,11 +95,21 @@ impl Timeline {
         }
     }
 
-    /// Ends the last phase now and returns the records.
+    /// Ends the last phase and returns the records. Building them is instrumentation too:
+    /// its time is added to the last phase and to that phase's overhead, so the records cover
+    /// the run up to the moment they are handed back.
     pub fn finish(mut self) -> Vec<PhaseRecord> {
         let t_end = now_ns();
         let closes = self.parent_snap();
-        records(self.t0, &mut self.marks, t_end, closes)
+        // Closing perf fds is not free (the kernel detaches the events from the task).
+        drop(self.group.take());
+        let mut recs = records(self.t0, &mut self.marks, t_end, closes);
+        if let Some(last) = recs.last_mut() {
+            let building = now_ns() - t_end;
+            last.dur_ns += building;
+            last.overhead_ns += building;
+        }
+        recs
     }
 }
 

@@ -141,9 +141,9 @@ pub fn attribute(events: &[Event], w: Window, comm_of: &dyn Fn(u32) -> Option<St
     // client → engine: the CLI's final exec, then (daemon engines) the daemon's first work.
     let cli_exec = ev
         .iter()
-        .filter(|e| e.pid == w.root && e.short_name() == "sched_process_exec")
+        .rev()
+        .find(|e| e.pid == w.root && e.short_name() == "sched_process_exec")
         .map(|e| e.time_ns)
-        .last()
         .or(Some(w.start));
     let daemon_engine = procs.by_tgid.values().any(|p| p.member && p.exe.as_deref() == Some("docker"));
     let t_engine = if daemon_engine {
@@ -166,7 +166,7 @@ pub fn attribute(events: &[Event], w: Window, comm_of: &dyn Fn(u32) -> Option<St
     };
 
     // The container's init: whoever pivot_root'ed; its exec after that is the command.
-    let pivot = ev.iter().filter(|e| member(e) && e.short_name() == "sys_enter_pivot_root").last();
+    let pivot = ev.iter().rev().find(|e| member(e) && e.short_name() == "sys_enter_pivot_root");
     let init = pivot.map(|e| e.pid);
     let exec_enter = pivot.and_then(|p| {
         ev.iter()
@@ -192,7 +192,7 @@ pub fn attribute(events: &[Event], w: Window, comm_of: &dyn Fn(u32) -> Option<St
         .into_iter()
         .flatten()
         .filter(|p| p.exe.as_deref().is_some_and(|x| RUNTIMES.contains(&x)))
-        .filter_map(|p| p.exec_ns.iter().copied().filter(|&t| t >= w.start).last())
+        .filter_map(|p| p.exec_ns.iter().copied().rev().find(|&t| t >= w.start))
         .min()
         .or_else(|| {
             ev.iter()

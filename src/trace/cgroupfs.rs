@@ -40,6 +40,16 @@ pub fn dir_of(pid: u32, layout: &CgroupLayout, controller: &'static str) -> Resu
     dir_for(layout, &procfs::cgroups_of(pid)?, controller).ok_or(CgroupFsError::NoController { pid, controller })
 }
 
+/// The container's own cgroup for `controller`, or None when it has none: a container has
+/// one when its cgroup differs from its parent process's (the shim, conmon or `probe run`);
+/// rootless podman on a v1 host leaves containers in the caller's. The Err side of the
+/// inner Result is the shared directory.
+pub fn own_dir(pid: u32, layout: &CgroupLayout, controller: &'static str) -> Result<Result<PathBuf, PathBuf>, CgroupFsError> {
+    let own = dir_of(pid, layout, controller)?;
+    let parent = dir_of(procfs::status_of(pid)?.ppid, layout, controller)?;
+    Ok(if own == parent { Err(own) } else { Ok(own) })
+}
+
 /// `key value` lines (memory.stat, cpu.stat).
 pub fn parse_flat(text: &str) -> BTreeMap<String, u64> {
     text.lines()

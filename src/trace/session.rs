@@ -20,7 +20,7 @@ use super::record::{self, PerfRecord};
 const PERF_EVENT_IOC_SET_OUTPUT: libc::c_ulong = 0x2405;
 
 /// Ring size per CPU. A traced `docker run` writes ~5k records (~0.5 MiB) in a rep that is
-/// never drained mid-way; 50 concurrent starts under `probe trace` (drained every 50 ms)
+/// never drained mid-way; 50 concurrent starts under `probe trace` (copied out every 250 ms)
 /// peak far below this. Must be a power of two (perf_event_open(2)).
 pub const RING_BYTES: usize = 16 << 20;
 
@@ -75,6 +75,8 @@ pub struct Session {
     sources: HashMap<u64, Source>,
     /// Requested tracepoints this kernel does not have (e.g. `fuse/*` before fuse loads).
     pub missing: Vec<String>,
+    /// Records collected but not yet decoded, each framed as (type u32, length u32, body).
+    pending: Vec<u8>,
     lost: u64,
     throttled: u64,
     malformed: u64,
@@ -179,6 +181,7 @@ impl Session {
             rings,
             sources,
             missing,
+            pending: Vec::new(),
             lost: 0,
             throttled: 0,
             malformed: 0,
@@ -208,13 +211,32 @@ impl Session {
         self.set_enabled(false)
     }
 
-    /// Takes every record the rings hold, decoded and sorted by time.
-    pub fn drain(&mut self) -> Vec<Event> {
-        let mut events = Vec::new();
+    /// Moves what the rings hold into memory, undecoded: the cheap part, for use while the
+    /// traced command runs (decoding would compete with it for the CPUs).
+    pub fn collect(&mut self) {
         for ring in &mut self.rings {
             while let Some(rec) = ring.sampler.next_record() {
                 let body = rec.to_contiguous();
-                match record::parse(rec.ty(), &body) {
+                self.pending.extend_from_slice(&rec.ty().to_ne_bytes());
+                self.pending.extend_from_slice(&(body.len() as u32).to_ne_bytes());
+                self.pending.extend_from_slice(&body);
+            }
+        }
+    }
+
+    /// Takes every record collected or still in the rings, decoded and sorted by time.
+    pub fn drain(&mut self) -> Vec<Event> {
+        self.collect();
+        let pending = std::mem::take(&mut self.pending);
+        let mut events = Vec::new();
+        let mut rest = &pending[..];
+        while rest.len() >= 8 {
+            let ty = u32::from_ne_bytes(rest[..4].try_into().expect("4 bytes"));
+            let len = u32::from_ne_bytes(rest[4..8].try_into().expect("4 bytes")) as usize;
+            let body = &rest[8..8 + len];
+            rest = &rest[8 + len..];
+            {
+                match record::parse(ty, body) {
                     Ok(PerfRecord::Sample(s)) => match self.sources.get(&s.id) {
                         Some(Source::Tracepoint(f)) => events.push(Event {
                             time_ns: s.time,
@@ -241,6 +263,7 @@ impl Session {
                 }
             }
         }
+        // Rings are drained one CPU after the other: merge them into one timeline.
         events.sort_by_key(|e| e.time_ns);
         events
     }

@@ -24,7 +24,8 @@ pub struct Rows {
     pub axis: String,
     /// Top to bottom. A row with no label and no segments is a gap between groups.
     pub rows: Vec<Row>,
-    /// A shaded vertical band across every row (e.g. the instrument's noise), with its name.
+    /// A shaded vertical band across every row (e.g. the instrument's noise); the axis title
+    /// says what it is.
     pub band: Option<Band>,
     pub legend: Vec<Key>,
 }
@@ -32,7 +33,6 @@ pub struct Rows {
 pub struct Band {
     pub from: f64,
     pub to: f64,
-    pub label: String,
 }
 
 #[derive(Default)]
@@ -84,6 +84,19 @@ impl Row {
             note: note.into(),
             ..Row::default()
         }
+    }
+
+    /// A bar at the median of `values` with a whisker over their range and a dot per value;
+    /// a single value gets the bar alone (a whisker of one says nothing). None when empty
+    /// or not finite. `note` gets the median.
+    pub fn measured(label: impl Into<String>, values: &[f64], color: Rgb, note: impl FnOnce(f64) -> String) -> Option<Row> {
+        let s = crate::stats::summarize(values)?;
+        let many = values.len() > 1;
+        Some(Row {
+            spread: many.then_some((s.min, s.max)),
+            dots: if many { values.to_vec() } else { Vec::new() },
+            ..Row::bar(label, s.median, color, note(s.median))
+        })
     }
 
     pub fn gap() -> Row {

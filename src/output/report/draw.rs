@@ -129,9 +129,6 @@ fn draw_rows<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Rows) -> Dra
             [(b.from, SegmentValue::Exact(0)), (b.to, SegmentValue::Exact(n))],
             RGBColor(120, 120, 120).mix(0.18).filled(),
         )))?;
-        c.draw_series(std::iter::once(
-            EmptyElement::at((b.to, SegmentValue::Exact(n))) + Text::new(b.label.clone(), (4, 2), (FONT, 13).into_font().color(&RGBColor(90, 90, 90))),
-        ))?;
     }
     for (i, row) in r.rows.iter().enumerate() {
         for s in &row.segments {
@@ -223,7 +220,7 @@ mod tests {
             body: Body::Rows(Rows {
                 axis: "milliseconds".into(),
                 rows: vec![Row::bar("bare", 1.2, runtime_color("bare"), "1.2 ms"), Row::gap(), Row::bar("docker", -300.0, BAD, "x")],
-                band: Some(Band { from: -5.0, to: 5.0, label: "noise".into() }),
+                band: Some(Band { from: -5.0, to: 5.0 }),
                 legend: vec![Key { label: "works".into(), color: GOOD }],
             }),
         }

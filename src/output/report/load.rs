@@ -83,6 +83,4 @@ pub struct HostRuntime {
     pub runtime: String,
     #[serde(default)]
     pub version: Option<String>,
-    #[serde(default)]
-    pub storage: Option<String>,
 }

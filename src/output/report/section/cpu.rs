@@ -37,7 +37,6 @@ struct Rep {
 #[derive(Deserialize)]
 struct Reference {
     machine: String,
-    mean_s: BTreeMap<String, f64>,
     overhead_pct: BTreeMap<String, f64>,
 }
 
@@ -78,7 +77,7 @@ pub fn add(b: &mut Builder, dir: &Path, step: &Step) -> Result<()> {
         let here = overhead.iter().find(|(x, _)| x == rt).map(|(_, o)| format!("{o:+.1}%")).unwrap_or_else(|| "—".into());
         let chapter = r.reference.overhead_pct.get(rt).map(|o| format!("{o:+.1}%")).unwrap_or_else(|| "—".into());
         t.row([rt.clone(), sig(s.median), format!("{}–{}", sig(s.min), sig(s.max)), here, chapter]);
-        rows.push(Row { spread: Some((s.min, s.max)), dots: v.clone(), ..Row::bar(rt.clone(), s.median, runtime_color(rt), format!("{} s", sig(s.median))) });
+        rows.extend(Row::measured(rt.clone(), v, runtime_color(rt), |m| format!("{} s", sig(m))));
     }
     let (name, what) = if exec { ("cpu-exec", b.t("via exec", "vía exec")) } else { ("cpu", b.t("via run", "vía run")) };
     b.chart(Chart {

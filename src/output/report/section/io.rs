@@ -131,7 +131,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
             word.clone(),
             chapter.map(sig).unwrap_or_else(|| "—".into()),
         ]);
-        rows.push(Row { spread: Some((s.min, s.max)), dots: f.total.clone(), ..Row::bar(m.mode.clone(), s.median, outcome_color(m.outcome), format!("{} MB/s · {word}", sig(s.median))) });
+        rows.extend(Row::measured(m.mode.clone(), &f.total, outcome_color(m.outcome), |v| format!("{} MB/s · {word}", sig(v))));
         if let Some(c) = chapter {
             rows.push(Row::bar(b.t(format!("{} (chapter)", m.mode), format!("{} (capítulo)", m.mode)), c, (190, 190, 190), format!("{} MB/s", sig(c))));
         }
@@ -160,7 +160,6 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
 /// The fsync verdict of one mode, with the number that decided it.
 fn verdict(b: &mut Builder, m: &ModeResult, f: &Figures) {
     let word = outcome_word(b, m.outcome);
-    let pct = f.device_pct.map(|p| format!("{p:.0}%")).unwrap_or_else(|| "n/a".into());
     let v = match b.lang {
         super::Lang::En => {
             let first = m.reps.first().map(|r| &r.verdict);
@@ -168,11 +167,14 @@ fn verdict(b: &mut Builder, m: &ModeResult, f: &Figures) {
             let mech = first.and_then(|v| v.mechanism.clone()).map(|x| format!(" Mechanism: {x}")).unwrap_or_default();
             format!("fsync, `{}`: **{word}**. {by}.{mech}", m.mode)
         }
-        super::Lang::Es => format!(
-            "fsync, `{}`: **{word}**. El disco había recibido el {pct} de los datos cuando el sync retornó (sync de {} ms); la evidencia completa está en io.json.",
-            m.mode,
-            sig(f.sync_ms)
-        ),
+        super::Lang::Es => match f.device_pct {
+            Some(pct) => format!(
+                "fsync, `{}`: **{word}**. El disco había recibido el {pct:.0}% de los datos cuando el sync retornó (sync de {} ms); la evidencia completa está en io.json.",
+                m.mode,
+                sig(f.sync_ms)
+            ),
+            None => format!("fsync, `{}`: **{word}**. No hay un disco detrás del archivo (vive en memoria): el sync no tiene adónde llegar.", m.mode),
+        },
     };
     b.verdict(v);
 }

@@ -90,9 +90,9 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
         name: "memory".into(),
         title: b.t("Memory change seen by `free -m` after starting N idle containers, against its noise", "Cambio de memoria según `free -m` al lanzar N contenedores inactivos, frente a su ruido"),
         body: Body::Rows(Rows {
-            axis: b.t("MB over the baseline (grey bars: inside the noise band)", "MB sobre la línea base (barras grises: dentro de la banda de ruido)"),
+            axis: b.t("MB over the baseline (shaded: the noise band; grey bars: inside it)", "MB sobre la línea base (sombreado: la banda de ruido; barras grises: dentro de ella)"),
             rows,
-            band: Some(Band { from: -half, to: half, label: b.t("noise", "ruido") }),
+            band: Some(Band { from: -half, to: half }),
             legend: Vec::new(),
         }),
     });

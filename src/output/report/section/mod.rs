@@ -196,8 +196,12 @@ fn front_matter(b: &Builder, run: &RunFolder) -> Vec<Block> {
     if let Some(h) = &b.host {
         out.push(Block::Heading(2, b.t("This machine and the chapter's", "Esta máquina y la del capítulo")));
         let mut t = Table::new([b.t("", ""), b.t("this machine", "esta máquina"), b.t("the chapter's", "la del capítulo")]);
-        let engines: Vec<String> = h.runtimes.iter().filter_map(|r| r.version.as_ref().map(|v| format!("{} {v}", r.runtime))).collect();
-        t.row([b.t("machine", "máquina"), format!("{}, {} CPU, {} MB RAM, Linux {}", h.cpu_model, h.cpus, h.memory_total_mb, h.kernel), b.chapter_machine.clone().unwrap_or_default()]);
+        let engines: Vec<String> = h.runtimes
+            .iter()
+            // `runc --version` says "runc version 1.1.5": keep the number only.
+            .filter_map(|r| r.version.as_ref().map(|v| format!("{} {}", r.runtime, v.strip_prefix(&format!("{} version ", r.runtime)).unwrap_or(v))))
+            .collect();
+        t.row([b.t("machine", "máquina"), format!("{}, {} CPU, {} MB RAM, Linux {}", h.cpu_model, h.cpus, h.memory_total_mb, h.kernel), chapter_machine(b)]);
         t.row([b.t("engines", "motores"), engines.join(", "), String::new()]);
         t.row([b.t("date", "fecha"), h.date.clone(), String::new()]);
         out.push(Block::Table(t));
@@ -243,6 +247,22 @@ fn front_matter(b: &Builder, run: &RunFolder) -> Vec<Block> {
         out.push(Block::List(b.verdicts.clone()));
     }
     out
+}
+
+/// The chapter's machine as probes/ describes it (in English); in Spanish only its versions,
+/// the part after "machine:" up to the first ';', are kept.
+fn chapter_machine(b: &Builder) -> String {
+    let text = b.chapter_machine.clone().unwrap_or_default();
+    match b.lang {
+        Lang::En => text,
+        Lang::Es => {
+            let versions = text.split_once("machine:").map(|(_, v)| v.split(';').next().unwrap_or("").trim().to_string());
+            match versions {
+                Some(v) if !v.is_empty() => format!("la máquina de prueba del capítulo: {v}"),
+                _ => "la máquina de prueba del capítulo".into(),
+            }
+        }
+    }
 }
 
 /// A number with about three significant digits: 0.62, 12.4, 237.

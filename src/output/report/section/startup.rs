@@ -102,14 +102,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
         title: b.t(format!("Startup latency of `{cmd}`: median, range and each rep"), format!("Latencia de arranque de `{cmd}`: mediana, rango y cada repetición")),
         body: Body::Rows(Rows {
             axis: b.t("milliseconds (less is better)", "milisegundos (menos es mejor)"),
-            rows: sums
-                .iter()
-                .map(|(rt, s)| Row {
-                    spread: Some((s.min, s.max)),
-                    dots: wall_ms(&r.results.iter().find(|x| x.runtime == *rt).expect("summarised from it").samples),
-                    ..Row::bar(*rt, s.median, runtime_color(rt), format!("{} ms", sig(s.median)))
-                })
-                .collect(),
+            rows: r.results.iter().filter_map(|x| Row::measured(x.runtime.clone(), &wall_ms(&x.samples), runtime_color(&x.runtime), |m| format!("{} ms", sig(m)))).collect(),
             band: None,
             legend: Vec::new(),
         }),
@@ -213,7 +206,8 @@ fn phases(b: &mut Builder, breakdowns: &[Breakdown]) {
     let mut t = Table::new(head);
     for &p in &present {
         let mut row = vec![b.lang.phase(p).to_string()];
-        row.extend(breakdowns.iter().map(|x| format!("{:.3}", per_phase(x, p))));
+        // + 0.0 turns the -0.0 a sum of nothing can give into 0.
+        row.extend(breakdowns.iter().map(|x| format!("{:.3}", per_phase(x, p) + 0.0)));
         t.row(row);
     }
     b.table(t);
