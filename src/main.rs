@@ -4,6 +4,8 @@ mod cleanup;
 mod cli;
 mod engine;
 mod experiment;
+#[cfg(test)]
+mod fuzz_tests;
 mod host;
 mod image;
 mod measure;

@@ -79,7 +79,7 @@ fn shared_libs(bin: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(parse_ldd(&String::from_utf8_lossy(&out.stdout)))
 }
 
-fn parse_ldd(text: &str) -> Vec<PathBuf> {
+pub(crate) fn parse_ldd(text: &str) -> Vec<PathBuf> {
     text.lines()
         .filter_map(|l| {
             let l = l.trim();
