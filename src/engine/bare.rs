@@ -1,17 +1,23 @@
 //! `bare`: fork+exec on the host, the baseline every container is compared with.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use anyhow::Context;
-
+use super::cli_engine::StderrSink;
 use super::{EngineError, Runtime, RuntimeKind};
-use crate::measure::{timer, Sample};
+use crate::measure::Sample;
 
-pub struct Bare;
+pub struct Bare {
+    stderr: StderrSink,
+}
 
 impl Bare {
-    pub fn new() -> Self {
-        Bare
+    pub fn new() -> Result<Self, EngineError> {
+        let stderr = StderrSink::new().map_err(|e| EngineError::Unusable {
+            runtime: RuntimeKind::Bare,
+            what: format!("memfd_create: {e}"),
+            fix: "needs a kernel with memfd (3.17+)".into(),
+        })?;
+        Ok(Bare { stderr })
     }
 }
 
@@ -22,23 +28,7 @@ impl Runtime for Bare {
 
     fn run(&mut self, argv: &[String]) -> anyhow::Result<Sample> {
         let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let sample = timer::time_command(&mut cmd).map_err(|source| EngineError::Spawn {
-            runtime: RuntimeKind::Bare,
-            program: argv[0].clone(),
-            source,
-        })?;
-        if sample.exit_code != 0 {
-            return Err(EngineError::RepFailed {
-                runtime: RuntimeKind::Bare,
-                code: sample.exit_code,
-                stderr: format!("`{}` failed on the host", argv.join(" ")),
-            })
-            .context("bare run");
-        }
-        Ok(sample)
+        cmd.args(&argv[1..]);
+        Ok(self.stderr.time_rep(RuntimeKind::Bare, &mut cmd)?)
     }
 }

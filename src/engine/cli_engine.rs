@@ -102,6 +102,23 @@ impl StderrSink {
         let _ = self.0.read_to_string(&mut s);
         last_line(&s)
     }
+
+    /// Times one rep of `cmd` (stdin and stdout to /dev/null, stderr here); a non-zero exit
+    /// becomes RepFailed carrying the last line the command printed on stderr.
+    pub fn time_rep(&mut self, runtime: RuntimeKind, cmd: &mut Command) -> Result<Sample, EngineError> {
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let spawn = |source| EngineError::Spawn { runtime, program: program.clone(), source };
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(self.stdio().map_err(spawn)?);
+        let sample = timer::time_command(cmd).map_err(spawn)?;
+        if sample.exit_code != 0 {
+            return Err(EngineError::RepFailed {
+                runtime,
+                code: sample.exit_code,
+                stderr: self.last_line(),
+            });
+        }
+        Ok(sample)
+    }
 }
 
 impl CliEngine {
@@ -253,22 +270,6 @@ impl Runtime for CliEngine {
 
     fn run(&mut self, argv: &[String]) -> anyhow::Result<Sample> {
         let mut cmd = self.command(self.run_args(&[], argv));
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(self.stderr.stdio()?);
-        let sample = timer::time_command(&mut cmd).map_err(|source| EngineError::Spawn {
-            runtime: self.kind,
-            program: self.program.display().to_string(),
-            source,
-        })?;
-        if sample.exit_code != 0 {
-            return Err(EngineError::RepFailed {
-                runtime: self.kind,
-                code: sample.exit_code,
-                stderr: self.stderr.last_line(),
-            }
-            .into());
-        }
-        Ok(sample)
+        Ok(self.stderr.time_rep(self.kind, &mut cmd)?)
     }
 }

@@ -119,7 +119,7 @@ pub trait Runtime {
 /// Builds a ready-to-run runtime, or says why it cannot run here.
 pub fn open(kind: RuntimeKind) -> Result<Box<dyn Runtime>, EngineError> {
     match kind {
-        RuntimeKind::Bare => Ok(Box::new(bare::Bare::new())),
+        RuntimeKind::Bare => Ok(Box::new(bare::Bare::new()?)),
         RuntimeKind::Native => Ok(Box::new(native::Native::open()?)),
         RuntimeKind::Runc | RuntimeKind::Crun => Ok(Box::new(oci::OciRuntime::open(kind)?)),
         RuntimeKind::Docker | RuntimeKind::Podman | RuntimeKind::PodmanRootless => {

@@ -2,13 +2,13 @@
 //! run with `runc run`, so tables read layer by layer: bare → native → OCI runtime → engine.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::Context;
 
 use super::cli_engine::{container_name, last_line, which, StderrSink};
 use super::{EngineError, Runtime, RuntimeKind};
-use crate::measure::{timer, Sample};
+use crate::measure::Sample;
 
 pub struct OciRuntime {
     kind: RuntimeKind,
@@ -102,23 +102,7 @@ impl Runtime for OciRuntime {
         cmd.arg("run")
             .arg("--bundle")
             .arg(&self.bundle.0)
-            .arg(container_name(self.kind.name()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(self.stderr.stdio()?);
-        let sample = timer::time_command(&mut cmd).map_err(|source| EngineError::Spawn {
-            runtime: self.kind,
-            program: self.program.display().to_string(),
-            source,
-        })?;
-        if sample.exit_code != 0 {
-            return Err(EngineError::RepFailed {
-                runtime: self.kind,
-                code: sample.exit_code,
-                stderr: self.stderr.last_line(),
-            }
-            .into());
-        }
-        Ok(sample)
+            .arg(container_name(self.kind.name()));
+        Ok(self.stderr.time_rep(self.kind, &mut cmd)?)
     }
 }
