@@ -16,7 +16,8 @@ set -euo pipefail
 
 SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(dirname "$SCRIPTS_DIR")
-OUT_DIR="$SCRIPTS_DIR/results"
+# BENCH_RESULTS moves the output elsewhere (the tests use a temp dir).
+OUT_DIR="${BENCH_RESULTS:-$SCRIPTS_DIR/results}"
 
 find_probe() {
     if [ -n "${PROBE:-}" ]; then
@@ -41,6 +42,26 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
+# probe_into_scratch PROBE ARGS...: runs `PROBE ARGS --results SCRATCH` into a fresh scratch
+# folder, moves the run folder it made to scripts/results/runs/ and prints its name.
+probe_into_scratch() {
+    local probe=$1 run
+    shift
+    # Callers run this in $( ), a subshell: its EXIT trap removes the scratch folder when
+    # that subshell ends, normally or by Ctrl-C (probe writes root-owned files in it).
+    BENCH_SCRATCH=$(mktemp -d)
+    trap 'as_root rm -rf "$BENCH_SCRATCH"' EXIT
+    # stdout is the caller's run name: probe's own table goes to the terminal (stderr).
+    as_root "$probe" "$@" --results "$BENCH_SCRATCH" >&2 || true
+    run=$(readlink "$BENCH_SCRATCH/latest") || {
+        echo "probe $* wrote no results (see its error above)" >&2
+        return 1
+    }
+    mkdir -p "$OUT_DIR/runs"
+    as_root mv "$BENCH_SCRATCH/$run" "$OUT_DIR/runs/$run"
+    echo "$run"
+}
+
 # bench_run CSV[:NAME]... -- PROBE_ARGS...
 # Runs `probe PROBE_ARGS` into a fresh results folder, moves its run folder to
 # scripts/results/runs/ and copies each CSV there to scripts/results/NAME (default: CSV).
@@ -51,15 +72,8 @@ bench_run() {
         shift
     done
     shift
-    local probe tmp run
-    probe=$(find_probe)
-    tmp=$(mktemp -d)
-    # Removed however the script ends (Ctrl-C included); probe writes root-owned files in it.
-    trap 'as_root rm -rf "$tmp"' EXIT
-    as_root "$probe" "$@" --results "$tmp"
-    run=$(readlink "$tmp/latest")
-    mkdir -p "$OUT_DIR/runs"
-    as_root mv "$tmp/$run" "$OUT_DIR/runs/$run"
+    local run
+    run=$(probe_into_scratch "$(find_probe)" "$@")
     local spec src name
     for spec in "${csvs[@]}"; do
         src=${spec%%:*}

@@ -4,14 +4,9 @@
 # Uso: bash run_all.sh [--quick]
 source "$(dirname "$0")/bench_common.sh"
 echo "=== Todos los benchmarks ==="
-probe=$(find_probe)
-tmp=$(mktemp -d)
-trap 'as_root rm -rf "$tmp"' EXIT
-# A failed experiment is reported by probe and the others still run: go on to copy them.
-as_root "$probe" all --results "$tmp" "$@" || echo "(algún experimento falló: ver la tabla de arriba)"
-run=$(readlink "$tmp/latest")
-mkdir -p "$OUT_DIR/runs"
-as_root mv "$tmp/$run" "$OUT_DIR/runs/$run"
+# A failed experiment is reported by probe (exit 1) and the others still ran: their CSV
+# files are copied all the same.
+run=$(probe_into_scratch "$(find_probe)" all "$@")
 for csv in "$OUT_DIR/runs/$run"/*/*.csv; do
     name=$(basename "$csv")
     # Only the chapter's files; phases.csv and the like stay in the run folder.

@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use common::*;
 
@@ -25,12 +25,16 @@ impl Drop for TempDir {
     }
 }
 
-/// Runs probe with `--results DIR -q` appended; panics with its stderr on failure.
+/// Runs probe with `--results DIR -q` appended, checks it succeeded and left nothing
+/// behind, and returns its output.
 fn run_ok(args: &[&str], results: &Path) -> Output {
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--results", results.to_str().unwrap(), "-q"]);
-    let o = probe(&all);
+    let child = Command::new(probe_bin()).args(&all).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "probe {} failed: {}", all.join(" "), String::from_utf8_lossy(&o.stderr));
+    assert_nothing_left(pid);
     o
 }
 
@@ -63,28 +67,34 @@ fn rootless_podman(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// No container with probe's label in any engine, no `probe run` left, no cpu parent cgroup.
-fn assert_nothing_left() {
-    let filter = ["ps", "-aq", "--filter", "label=io.github.probe.owner=probe"];
+/// Nothing the probe process `pid` started is left: no container named `probe-<pid>-…` in
+/// any engine (other runs on the same host have other pids), no orphaned `probe run` of an
+/// idle container, no `probe-<pid>-cpu` cgroup.
+fn assert_nothing_left(pid: u32) {
+    let prefix = format!("probe-{pid}-");
+    let filter = ["ps", "-aq", "--filter", "label=io.github.probe.owner=probe", "--filter"];
+    let name = format!("name={prefix}");
     for engine in ["docker", "podman"] {
         if succeeds(engine, &["info"]) {
-            let out = Command::new(engine).args(filter).output().unwrap();
+            let out = Command::new(engine).args(filter).arg(&name).output().unwrap();
             assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty(), "{engine} containers left: {}", String::from_utf8_lossy(&out.stdout));
         }
     }
     if succeeds("podman", &["info"]) {
-        let left = rootless_podman(&filter);
+        let mut args = filter.to_vec();
+        args.push(&name);
+        let left = rootless_podman(&args);
         assert!(left.trim().is_empty(), "rootless podman containers left: {left}");
     }
-    let runs = Command::new("pgrep").args(["-f", &format!("{} run --", probe_bin())]).output().unwrap();
-    assert!(String::from_utf8_lossy(&runs.stdout).trim().is_empty(), "`probe run` processes left");
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmd) = std::fs::read(p.path().join("cmdline")) else { continue };
+        let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+        let ppid = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).unwrap_or("");
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        assert!(!(cmd.starts_with(probe_bin()) && cmd.contains(" run -- sleep 3600") && ppid == "1"), "orphaned `{cmd}` left");
+    }
     for root in ["/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
-        if let Ok(d) = std::fs::read_dir(root) {
-            for e in d.flatten() {
-                let n = e.file_name().to_string_lossy().into_owned();
-                assert!(!(n.starts_with("probe-") && n.ends_with("-cpu")), "cgroup {root}/{n} left");
-            }
-        }
+        assert!(!Path::new(root).join(format!("{prefix}cpu")).exists(), "cgroup {root}/{prefix}cpu left");
     }
 }
 
@@ -119,7 +129,6 @@ fn memory_cgroup_per_container_is_exact_and_sane() {
         assert!(kb > 0.0 && kb < 64.0 * 1024.0, "{rt}: {kb} KB per container");
         assert!(csv.contains(&format!("{rt},kb_per_container,")), "{rt} row missing");
     }
-    assert_nothing_left();
 }
 
 #[test]
@@ -136,7 +145,6 @@ fn memory_free_rows_carry_the_noise() {
     for needle in ["noise,sd_mb,", "native,1_containers_mb,", "native,2_overhead_mb,", "native,2_below_noise,"] {
         assert!(csv.contains(needle), "{needle} missing: {csv}");
     }
-    assert_nothing_left();
 }
 
 #[test]
@@ -158,7 +166,6 @@ fn cpu_run_separates_wall_and_cpu() {
             assert!(cpu > 0.0 && cpu <= wall * 2.0 + 5.0, "{rt}: cpu {cpu} ms for wall {wall} ms");
         }
     }
-    assert_nothing_left();
 }
 
 #[test]
@@ -178,7 +185,6 @@ fn cpu_exec_enters_running_containers() {
         assert_eq!(r["reps"].as_array().unwrap().len(), 2);
         assert!(r["cpu_source"].is_string(), "{r}");
     }
-    assert_nothing_left();
 }
 
 #[test]
@@ -199,7 +205,6 @@ fn scale_writes_the_chapter_schema_and_cleans_up() {
         assert!(secs > 0.0, "{r:?}");
         assert!(mb / count > 0.0 && mb / count < 64.0, "{r:?}: MB per container");
     }
-    assert_nothing_left();
 }
 
 #[test]
@@ -220,7 +225,7 @@ fn ctrl_c_removes_every_container_started() {
     rts.push("native");
     let t = TempDir::new("ctrlc");
     // Its own process group, like a shell job: SIGINT to the group is what Ctrl-C sends.
-    let mut child = Command::new(probe_bin())
+    let child = Command::new(probe_bin())
         .args(["scale", "--counts", "40", "--runtimes", &rts.join(","), "-q", "--results", t.0.to_str().unwrap()])
         .process_group(0)
         .stdout(std::process::Stdio::null())
@@ -230,8 +235,9 @@ fn ctrl_c_removes_every_container_started() {
     std::thread::sleep(std::time::Duration::from_secs(4));
     // SAFETY: kill(2) on the group we just created.
     unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let pid = child.id();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("interrupted"), "{err}");
-    assert_nothing_left();
+    assert_nothing_left(pid);
 }

@@ -215,6 +215,27 @@ fn spanish_report_has_no_english_prose() {
 }
 
 #[test]
+fn failed_and_unavailable_experiments_are_reported_and_the_rest_still_are() {
+    let s = Scratch::new("partial");
+    fixture(&s.0);
+    fs::remove_dir_all(s.0.join("cpu")).unwrap();
+    fs::remove_dir_all(s.0.join("scale")).unwrap();
+    let mut journal = fs::OpenOptions::new().append(true).open(s.0.join("all.state")).unwrap();
+    std::io::Write::write_all(
+        &mut journal,
+        b"{\"step\":\"cpu\",\"status\":\"failed\",\"seconds\":2.0,\"note\":\"docker rep 1: exit status 125\"}\n\
+          {\"step\":\"scale\",\"status\":\"unavailable\",\"seconds\":0.0,\"note\":\"this build has no `probe scale`\"}\n",
+    )
+    .unwrap();
+    let (md, _) = report(&s.0, "en");
+    assert!(md.contains("Failed: `docker rep 1: exit status 125`. The log is in logs/cpu.log."), "{md}");
+    assert!(md.contains("Not available in this build of probe: it has no `probe scale` yet."), "{md}");
+    assert!(md.contains("## Experiment 4") && md.contains("charts/io.en.png"), "the others are still reported");
+    let (es, _) = report(&s.0, "es");
+    assert!(es.contains("Falló: `docker rep 1: exit status 125`") && es.contains("todavía no tiene `probe scale`"));
+}
+
+#[test]
 fn a_folder_without_results_is_refused_with_advice() {
     let s = Scratch::new("empty");
     let out = common::probe(&["report", s.0.to_str().unwrap()]);

@@ -222,7 +222,9 @@ fn cgroup_rows(r: &memory_cgroup::Report) -> Vec<MetricRow> {
         rows.push(row(name, "kb_per_container_r2", fmt(f.cgroup.or(f.container_pss).map(|f| f.r2))));
         rows.push(row(name, "usage_kb_per_container", fmt(f.usage.map(|f| f.slope))));
         rows.push(row(name, "engine_kb_per_container", fmt(f.engine_pss.map(|f| f.slope))));
-        rows.push(row(name, "engine_fixed_kb", fmt(f.engine_pss.map(|f| f.intercept))));
+        rows.push(row(name, "engine_kb_per_container_r2", fmt(f.engine_pss.map(|f| f.r2))));
+        rows.push(row(name, "daemon_fixed_kb", fmt(f.daemon_pss.map(|f| f.intercept))));
+        rows.push(row(name, "daemon_kb_per_container", fmt(f.daemon_pss.map(|f| f.slope))));
         rows.push(row(name, "total_kb_per_container", fmt(f.total.map(|f| f.slope))));
     }
     rows
@@ -231,7 +233,9 @@ fn cgroup_rows(r: &memory_cgroup::Report) -> Vec<MetricRow> {
 fn render_cgroup(r: &memory_cgroup::Report) -> String {
     let mut out = format!(
         "Experiment 8: memory per idle container (`{}`) at {} containers, fitted per runtime\n\
-         KB/container = slope of the line through (count, KB); engine fixed = its intercept.\n\n",
+         KB/container = slope of the line through (count, KB). engine = the processes that exist per container\n\
+         (shim, conmon, probe run, fuse-overlayfs); daemons = shared ones (dockerd, containerd, catatonit), fixed\n\
+         cost = intercept; a daemon's slope moves with anyone's use of the engine (see its r²).\n\n",
         r.command.join(" "),
         r.counts.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
     );
@@ -243,12 +247,15 @@ fn render_cgroup(r: &memory_cgroup::Report) -> String {
         "procs PSS KB/cont",
         "engine PSS KB/cont",
         "engine r²",
-        "engine fixed MB",
+        "daemons MB",
+        "daemons KB/cont (r²)",
         "total KB/cont",
         "chapter KB/cont",
     ]);
     for rt in &r.results {
         let f = &rt.fits;
+        // podman and native have no daemon: an all-zero line, shown as "none".
+        let daemons = f.daemon_pss.filter(|d| d.intercept != 0.0 || d.slope != 0.0);
         let chapter = r.reference.kb_per_container.get(rt.runtime.name()).and_then(|m| {
             let v: Vec<f64> = m.values().copied().collect();
             (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
@@ -261,7 +268,8 @@ fn render_cgroup(r: &memory_cgroup::Report) -> String {
             kb(f.container_pss.map(|f| f.slope)),
             kb(f.engine_pss.map(|f| f.slope)),
             f.engine_pss.map(|f| format!("{:.3}", f.r2)).unwrap_or_default(),
-            f.engine_pss.map(|f| format!("{:.1}", f.intercept / 1024.0)).unwrap_or_else(|| "n/a".into()),
+            daemons.map(|f| format!("{:.1}", f.intercept / 1024.0)).unwrap_or_else(|| "none".into()),
+            daemons.map(|f| format!("{:.0} ({:.2})", f.slope, f.r2)).unwrap_or_else(|| "none".into()),
             kb(f.total.map(|f| f.slope)),
             chapter.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into()),
         ]);

@@ -20,8 +20,11 @@ The first Ctrl-C goes to the command (a container's init ignores it unless it ha
 a second Ctrl-C, or SIGTERM, kills the container. Everything is removed either way.")]
 pub struct RunArgs {
     /// How the root filesystem is built: `overlay` (kernel overlayfs over the image, fresh
-    /// upper/work dirs on disk), `fuse-overlayfs` (the same in user space), `bind` (the
-    /// image itself, read-only) or `tmpfs` (overlay whose upper layer lives in memory).
+    /// upper/work in /run/probe on a private tmpfs: writes stay in memory), `overlay-disk`
+    /// (the same with upper/work on disk under /var/lib/probe/containers, like Docker's
+    /// overlay2: use it when the command's disk I/O matters), `fuse-overlayfs` (overlay in
+    /// user space, upper on disk), `bind` (the image itself, read-only) or `tmpfs` (a full
+    /// copy of the image in memory, no overlay).
     #[arg(long, default_value = "overlay", value_name = "MODE")]
     pub storage: Storage,
 

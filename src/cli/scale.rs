@@ -67,10 +67,11 @@ pub fn run(a: ScaleArgs) -> anyhow::Result<ExitCode> {
 fn render(r: &scale::Report) -> String {
     let mut out = format!(
         "Experiment 6: N idle containers (`{}`) started one after another\n\
-         memory = the containers' own cgroups (exact) + growth of the engine's processes' PSS; free -m Δ for comparison.\n\n",
+         memory = the containers' own cgroups (exact) + PSS of the engine processes that exist for them (shims, conmons,\n\
+         probe runs, fuse-overlayfs); the daemons' growth and free -m Δ are shown for comparison.\n\n",
         r.command.join(" ")
     );
-    let mut t = Table::new(["runtime", "N", "total s", "ms/cont", "p95 ms", "MB total", "MB/cont", "engine Δ MB", "free -m Δ MB", "teardown s", "chapter s", "chapter MB"]);
+    let mut t = Table::new(["runtime", "N", "total s", "ms/cont", "p95 ms", "MB total", "MB/cont", "engine MB", "daemons Δ MB", "free -m Δ MB", "teardown s", "chapter s", "chapter MB"]);
     for rt in &r.results {
         for s in &rt.steps {
             let chapter = |m: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>, prec: usize| {
@@ -84,7 +85,8 @@ fn render(r: &scale::Report) -> String {
                 format!("{:.1}", s.start_summary().p95),
                 format!("{:.1}", s.memory_mb),
                 format!("{:.2}", s.per_container_mb()),
-                format!("{:+.1}", s.engine_delta_mb),
+                format!("{:.1}", s.engine_delta_mb),
+                format!("{:+.1}", s.daemon_delta_mb),
                 format!("{:+.0}", s.free_delta_mb),
                 format!("{:.2}", s.teardown_s),
                 chapter(&r.reference.time_s, 2),

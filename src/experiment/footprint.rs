@@ -3,7 +3,7 @@
 //! smaps_rollup: daemons, shims, monitors), and the whole system (`free`'s "used").
 //! Shared by `memory --cgroup` (Exp 8) and `scale` (Exp 6).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,10 @@ pub struct ContainerMemory {
 pub struct EngineProcess {
     pub pid: u32,
     pub name: String,
+    /// True for a daemon shared by all containers (dockerd, containerd, catatonit); false
+    /// for a process that exists for one of our containers (shim, conmon, `probe run`,
+    /// fuse-overlayfs).
+    pub daemon: bool,
     pub rss_kb: u64,
     pub pss_kb: u64,
 }
@@ -66,8 +70,22 @@ impl Snapshot {
     }
 
     pub fn engine_total(&self) -> Rollup {
+        self.engine_where(|_| true)
+    }
+
+    /// The engine's per-container processes only: their PSS grows with our containers and
+    /// nothing else, unlike a daemon's heap, which any user of the engine moves.
+    pub fn per_container_engine(&self) -> Rollup {
+        self.engine_where(|p| !p.daemon)
+    }
+
+    pub fn daemons(&self) -> Rollup {
+        self.engine_where(|p| p.daemon)
+    }
+
+    fn engine_where(&self, keep: impl Fn(&EngineProcess) -> bool) -> Rollup {
         let mut t = Rollup::default();
-        for p in &self.engine {
+        for p in self.engine.iter().filter(|p| keep(p)) {
             t += Rollup { rss_kb: p.rss_kb, pss_kb: p.pss_kb };
         }
         t
@@ -82,11 +100,12 @@ impl Snapshot {
         m
     }
 
-    /// What this many containers cost in total, bytes: their cgroups (or, without cgroups,
-    /// their processes' PSS) plus the engine's processes' PSS.
-    pub fn total_bytes(&self) -> u64 {
+    /// What the containers cost, bytes: their cgroups (or, without cgroups, their
+    /// processes' PSS) plus the PSS of the engine processes that exist for them. Daemons are
+    /// left out: their heap moves with anything anyone does with the engine.
+    pub fn per_container_bytes(&self) -> u64 {
         let containers = self.cgroup_bytes().unwrap_or(self.container_pss_kb() * 1024);
-        containers + self.engine_total().pss_kb * 1024
+        containers + self.per_container_engine().pss_kb * 1024
     }
 }
 
@@ -112,32 +131,34 @@ pub fn engine_processes(kind: RuntimeKind, fleet: &Fleet) -> anyhow::Result<Vec<
         _ => (&[][..], 0),
     };
     let merged: Vec<&str> = fleet.containers().iter().filter_map(|c| c.merged_dir.as_deref()).collect();
-    let mut pids = BTreeSet::new();
+    // pid → is a daemon
+    let mut pids = BTreeMap::new();
     for c in fleet.containers() {
         if let Ok(s) = procfs::status_of(c.main_pid) {
             if s.ppid > 1 {
-                pids.insert(s.ppid);
+                pids.insert(s.ppid, false);
             }
         }
     }
     for pid in procfs::all_pids()? {
         let Ok(s) = procfs::status_of(pid) else { continue };
-        let daemon = s.uid == uid && daemons.contains(&s.name.as_str());
-        let storage = s.name == "fuse-overlayfs"
+        if s.uid == uid && daemons.contains(&s.name.as_str()) {
+            pids.insert(pid, true);
+        } else if s.name == "fuse-overlayfs"
             && !merged.is_empty()
-            && procfs::cmdline_of(pid).is_ok_and(|args| args.last().is_some_and(|a| merged.contains(&a.as_str())));
-        if daemon || storage {
-            pids.insert(pid);
+            && procfs::cmdline_of(pid).is_ok_and(|args| args.last().is_some_and(|a| merged.contains(&a.as_str())))
+        {
+            pids.insert(pid, false);
         }
     }
     let mut out = Vec::new();
-    for pid in pids {
+    for (pid, daemon) in pids {
         let (status, rollup) = match (procfs::status_of(pid), procfs::rollup_of(pid)) {
             (Ok(s), Ok(r)) => (s, r),
             (Err(e), _) | (_, Err(e)) if e.is_gone() => continue,
             (Err(e), _) | (_, Err(e)) => return Err(e.into()),
         };
-        out.push(EngineProcess { pid, name: status.name, rss_kb: rollup.rss_kb, pss_kb: rollup.pss_kb });
+        out.push(EngineProcess { pid, name: status.name, daemon, rss_kb: rollup.rss_kb, pss_kb: rollup.pss_kb });
     }
     Ok(out)
 }

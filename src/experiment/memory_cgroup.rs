@@ -75,10 +75,14 @@ pub struct Fits {
     pub usage: Option<LinearFit>,
     /// Σ PSS of the containers' own processes.
     pub container_pss: Option<LinearFit>,
-    /// Σ PSS of the engine's processes: slope = per-container engine cost, intercept = fixed.
+    /// Σ PSS of the engine processes that exist per container (shim, conmon, `probe run`,
+    /// fuse-overlayfs): slope = the engine's cost per container.
     pub engine_pss: Option<LinearFit>,
     pub engine_rss: Option<LinearFit>,
-    /// Containers (cgroup, or PSS without cgroups) + engine PSS.
+    /// Σ PSS of the daemons: intercept = the fixed cost; its slope is mostly noise (a
+    /// daemon's heap moves with everyone's use of the engine), see its r².
+    pub daemon_pss: Option<LinearFit>,
+    /// Containers (cgroup, or PSS without cgroups) + per-container engine processes.
     pub total: Option<LinearFit>,
 }
 
@@ -114,9 +118,10 @@ pub fn fits(points: &[Point]) -> Fits {
         cgroup: fit(points, |s| s.cgroup_bytes().map(kb)),
         usage: fit(points, |s| s.usage_bytes().map(kb)),
         container_pss: fit(points, |s| Some(s.container_pss_kb() as f64)),
-        engine_pss: fit(points, |s| Some(s.engine_total().pss_kb as f64)),
-        engine_rss: fit(points, |s| Some(s.engine_total().rss_kb as f64)),
-        total: fit(points, |s| Some(kb(s.total_bytes()))),
+        engine_pss: fit(points, |s| Some(s.per_container_engine().pss_kb as f64)),
+        engine_rss: fit(points, |s| Some(s.per_container_engine().rss_kb as f64)),
+        daemon_pss: fit(points, |s| Some(s.daemons().pss_kb as f64)),
+        total: fit(points, |s| Some(kb(s.per_container_bytes()))),
     }
 }
 
@@ -226,7 +231,10 @@ mod tests {
             settled: true,
             snapshot: Snapshot {
                 containers: (0..count).map(c).collect(),
-                engine: vec![footprint::EngineProcess { pid: 1, name: "dockerd".into(), rss_kb: engine_kb * 2, pss_kb: engine_kb }],
+                engine: vec![
+                    footprint::EngineProcess { pid: 1, name: "dockerd".into(), daemon: true, rss_kb: 100, pss_kb: 100 },
+                    footprint::EngineProcess { pid: 2, name: "containerd-shim".into(), daemon: false, rss_kb: engine_kb * 2, pss_kb: engine_kb },
+                ],
                 used_kb: 0,
             },
         }
@@ -234,7 +242,8 @@ mod tests {
 
     #[test]
     fn slopes_are_per_container_and_intercepts_fixed() {
-        // 300 KiB per container in its cgroup; the engine: 100 MiB fixed + 2 MiB per container.
+        // 300 KiB per container in its cgroup; shims: 100 MiB fixed + 2 MiB per container;
+        // a daemon of 100 KiB that stays put.
         let pts: Vec<Point> = [0, 1, 3, 5].iter().map(|&n| point(n, 300 * 1024, 102_400 + 2048 * n as u64)).collect();
         let f = fits(&pts);
         let cg = f.cgroup.unwrap();
@@ -243,6 +252,8 @@ mod tests {
         let e = f.engine_pss.unwrap();
         assert!((e.slope - 2048.0).abs() < 1e-9 && (e.intercept - 102_400.0).abs() < 1e-9);
         assert!((f.total.unwrap().slope - 2348.0).abs() < 1e-9);
+        let d = f.daemon_pss.unwrap();
+        assert!(d.slope.abs() < 1e-9 && (d.intercept - 100.0).abs() < 1e-9);
         assert!((f.container_pss.unwrap().slope - 100.0).abs() < 1e-9);
     }
 }

@@ -1,6 +1,6 @@
 //! Experiment 6: N idle containers started one after another, as the chapter did, timing
-//! each start, then measuring what N containers cost exactly (their cgroups plus the growth
-//! of the engine's processes' PSS) beside `free -m`'s delta. Growth that is not linear —
+//! each start, then measuring what N containers cost exactly (their cgroups plus the PSS of
+//! the engine processes that exist for them) beside `free -m`'s delta. Growth that is not linear —
 //! later containers slower or dearer than early ones — is flagged.
 
 use std::collections::BTreeMap;
@@ -70,9 +70,13 @@ pub struct Step {
     pub cgroup_mb: Option<f64>,
     /// Σ PSS of the containers' own processes, MB.
     pub container_pss_mb: f64,
-    /// Growth of the engine's processes' PSS over the empty baseline, MB.
+    /// PSS of the engine processes that exist for these containers (shims, conmons,
+    /// `probe run`s, fuse-overlayfs), MB.
     pub engine_delta_mb: f64,
-    /// Containers (cgroups, or PSS without them) + engine growth, MB.
+    /// Growth of the daemons' PSS over the empty baseline, MB: reported, not added (a
+    /// daemon's heap moves with anyone's use of the engine).
+    pub daemon_delta_mb: f64,
+    /// Containers (cgroups, or PSS without them) + their engine processes, MB.
     pub memory_mb: f64,
     /// `free -m` used after − before, MB.
     pub free_delta_mb: f64,
@@ -171,7 +175,8 @@ fn step(fleet: &mut Fleet, layout: &CgroupLayout, count: u32, cgroup_na: &mut Op
     let mb = |kb: f64| kb / 1024.0;
     let cgroup_mb = snap.cgroup_bytes().map(|b| mb(b as f64 / 1024.0));
     let container_pss_mb = mb(snap.container_pss_kb() as f64);
-    let engine_delta_mb = mb(snap.engine_total().pss_kb as f64 - base.engine_total().pss_kb as f64);
+    let engine_delta_mb = mb(snap.per_container_engine().pss_kb as f64);
+    let daemon_delta_mb = mb(snap.daemons().pss_kb as f64 - base.daemons().pss_kb as f64);
     let start_ms = fleet.containers().iter().map(|c| c.start_ns as f64 / 1e6).collect();
     let torn = Instant::now();
     fleet.remove_all()?;
@@ -185,6 +190,7 @@ fn step(fleet: &mut Fleet, layout: &CgroupLayout, count: u32, cgroup_na: &mut Op
         cgroup_mb,
         container_pss_mb,
         engine_delta_mb,
+        daemon_delta_mb,
         free_delta_mb: mb(snap.used_kb as f64 - base.used_kb as f64),
         settled,
         teardown_s,
@@ -253,6 +259,7 @@ mod tests {
             cgroup_mb: None,
             container_pss_mb: 0.0,
             engine_delta_mb: 0.0,
+            daemon_delta_mb: 0.0,
             memory_mb,
             free_delta_mb: 0.0,
             settled: true,

@@ -14,6 +14,10 @@
 //!
 //! Everything that allocates or can fail with a message happens in the parent; the child
 //! between fork and exec only makes raw syscalls on prepared fds (async-signal-safe).
+//!
+//! Not replicated: the container's capability drop and no_new_privs (the entered command
+//! keeps probe's root capabilities), and named v1 hierarchies such as name=systemd, which
+//! carry no controller. Neither changes what a CPU loop costs, which is what this is for.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -116,6 +116,6 @@ pub enum RuntimeError {
 /// kernel.unprivileged_userns_clone, or user.max_user_namespaces = 0 forbid it).
 pub fn rootless_possible() -> bool {
     let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
-    read("/proc/sys/kernel/unprivileged_userns_clone").is_none_or(|v| v != "0")
-        && read("/proc/sys/user/max_user_namespaces").is_none_or(|v| v != "0")
+    read("/proc/sys/kernel/unprivileged_userns_clone").map_or(true, |v| v != "0")
+        && read("/proc/sys/user/max_user_namespaces").map_or(true, |v| v != "0")
 }

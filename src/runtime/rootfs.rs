@@ -223,8 +223,10 @@ fn ram_dirs(dirs: &[CString]) -> Result<(), RootfsError> {
     Ok(())
 }
 
-/// Copies the image tree: directories, regular files and symlinks, with modes and owners.
-fn copy_tree(src: &Path, dst: &Path) -> Result<(), RootfsError> {
+/// Copies the image tree: directories, regular files and symlinks, with modes, and with
+/// owners when `owners` (rootless: the image's owners are not mapped in the user namespace,
+/// so the copy belongs to the container's root).
+fn copy_tree(src: &Path, dst: &Path, owners: bool) -> Result<(), RootfsError> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     fn err(path: &Path) -> impl FnOnce(std::io::Error) -> RootfsError + '_ {
         move |error| RootfsError::Copy { path: path.to_path_buf(), error }
@@ -238,7 +240,7 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<(), RootfsError> {
             std::os::unix::fs::symlink(std::fs::read_link(&from).map_err(err(&from))?, &to).map_err(err(&to))?;
         } else if ft.is_dir() {
             std::fs::create_dir(&to).map_err(err(&to))?;
-            copy_tree(&from, &to)?;
+            copy_tree(&from, &to, owners)?;
         } else if ft.is_file() {
             std::fs::copy(&from, &to).map_err(err(&from))?;
         } else {
@@ -247,7 +249,9 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<(), RootfsError> {
         if !ft.is_symlink() {
             std::fs::set_permissions(&to, std::fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(err(&to))?;
         }
-        std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid())).map_err(err(&to))?;
+        if owners {
+            std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid())).map_err(err(&to))?;
+        }
     }
     Ok(())
 }
@@ -280,7 +284,7 @@ impl Prepared {
                 ram_dirs(dirs)?;
                 mount(Some(m.as_c_str()), m.as_c_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
                     .map_err(mount_err("bind (self)", m))?;
-                copy_tree(src, &self.merged)
+                copy_tree(src, &self.merged, !self.rootless)
             }
             Plan::Fuse { opts } => {
                 // fuse-overlayfs daemonizes once the mount is up. Its daemon stays in the
@@ -312,14 +316,26 @@ impl Prepared {
     fn remove_dir(&mut self) -> Result<(), RootfsError> {
         let Some(dir) = self.dir.take() else { return Ok(()) };
         if self.rootless {
-            // overlayfs creates work/work with mode 0; its owner may not list it without
-            // CAP_DAC_OVERRIDE, so give the owner access back before removing.
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(dir.join("work/work"), std::fs::Permissions::from_mode(0o700));
+            // overlayfs makes work/work (and with `volatile` work/work/incompat/volatile)
+            // with mode 0; without CAP_DAC_OVERRIDE their owner cannot list them, so give the
+            // owner access back before removing.
+            open_up(&dir.join("work"));
         }
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RootfsError::Remove { path: dir, error: e }),
             _ => Ok(()),
+        }
+    }
+}
+
+fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).is_err() {
+        return;
+    }
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            open_up(&e.path());
         }
     }
 }

@@ -46,8 +46,8 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
 }
 
-/// Installs the handlers once per process. SA_RESTART keeps wait4/read going; the handler
-/// has already acted on the container.
+/// Installs the handlers once per process, without SA_RESTART like crate::signals: blocking
+/// calls elsewhere in probe rely on EINTR to notice a stop (ours retry on EINTR).
 pub fn install() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -58,7 +58,6 @@ pub fn install() {
                 let mut sa: libc::sigaction = std::mem::zeroed();
                 let mut old: libc::sigaction = std::mem::zeroed();
                 sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-                sa.sa_flags = libc::SA_RESTART;
                 libc::sigemptyset(&mut sa.sa_mask);
                 libc::sigaction(sig, &sa, &mut old);
                 let chainable = old.sa_flags & libc::SA_SIGINFO == 0

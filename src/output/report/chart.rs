@@ -148,6 +148,12 @@ pub fn phase_color(phase: Phase) -> Rgb {
     }
 }
 
+/// A pale twin of a colour, for the chapter's figures beside this machine's.
+pub fn faded((r, g, b): Rgb) -> Rgb {
+    let mix = |c: u8| ((c as u16 + 2 * 230) / 3) as u8;
+    (mix(r), mix(g), mix(b))
+}
+
 /// Series colours for things that are not runtimes (sync modes, run vs exec).
 pub fn nth_color(i: usize) -> Rgb {
     PALETTE[i % PALETTE.len()]

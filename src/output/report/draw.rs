@@ -101,14 +101,22 @@ fn draw_rows<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Rows) -> Dra
         row.segments.iter().flat_map(|s| [s.from, s.to]).chain(row.dots.iter().copied()).chain(row.spread.into_iter().flat_map(|(a, b)| [a, b]))
     });
     let (lo, hi) = values.chain(r.band.iter().flat_map(|b| [b.from, b.to])).fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    // Room right of the longest bar for its note, and left of a negative one.
+    let label_w = (r.rows.iter().map(|row| row.label.chars().count()).max().unwrap_or(4) as u32 * 8 + 16).clamp(60, 420);
+    // Room left of a negative bar, and right of every bar for its note: the note's width in
+    // pixels (~8 per character at 14 px) converted to axis units, which depend on the range
+    // being chosen — a few rounds of fixed-point iteration settle it.
     let span = (hi - lo).max(1e-9);
-    let (xmin, xmax) = (if lo < 0.0 { lo - 0.08 * span } else { 0.0 }, hi + 0.28 * span);
-    let label_w = r.rows.iter().map(|row| row.label.chars().count()).max().unwrap_or(4) as u32 * 8 + 16;
+    let xmin = if lo < 0.0 { lo - 0.08 * span } else { 0.0 };
+    let plot_px = (plot.dim_in_pixel().0.saturating_sub(label_w + 40)).max(100) as f64;
+    let mut xmax = hi + 0.1 * span;
+    for _ in 0..4 {
+        let per_px = (xmax - xmin) / plot_px;
+        xmax = r.rows.iter().map(|row| row_end(row) + (row.note.chars().count() as f64 * 8.0 + 16.0) * per_px).fold(hi + 0.05 * span, f64::max);
+    }
     let mut c = ChartBuilder::on(&plot)
         .margin(12)
         .x_label_area_size(45)
-        .y_label_area_size(label_w.clamp(60, 420))
+        .y_label_area_size(label_w)
         .build_cartesian_2d(xmin..xmax, (0..n).into_segmented())?;
     // Row 0 is drawn at the top; plotters counts segments from the bottom.
     let y = |i: usize| n - 1 - i as i32;
@@ -143,19 +151,15 @@ fn draw_rows<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Rows) -> Dra
         }
         c.draw_series(row.dots.iter().map(|&d| Circle::new((d, center.clone()), 3, BLACK.stroke_width(1))))?;
         if !row.note.is_empty() {
-            let end = row
-                .segments
-                .iter()
-                .map(|s| s.to.max(s.from))
-                .chain(row.spread.map(|(_, b)| b))
-                .chain(row.dots.iter().copied())
-                .fold(0.0f64, f64::max);
-            c.draw_series(std::iter::once(
-                EmptyElement::at((end, center.clone())) + Text::new(row.note.clone(), (8, -8), (FONT, 14)),
-            ))?;
+            c.draw_series(std::iter::once(EmptyElement::at((row_end(row), center.clone())) + Text::new(row.note.clone(), (8, -8), (FONT, 14))))?;
         }
     }
     draw_legend(&legend, r)
+}
+
+/// Where a row's drawing ends on the axis (its note starts there).
+fn row_end(row: &super::chart::Row) -> f64 {
+    row.segments.iter().map(|s| s.to.max(s.from)).chain(row.spread.map(|(_, b)| b)).chain(row.dots.iter().copied()).fold(0.0f64, f64::max)
 }
 
 /// Colour keys in rows of five under the plot, so no key ever covers a bar.

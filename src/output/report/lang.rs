@@ -53,7 +53,7 @@ impl Lang {
         if self == Lang::En {
             return detail.to_string();
         }
-        const WORDS: [(&str, &str); 8] = [
+        const WORDS: [(&str, &str); 9] = [
             ("prepare", "preparar"),
             ("create", "crear"),
             ("attach", "unir"),
@@ -62,6 +62,7 @@ impl Lang {
             ("wait", "esperar"),
             ("exit", "salida"),
             ("start", "inicio"),
+            ("container", "contenedor"),
         ];
         detail
             .split(' ')

@@ -25,7 +25,7 @@ pub struct Written {
     pub notes: Vec<String>,
 }
 
-pub const CHARTS: &str = "charts";
+const CHARTS: &str = "charts";
 
 pub fn generate(run: &Path, lang: Lang) -> Result<Written> {
     let folder = load::find(run)?;

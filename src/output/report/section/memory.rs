@@ -64,8 +64,8 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     let half = (s.max - s.min).max(2.0 * s.sd);
     let cmd = r.command.join(" ");
     b.para(
-        format!("`free -m` \"used\" before and after starting N idle containers (`{cmd}`), as the chapter measured. First, {} reads of the same figure with nothing started measure the instrument's own noise: they spanned {:.1} MB.", r.noise.reads_kb.len(), s.max - s.min),
-        format!("\"used\" de `free -m` antes y después de lanzar N contenedores inactivos (`{cmd}`), como lo midió el capítulo. Antes, {} lecturas de la misma cifra sin lanzar nada miden el ruido del propio instrumento: variaron {:.1} MB.", r.noise.reads_kb.len(), s.max - s.min),
+        format!("`free -m` `used` before and after starting N idle containers (`{cmd}`), as the chapter measured. First, {} reads of the same figure with nothing started measure the instrument's own noise: they spanned {:.1} MB.", r.noise.reads_kb.len(), s.max - s.min),
+        format!("`used` de `free -m` antes y después de lanzar N contenedores inactivos (`{cmd}`), como lo midió el capítulo. Antes, {} lecturas de la misma cifra sin lanzar nada miden el ruido del propio instrumento: variaron {:.1} MB.", r.noise.reads_kb.len(), s.max - s.min),
     );
     let mut counts: Vec<u32> = r.results.iter().flat_map(|x| x.batches.iter().map(|b| b.count)).collect();
     counts.sort();

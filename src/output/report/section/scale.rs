@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde::Deserialize;
 
 use super::{sig, Builder, RatioKind, SummaryRow};
-use crate::output::report::chart::{runtime_color, Body, Chart, Lines, Panel, Series, NEUTRAL};
+use crate::output::report::chart::{faded, runtime_color, Body, Chart, Lines, Panel, Series};
 use crate::output::report::doc::Table;
 use crate::output::report::load::{self, Host};
 
@@ -62,7 +62,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
         m.iter()
             .map(|(rt, by)| Series {
                 label: b.t(format!("{rt} (chapter)"), format!("{rt} (capítulo)")),
-                color: NEUTRAL,
+                color: faded(runtime_color(rt)),
                 points: by.iter().filter_map(|(n, v)| Some((n.parse::<f64>().ok()?, *v))).collect(),
             })
             .collect()
@@ -73,7 +73,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     memory.extend(chapter(&r.reference.memory_mb));
     b.chart(Chart {
         name: "scale".into(),
-        title: b.t("Scaling: time to start N containers and their memory, against N (grey: the chapter)", "Escalamiento: tiempo para lanzar N contenedores y su memoria, contra N (gris: el capítulo)"),
+        title: b.t("Scaling: time and memory of N containers (pale: the chapter)", "Escalamiento: tiempo y memoria de N contenedores (pálido: el capítulo)"),
         body: Body::Lines(Lines {
             x_axis: b.t("containers", "contenedores"),
             panels: vec![
