@@ -13,16 +13,21 @@ struct TestRootfs(PathBuf);
 
 impl TestRootfs {
     fn new(tag: &str, with_mountpoints: bool) -> TestRootfs {
-        let dir = std::env::temp_dir().join(format!("probe-test-rootfs-{}-{tag}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("probe-test-rootfs-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("bin")).unwrap();
         let bb = dir.join("bin/busybox");
-        let host_bb = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists())
+        let host_bb = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
             .expect("busybox is needed for the native tests: apt-get install busybox-static");
         if std::fs::hard_link(host_bb, &bb).is_err() {
             std::fs::copy(host_bb, &bb).unwrap();
         }
-        for applet in ["sh", "true", "false", "sleep", "echo", "cat", "hostname", "kill", "ls", "id"] {
+        for applet in [
+            "sh", "true", "false", "sleep", "echo", "cat", "hostname", "kill", "ls", "id",
+        ] {
             symlink("busybox", dir.join("bin").join(applet)).unwrap();
         }
         if with_mountpoints {
@@ -78,7 +83,12 @@ fn leftovers(pid: u32) -> Vec<String> {
         }
     }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    found.extend(mountinfo.lines().filter(|l| l.contains(&prefix)).map(str::to_string));
+    found.extend(
+        mountinfo
+            .lines()
+            .filter(|l| l.contains(&prefix))
+            .map(str::to_string),
+    );
     found
 }
 
@@ -95,13 +105,32 @@ fn exit_status_passes_through() {
     let root = TestRootfs::new("exit", true);
     for (cmd, want) in [("exit 7", 7), ("true", 0), ("kill -9 $$", 137)] {
         // Without a pid namespace the shell is not an init, so SIGKILL from itself works.
-        let (o, pid) = run(&["--rootfs", root.path(), "--ns", "mnt,uts,ipc,net", "--", "sh", "-c", cmd]);
+        let (o, pid) = run(&[
+            "--rootfs",
+            root.path(),
+            "--ns",
+            "mnt,uts,ipc,net",
+            "--",
+            "sh",
+            "-c",
+            cmd,
+        ]);
         assert_eq!(o.status.code(), Some(want), "{cmd}: {}", stderr(&o));
         assert_clean(pid, cmd);
     }
-    let (o, _) = run(&["--rootfs", root.path(), "--", "sh", "-c", "echo out; hostname"]);
+    let (o, _) = run(&[
+        "--rootfs",
+        root.path(),
+        "--",
+        "sh",
+        "-c",
+        "echo out; hostname",
+    ]);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.starts_with("out\nprobe-"), "stdout reaches the caller and the hostname is the container's: {out}");
+    assert!(
+        out.starts_with("out\nprobe-"),
+        "stdout reaches the caller and the hostname is the container's: {out}"
+    );
 }
 
 #[test]
@@ -112,7 +141,15 @@ fn phases_cover_at_least_97_percent_for_every_storage() {
     let root = TestRootfs::new("phases", true);
     for storage in ["overlay", "overlay-disk", "tmpfs", "bind"] {
         for _ in 0..3 {
-            let (o, pid) = run(&["--rootfs", root.path(), "--storage", storage, "--phases", "--", "true"]);
+            let (o, pid) = run(&[
+                "--rootfs",
+                root.path(),
+                "--storage",
+                storage,
+                "--phases",
+                "--",
+                "true",
+            ]);
             let err = stderr(&o);
             assert!(o.status.success(), "{storage}: {err}");
             let cover: f64 = err
@@ -121,12 +158,32 @@ fn phases_cover_at_least_97_percent_for_every_storage() {
                 .and_then(|r| r.split('%').next())
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| panic!("no coverage line: {err}"));
-            assert!(cover >= 97.0, "{storage}: phases cover only {cover}%:\n{err}");
-            for phase in ["rootfs", "cgroup", "namespaces", "mounts", "security", "exec", "workload", "teardown"] {
-                assert!(err.lines().any(|l| l.starts_with(phase)), "{storage}: phase {phase} missing:\n{err}");
+            assert!(
+                cover >= 97.0,
+                "{storage}: phases cover only {cover}%:\n{err}"
+            );
+            for phase in [
+                "rootfs",
+                "cgroup",
+                "namespaces",
+                "mounts",
+                "security",
+                "exec",
+                "workload",
+                "teardown",
+            ] {
+                assert!(
+                    err.lines().any(|l| l.starts_with(phase)),
+                    "{storage}: phase {phase} missing:\n{err}"
+                );
             }
             for ns in ["mnt", "uts", "ipc", "net", "cgroup"] {
-                assert!(err.lines().any(|l| l.starts_with("namespaces") && l.split_whitespace().nth(1) == Some(ns)), "{ns}:\n{err}");
+                assert!(
+                    err.lines()
+                        .any(|l| l.starts_with("namespaces")
+                            && l.split_whitespace().nth(1) == Some(ns)),
+                    "{ns}:\n{err}"
+                );
             }
             assert_clean(pid, storage);
         }
@@ -141,12 +198,34 @@ fn a_failure_in_each_phase_names_it_and_unwinds() {
     let root = TestRootfs::new("fail", true);
     let bare = TestRootfs::new("fail-bare", false);
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
-        (vec!["--rootfs", "/nonexistent-probe-rootfs", "--", "true"], vec!["rootfs:", "/nonexistent-probe-rootfs", "os error 2"]),
-        (vec!["--rootfs", root.path(), "--", "no-such-binary"], vec!["exec: execve no-such-binary", "ENOENT"]),
-        (vec!["--rootfs", root.path(), "--", "/bin/../nope/x"], vec!["exec: execve /bin/../nope/x", "ENOENT"]),
-        (vec!["--rootfs", root.path(), "--cgroup-parent", "no/such/parent", "--", "true"], vec!["cgroup: mkdir", "no/such/parent", "os error 2"]),
+        (
+            vec!["--rootfs", "/nonexistent-probe-rootfs", "--", "true"],
+            vec!["rootfs:", "/nonexistent-probe-rootfs", "os error 2"],
+        ),
+        (
+            vec!["--rootfs", root.path(), "--", "no-such-binary"],
+            vec!["exec: execve no-such-binary", "ENOENT"],
+        ),
+        (
+            vec!["--rootfs", root.path(), "--", "/bin/../nope/x"],
+            vec!["exec: execve /bin/../nope/x", "ENOENT"],
+        ),
+        (
+            vec![
+                "--rootfs",
+                root.path(),
+                "--cgroup-parent",
+                "no/such/parent",
+                "--",
+                "true",
+            ],
+            vec!["cgroup: mkdir", "no/such/parent", "os error 2"],
+        ),
         // bind is read-only: the missing /proc mount point cannot be made.
-        (vec!["--rootfs", bare.path(), "--storage", "bind", "--", "true"], vec!["mounts: mkdir", "/proc", "EROFS"]),
+        (
+            vec!["--rootfs", bare.path(), "--storage", "bind", "--", "true"],
+            vec!["mounts: mkdir", "/proc", "EROFS"],
+        ),
     ];
     for (args, wants) in cases {
         let (o, pid) = run(&args);
@@ -167,7 +246,10 @@ fn a_partial_cgroup_is_removed() {
     if !common::require_root() {
         return;
     }
-    let Some(first) = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory"].into_iter().find(|p| Path::new(p).join("cgroup.procs").exists()) else {
+    let Some(first) = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory"]
+        .into_iter()
+        .find(|p| Path::new(p).join("cgroup.procs").exists())
+    else {
         return;
     };
     if !Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() {
@@ -176,16 +258,34 @@ fn a_partial_cgroup_is_removed() {
     let root = TestRootfs::new("partial", true);
     let parent = Path::new(first).join(format!("probe-test-parent-{}", std::process::id()));
     std::fs::create_dir(&parent).unwrap();
-    let (o, pid) = run(&["--rootfs", root.path(), "--cgroup-parent", parent.file_name().unwrap().to_str().unwrap(), "--", "true"]);
-    let children: Vec<_> = std::fs::read_dir(&parent).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
+    let (o, pid) = run(&[
+        "--rootfs",
+        root.path(),
+        "--cgroup-parent",
+        parent.file_name().unwrap().to_str().unwrap(),
+        "--",
+        "true",
+    ]);
+    let children: Vec<_> = std::fs::read_dir(&parent)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
     std::fs::remove_dir(&parent).unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("cgroup: mkdir"), "{}", stderr(&o));
-    assert!(children.is_empty(), "left in {}: {children:?}", parent.display());
+    assert!(
+        children.is_empty(),
+        "left in {}: {children:?}",
+        parent.display()
+    );
     assert_clean(pid, "partial cgroup");
 }
 
-fn wait_timeout(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
+fn wait_timeout(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
     let end = Instant::now() + limit;
     while Instant::now() < end {
         if let Some(s) = child.try_wait().unwrap() {
@@ -216,9 +316,13 @@ fn sigint_twice_stops_an_interactive_container_and_unwinds() {
     std::thread::sleep(Duration::from_millis(300));
     signal(child.id(), libc::SIGINT);
     // sleep is the pid namespace's init: it has no SIGINT handler, so it ignores the first.
-    assert!(wait_timeout(&mut child, Duration::from_millis(300)).is_none(), "first SIGINT goes to the command only");
+    assert!(
+        wait_timeout(&mut child, Duration::from_millis(300)).is_none(),
+        "first SIGINT goes to the command only"
+    );
     signal(child.id(), libc::SIGINT);
-    let status = wait_timeout(&mut child, Duration::from_secs(5)).expect("second SIGINT stops the container");
+    let status = wait_timeout(&mut child, Duration::from_secs(5))
+        .expect("second SIGINT stops the container");
     assert!(!status.success());
     assert_clean(child.id(), "SIGINT");
 }
@@ -241,11 +345,15 @@ fn sigterm_at_any_moment_of_a_loop_of_runs_unwinds() {
         // Spread the signal over the whole lifecycle: 0 to ~8 ms after the spawn.
         std::thread::sleep(Duration::from_micros(i * 200));
         signal(child.id(), libc::SIGTERM);
-        let status = wait_timeout(&mut child, Duration::from_secs(5)).expect("probe ends after SIGTERM");
+        let status =
+            wait_timeout(&mut child, Duration::from_secs(5)).expect("probe ends after SIGTERM");
         interrupted += !status.success() as u32;
         assert_clean(child.id(), &format!("SIGTERM after {} µs", i * 200));
     }
-    assert!(interrupted > 0, "no run was interrupted: the signal came too late every time");
+    assert!(
+        interrupted > 0,
+        "no run was interrupted: the signal came too late every time"
+    );
 }
 
 #[test]
@@ -255,7 +363,20 @@ fn limits_reach_the_cgroup() {
     }
     let root = TestRootfs::new("limits", true);
     let mut child = Command::new(common::probe_bin())
-        .args(["run", "--rootfs", root.path(), "--memory", "16M", "--pids", "5", "--cpus", "0.5", "--", "sleep", "2"])
+        .args([
+            "run",
+            "--rootfs",
+            root.path(),
+            "--memory",
+            "16M",
+            "--pids",
+            "5",
+            "--cpus",
+            "0.5",
+            "--",
+            "sleep",
+            "2",
+        ])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -264,19 +385,46 @@ fn limits_reach_the_cgroup() {
     let v1 = Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists();
     let files: Vec<(PathBuf, &str)> = if v1 {
         vec![
-            (Path::new("/sys/fs/cgroup/memory").join(&name).join("memory.limit_in_bytes"), "16777216"),
-            (Path::new("/sys/fs/cgroup/pids").join(&name).join("pids.max"), "5"),
-            (Path::new("/sys/fs/cgroup/cpu").join(&name).join("cpu.cfs_quota_us"), "50000"),
+            (
+                Path::new("/sys/fs/cgroup/memory")
+                    .join(&name)
+                    .join("memory.limit_in_bytes"),
+                "16777216",
+            ),
+            (
+                Path::new("/sys/fs/cgroup/pids")
+                    .join(&name)
+                    .join("pids.max"),
+                "5",
+            ),
+            (
+                Path::new("/sys/fs/cgroup/cpu")
+                    .join(&name)
+                    .join("cpu.cfs_quota_us"),
+                "50000",
+            ),
         ]
     } else {
         let d = Path::new("/sys/fs/cgroup").join(&name);
-        vec![(d.join("memory.max"), "16777216"), (d.join("pids.max"), "5"), (d.join("cpu.max"), "50000 100000")]
+        vec![
+            (d.join("memory.max"), "16777216"),
+            (d.join("pids.max"), "5"),
+            (d.join("cpu.max"), "50000 100000"),
+        ]
     };
     let end = Instant::now() + Duration::from_secs(2);
     while !files[0].0.exists() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let got: Vec<String> = files.iter().map(|(f, _)| std::fs::read_to_string(f).unwrap_or_default().trim().to_string()).collect();
+    let got: Vec<String> = files
+        .iter()
+        .map(|(f, _)| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        })
+        .collect();
     signal(child.id(), libc::SIGTERM);
     child.wait().unwrap();
     for ((f, want), got) in files.iter().zip(got) {

@@ -36,20 +36,36 @@ pub struct AllArgs {
 pub fn run(a: AllArgs) -> anyhow::Result<ExitCode> {
     crate::signals::install();
     let (run_dir, quick) = match &a.resume {
-        Some(dir) => (dir.canonicalize().with_context(|| format!("cannot resume {}: no such run folder", dir.display()))?, all::read_options(dir)?.quick),
+        Some(dir) => (
+            dir.canonicalize()
+                .with_context(|| format!("cannot resume {}: no such run folder", dir.display()))?,
+            all::read_options(dir)?.quick,
+        ),
         None => {
             results::check_writable(&a.results)?;
             let dir = RunDir::create(&a.results, "all")?;
-            dir.write_atomic(all::OPTIONS, &serde_json::to_vec_pretty(&Options { quick: a.quick })?)?;
+            dir.write_atomic(
+                all::OPTIONS,
+                &serde_json::to_vec_pretty(&Options { quick: a.quick })?,
+            )?;
             // Marked now, not at the end: an interrupted run is then `results/latest`, the
             // folder `--resume` wants.
             dir.mark_latest()?;
             (dir.path().to_path_buf(), a.quick)
         }
     };
-    eprintln!("run folder: {}{}", run_dir.display(), if quick { " (quick)" } else { "" });
+    eprintln!(
+        "run folder: {}{}",
+        run_dir.display(),
+        if quick { " (quick)" } else { "" }
+    );
     let cli = super::Cli::command();
-    let cfg = all::Config { probe: std::env::current_exe().context("locating the probe binary")?, run: run_dir.clone(), quick, cli: &cli };
+    let cfg = all::Config {
+        probe: std::env::current_exe().context("locating the probe binary")?,
+        run: run_dir.clone(),
+        quick,
+        cli: &cli,
+    };
     let started = Instant::now();
     let mut display = Display::new(quick, &all::read_journal(&run_dir)?);
     let entries = all::run(&cfg, &crate::signals::interrupted, &mut display)?;
@@ -57,13 +73,23 @@ pub fn run(a: AllArgs) -> anyhow::Result<ExitCode> {
 
     let mut t = Table::new(["experiment", "status", "seconds", "note"]);
     for e in &entries {
-        let chapter: Vec<String> = all::step(&e.step).map(|s| s.chapter.iter().map(u8::to_string).collect()).unwrap_or_default();
-        t.row([format!("{} (Exp {})", e.step, chapter.join(", ")), status_word(e.status).into(), format!("{:.1}", e.seconds), e.note.clone()]);
+        let chapter: Vec<String> = all::step(&e.step)
+            .map(|s| s.chapter.iter().map(u8::to_string).collect())
+            .unwrap_or_default();
+        t.row([
+            format!("{} (Exp {})", e.step, chapter.join(", ")),
+            status_word(e.status).into(),
+            format!("{:.1}", e.seconds),
+            e.note.clone(),
+        ]);
     }
     print!("{}", t.render());
     eprintln!("total {:.0} s", started.elapsed().as_secs_f64());
     if crate::signals::interrupted() {
-        eprintln!("interrupted: resume with `probe all --resume {}`", run_dir.display());
+        eprintln!(
+            "interrupted: resume with `probe all --resume {}`",
+            run_dir.display()
+        );
         return Ok(ExitCode::from(130));
     }
     for lang in [Lang::En, Lang::Es] {
@@ -73,8 +99,15 @@ pub fn run(a: AllArgs) -> anyhow::Result<ExitCode> {
         }
         eprintln!("report: {} and {}", w.markdown.display(), w.html.display());
     }
-    let failed = entries.iter().filter(|e| e.status == Status::Failed).count();
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    let failed = entries
+        .iter()
+        .filter(|e| e.status == Status::Failed)
+        .count();
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn status_word(s: Status) -> &'static str {
@@ -101,8 +134,15 @@ impl Plan {
     /// Remaining time: what is left of the estimates, scaled by how fast the run has gone
     /// compared with them so far (clamped: one odd step should not swing it wildly).
     fn eta(&self) -> Duration {
-        let pace = if self.estimated_done.is_zero() { 1.0 } else { (self.actual_done.as_secs_f64() / self.estimated_done.as_secs_f64()).clamp(0.3, 3.0) };
-        let current = self.current.map(|(_, est, since)| est.mul_f64(pace).saturating_sub(since.elapsed())).unwrap_or_default();
+        let pace = if self.estimated_done.is_zero() {
+            1.0
+        } else {
+            (self.actual_done.as_secs_f64() / self.estimated_done.as_secs_f64()).clamp(0.3, 3.0)
+        };
+        let current = self
+            .current
+            .map(|(_, est, since)| est.mul_f64(pace).saturating_sub(since.elapsed()))
+            .unwrap_or_default();
         self.pending.iter().sum::<Duration>().mul_f64(pace) + current
     }
 }
@@ -118,7 +158,10 @@ struct Display {
 
 impl Display {
     fn new(quick: bool, journal: &std::collections::BTreeMap<String, Entry>) -> Display {
-        let todo: Vec<&Step> = STEPS.iter().filter(|s| journal.get(s.id).map_or(true, |e| e.status != Status::Done)).collect();
+        let todo: Vec<&Step> = STEPS
+            .iter()
+            .filter(|s| journal.get(s.id).map_or(true, |e| e.status != Status::Done))
+            .collect();
         let plan = Arc::new(Mutex::new(Plan {
             quick,
             pending: todo.iter().map(|s| s.estimate(quick)).collect(),
@@ -128,7 +171,10 @@ impl Display {
         }));
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = ProgressBar::new(STEPS.len() as u64);
-            b.set_style(ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}").expect("valid template"));
+            b.set_style(
+                ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}")
+                    .expect("valid template"),
+            );
             b.set_position((STEPS.len() - todo.len()) as u64);
             b
         });
@@ -142,7 +188,12 @@ impl Display {
                 }
             })
         });
-        Display { bar, plan, total: STEPS.len(), ticker }
+        Display {
+            bar,
+            plan,
+            total: STEPS.len(),
+            ticker,
+        }
     }
 
     fn finish(&mut self) {
@@ -157,7 +208,11 @@ impl Display {
 
 fn line(p: &Plan) -> String {
     match p.current {
-        Some((id, _, since)) => format!("{id:<14} {:>4.0} s   ETA {}", since.elapsed().as_secs_f64(), mmss(p.eta())),
+        Some((id, _, since)) => format!(
+            "{id:<14} {:>4.0} s   ETA {}",
+            since.elapsed().as_secs_f64(),
+            mmss(p.eta())
+        ),
         None => format!("ETA {}", mmss(p.eta())),
     }
 }
@@ -176,7 +231,13 @@ impl Observer for Display {
         let est = step.estimate(p.quick);
         p.current = Some((step.id, est, Instant::now()));
         if self.bar.is_none() {
-            eprintln!("[{}/{}] {} … (ETA {})", index + 1, self.total, step.id, mmss(p.eta()));
+            eprintln!(
+                "[{}/{}] {} … (ETA {})",
+                index + 1,
+                self.total,
+                step.id,
+                mmss(p.eta())
+            );
         }
     }
 
@@ -189,7 +250,17 @@ impl Observer for Display {
                 p.actual_done += since.elapsed();
             }
         }
-        let msg = format!("{}: {} ({:.1} s){}", step.id, status_word(entry.status), entry.seconds, if entry.note.is_empty() { String::new() } else { format!(" — {}", entry.note) });
+        let msg = format!(
+            "{}: {} ({:.1} s){}",
+            step.id,
+            status_word(entry.status),
+            entry.seconds,
+            if entry.note.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", entry.note)
+            }
+        );
         match &self.bar {
             Some(b) => {
                 b.println(msg);

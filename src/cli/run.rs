@@ -28,9 +28,10 @@ pub struct RunArgs {
     #[arg(long, default_value = "overlay", value_name = "MODE")]
     pub storage: Storage,
 
-    /// Namespaces to create, comma-separated, from pid, mnt, uts, ipc, net, cgroup (or
-    /// `all`). mnt is required. Without net the container shares the host's network.
-    /// A non-root user always gets a user namespace as well (rootless mode).
+    /// Namespaces to create, comma-separated, from user, pid, mnt, uts, ipc, net, cgroup (or
+    /// `all`, which is all but user). mnt is required. Without net the container shares the
+    /// host's network. `user` means rootless mode (your uid mapped to root, no cgroup); a
+    /// non-root user always gets it.
     #[arg(long = "ns", default_value = "all", value_name = "LIST")]
     pub namespaces: NsSet,
 
@@ -75,21 +76,35 @@ fn parse_size(s: &str) -> Result<u64, String> {
                 'M' => 1 << 20,
                 'G' => 1 << 30,
                 'B' => 1,
-                _ => return Err(format!("bad size '{s}': use a number with an optional K, M or G suffix")),
+                _ => {
+                    return Err(format!(
+                        "bad size '{s}': use a number with an optional K, M or G suffix"
+                    ))
+                }
             };
             (&t[..i], m)
         }
         _ => (t, 1),
     };
-    let n: u64 = num.trim().parse().map_err(|_| format!("bad size '{s}': use a number with an optional K, M or G suffix"))?;
-    n.checked_mul(mult).filter(|b| *b > 0).ok_or_else(|| format!("bad size '{s}': must be between 1 byte and 16 EiB"))
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad size '{s}': use a number with an optional K, M or G suffix"))?;
+    n.checked_mul(mult)
+        .filter(|b| *b > 0)
+        .ok_or_else(|| format!("bad size '{s}': must be between 1 byte and 16 EiB"))
 }
 
 fn parse_cpus(s: &str) -> Result<f64, String> {
-    let f: f64 = s.trim().parse().map_err(|_| format!("bad CPU count '{s}': use a decimal number such as 0.5"))?;
+    let f: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad CPU count '{s}': use a decimal number such as 0.5"))?;
     // cpu.cfs_quota_us / cpu.max refuse quotas under 1 ms per 100 ms period.
     if !(0.01..=1024.0).contains(&f) {
-        return Err(format!("bad CPU count '{s}': must be between 0.01 and 1024"));
+        return Err(format!(
+            "bad CPU count '{s}': must be between 0.01 and 1024"
+        ));
     }
     Ok(f)
 }
@@ -98,16 +113,31 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let mut spec = ContainerSpec::default_for(a.command);
     spec.storage = a.storage;
     spec.namespaces = a.namespaces;
-    spec.limits = Limits { memory_bytes: a.memory, pids: a.pids, cpus: a.cpus };
+    spec.limits = Limits {
+        memory_bytes: a.memory,
+        pids: a.pids,
+        cpus: a.cpus,
+    };
     spec.cgroup_parent = a.cgroup_parent.unwrap_or_default();
     spec.timing = a.phases;
     if let Some(dir) = a.rootfs {
         spec.rootfs = dir;
     } else if !spec.rootfs.join("bin").is_dir() {
-        anyhow::bail!("test image rootfs missing at {}: run `sudo probe image build`, or pass --rootfs DIR", spec.rootfs.display());
+        anyhow::bail!(
+            "test image rootfs missing at {}: run `sudo probe image build`, or pass --rootfs DIR",
+            spec.rootfs.display()
+        );
     }
     let start = monotonic_ns();
-    let outcome = runtime::run(&spec).context("run")?;
+    let outcome = match runtime::run(&spec) {
+        Ok(o) => o,
+        // Like a shell whose foreground job was interrupted: say so, exit 128+SIGINT.
+        Err(e @ runtime::RuntimeError::Interrupted) => {
+            eprintln!("probe: run: {e}");
+            return Ok(ExitCode::from(130));
+        }
+        Err(e) => return Err(e).context("run"),
+    };
     let wall_ns = monotonic_ns() - start;
     if a.phases {
         let mut err = std::io::stderr().lock();
@@ -136,13 +166,21 @@ fn phase_table(phases: &[PhaseRecord], wall_ns: u64) -> String {
             p.detail.as_deref().unwrap_or(""),
             p.dur_ns as f64 / 1e3,
             p.dur_ns as f64 * 100.0 / total as f64,
-            p.counters.task_clock_ns.map_or_else(|| "n/a".into(), |v| format!("{:.1}", v as f64 / 1e3)),
+            p.counters
+                .task_clock_ns
+                .map_or_else(|| "n/a".into(), |v| format!("{:.1}", v as f64 / 1e3)),
             na(p.counters.context_switches),
             na(p.counters.page_faults),
             p.overhead_ns as f64 / 1e3,
         );
     }
-    out += &format!("{:<11} {:<18} {:>10.1} {:>5.1}%\n", "total", "", total as f64 / 1e3, 100.0);
+    out += &format!(
+        "{:<11} {:<18} {:>10.1} {:>5.1}%\n",
+        "total",
+        "",
+        total as f64 / 1e3,
+        100.0
+    );
     out += &format!(
         "phases cover {:.1}% of {:.1} µs measured around the container\n",
         total as f64 * 100.0 / wall_ns.max(1) as f64,

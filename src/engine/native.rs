@@ -15,10 +15,17 @@ impl Native {
     /// Checks that a container can be made here: the test image rootfs exists, and either we
     /// are root or unprivileged user namespaces are allowed (rootless mode).
     pub fn open() -> Result<Self, EngineError> {
-        let unusable = |what: String, fix: &str| EngineError::Unusable { runtime: RuntimeKind::Native, what, fix: fix.into() };
+        let unusable = |what: String, fix: &str| EngineError::Unusable {
+            runtime: RuntimeKind::Native,
+            what,
+            fix: fix.into(),
+        };
         let mut base = ContainerSpec::default_for(Vec::new());
         if !base.rootfs.join("bin").is_dir() {
-            return Err(unusable(format!("test image rootfs missing at {}", base.rootfs.display()), "run `sudo probe image build`"));
+            return Err(unusable(
+                format!("test image rootfs missing at {}", base.rootfs.display()),
+                "run `sudo probe image build`",
+            ));
         }
         if base.rootless && !runtime::rootless_possible() {
             return Err(unusable(
@@ -38,7 +45,10 @@ impl Runtime for Native {
     }
 
     fn run(&mut self, argv: &[String]) -> anyhow::Result<Sample> {
-        let spec = ContainerSpec { argv: argv.to_vec(), ..self.base.clone() };
+        let spec = ContainerSpec {
+            argv: argv.to_vec(),
+            ..self.base.clone()
+        };
         let start_mono_ns = monotonic_ns();
         let outcome = runtime::run(&spec).context("native run")?;
         let wall_ns = monotonic_ns() - start_mono_ns;
@@ -46,13 +56,21 @@ impl Runtime for Native {
             return Err(EngineError::RepFailed {
                 runtime: RuntimeKind::Native,
                 code: outcome.exit_code,
-                stderr: format!("`{}` failed in the native container (its output goes to /dev/null)", argv.join(" ")),
+                stderr: format!(
+                    "`{}` failed in the native container (its output goes to /dev/null)",
+                    argv.join(" ")
+                ),
             })
             .context("native run");
         }
         Ok(Sample {
             start_mono_ns,
             pid: std::process::id(),
-            wall_ns, user_ns: outcome.user_ns, sys_ns: outcome.sys_ns, exit_code: 0, phases: outcome.phases })
+            wall_ns,
+            user_ns: outcome.user_ns,
+            sys_ns: outcome.sys_ns,
+            exit_code: 0,
+            phases: outcome.phases,
+        })
     }
 }

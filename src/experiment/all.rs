@@ -39,13 +39,24 @@ pub struct Step {
 }
 
 pub const STEPS: [Step; 8] = [
-    Step { id: "startup", chapter: &[1], args: &["startup", "--breakdown"], full: &[], quick: &[("--reps", "5")], estimate_s: [15, 60] },
+    Step {
+        id: "startup",
+        chapter: &[1],
+        args: &["startup", "--breakdown"],
+        full: &[],
+        quick: &[("--reps", "5")],
+        estimate_s: [15, 60],
+    },
     Step {
         id: "memory",
         chapter: &[2],
         args: &["memory"],
         full: &[],
-        quick: &[("--counts", "1,5"), ("--noise-reads", "4"), ("--settle", "1000")],
+        quick: &[
+            ("--counts", "1,5"),
+            ("--noise-reads", "4"),
+            ("--settle", "1000"),
+        ],
         estimate_s: [45, 200],
     },
     Step {
@@ -56,7 +67,14 @@ pub const STEPS: [Step; 8] = [
         quick: &[("--counts", "0,1,3"), ("--settle-timeout", "3000")],
         estimate_s: [45, 120],
     },
-    Step { id: "cpu", chapter: &[3], args: &["cpu"], full: &[], quick: &[("--count", "1000000"), ("--reps", "1")], estimate_s: [30, 600] },
+    Step {
+        id: "cpu",
+        chapter: &[3],
+        args: &["cpu"],
+        full: &[],
+        quick: &[("--count", "1000000"), ("--reps", "1")],
+        estimate_s: [30, 600],
+    },
     Step {
         id: "cpu-exec",
         chapter: &[7],
@@ -65,9 +83,30 @@ pub const STEPS: [Step; 8] = [
         quick: &[("--count", "1000000"), ("--reps", "1")],
         estimate_s: [30, 300],
     },
-    Step { id: "io", chapter: &[4], args: &["io"], full: &["--fsync-trace"], quick: &[("--size", "16"), ("--reps", "1")], estimate_s: [30, 180] },
-    Step { id: "scale", chapter: &[6], args: &["scale"], full: &[], quick: &[("--counts", "5,10")], estimate_s: [40, 300] },
-    Step { id: "nested", chapter: &[5, 9], args: &["nested"], full: &[], quick: &[], estimate_s: [60, 300] },
+    Step {
+        id: "io",
+        chapter: &[4],
+        args: &["io"],
+        full: &["--fsync-trace"],
+        quick: &[("--size", "16"), ("--reps", "1")],
+        estimate_s: [30, 180],
+    },
+    Step {
+        id: "scale",
+        chapter: &[6],
+        args: &["scale"],
+        full: &[],
+        quick: &[("--counts", "5,10")],
+        estimate_s: [40, 300],
+    },
+    Step {
+        id: "nested",
+        chapter: &[5, 9],
+        args: &["nested"],
+        full: &[],
+        quick: &[],
+        estimate_s: [60, 300],
+    },
 ];
 
 pub fn step(id: &str) -> Option<&'static Step> {
@@ -90,11 +129,19 @@ impl Step {
     pub fn plan(&self, cli: &clap::Command, quick: bool) -> Plan {
         let sub = match cli.find_subcommand(self.args[0]) {
             Some(s) => s,
-            None => return Plan::Unavailable(format!("this build has no `probe {}`", self.args[0])),
+            None => {
+                return Plan::Unavailable(format!("this build has no `probe {}`", self.args[0]))
+            }
         };
-        let accepts = |flag: &str| sub.get_arguments().any(|a| a.get_long().is_some_and(|l| format!("--{l}") == flag));
+        let accepts = |flag: &str| {
+            sub.get_arguments()
+                .any(|a| a.get_long().is_some_and(|l| format!("--{l}") == flag))
+        };
         if let Some(missing) = self.args[1..].iter().find(|f| !accepts(f)) {
-            return Plan::Unavailable(format!("this build's `probe {}` has no {missing}", self.args[0]));
+            return Plan::Unavailable(format!(
+                "this build's `probe {}` has no {missing}",
+                self.args[0]
+            ));
         }
         let mut args: Vec<String> = self.args.iter().map(|s| s.to_string()).collect();
         let mut dropped = Vec::new();
@@ -107,7 +154,12 @@ impl Step {
                 }
             }
         } else {
-            args.extend(self.full.iter().filter(|f| accepts(f)).map(|f| f.to_string()));
+            args.extend(
+                self.full
+                    .iter()
+                    .filter(|f| accepts(f))
+                    .map(|f| f.to_string()),
+            );
         }
         Plan::Run { args, dropped }
     }
@@ -152,8 +204,18 @@ pub const OPTIONS: &str = "all.json";
 
 pub fn read_options(run: &Path) -> Result<Options> {
     let path = run.join(OPTIONS);
-    let text = fs::read(&path).with_context(|| format!("{} is not a `probe all` run folder (no readable {OPTIONS})", run.display()))?;
-    serde_json::from_slice(&text).with_context(|| format!("{} is damaged: remove the run folder or start a new run", path.display()))
+    let text = fs::read(&path).with_context(|| {
+        format!(
+            "{} is not a `probe all` run folder (no readable {OPTIONS})",
+            run.display()
+        )
+    })?;
+    serde_json::from_slice(&text).with_context(|| {
+        format!(
+            "{} is damaged: remove the run folder or start a new run",
+            path.display()
+        )
+    })
 }
 
 /// The journal's verdict per step (the last line about a step wins). A torn last line, as a
@@ -178,10 +240,16 @@ pub fn read_journal(run: &Path) -> Result<BTreeMap<String, Entry>> {
 /// Appends one line and fsyncs it: the line is either whole on disk or ignored on resume.
 fn append(run: &Path, entry: &Entry) -> Result<()> {
     let path = run.join(JOURNAL);
-    let mut f = OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
     let mut line = serde_json::to_vec(entry)?;
     line.push(b'\n');
-    f.write_all(&line).and_then(|()| f.sync_all()).with_context(|| format!("appending to {}", path.display()))
+    f.write_all(&line)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("appending to {}", path.display()))
 }
 
 /// Sees the sequence as it goes: the CLI draws its progress display from this.
@@ -199,9 +267,14 @@ pub struct Config<'a> {
 
 /// Runs every step the journal does not list as done. Stops early only when interrupted;
 /// a failed step is journaled and the next one runs.
-pub fn run(cfg: &Config, interrupted: &dyn Fn() -> bool, observer: &mut dyn Observer) -> Result<Vec<Entry>> {
+pub fn run(
+    cfg: &Config,
+    interrupted: &dyn Fn() -> bool,
+    observer: &mut dyn Observer,
+) -> Result<Vec<Entry>> {
     let done = read_journal(&cfg.run)?;
-    fs::create_dir_all(cfg.run.join(LOGS)).with_context(|| format!("creating {}", cfg.run.join(LOGS).display()))?;
+    fs::create_dir_all(cfg.run.join(LOGS))
+        .with_context(|| format!("creating {}", cfg.run.join(LOGS).display()))?;
     let mut entries = Vec::new();
     for (i, step) in STEPS.iter().enumerate() {
         if let Some(e) = done.get(step.id).filter(|e| e.status == Status::Done) {
@@ -213,7 +286,12 @@ pub fn run(cfg: &Config, interrupted: &dyn Fn() -> bool, observer: &mut dyn Obse
         }
         observer.started(step, i);
         let entry = match step.plan(cfg.cli, cfg.quick) {
-            Plan::Unavailable(why) => Entry { step: step.id.into(), status: Status::Unavailable, seconds: 0.0, note: why },
+            Plan::Unavailable(why) => Entry {
+                step: step.id.into(),
+                status: Status::Unavailable,
+                seconds: 0.0,
+                note: why,
+            },
             Plan::Run { args, dropped } => {
                 let mut e = run_step(cfg, step, &args, interrupted)?;
                 if !dropped.is_empty() && e.note.is_empty() {
@@ -234,23 +312,45 @@ pub fn run(cfg: &Config, interrupted: &dyn Fn() -> bool, observer: &mut dyn Obse
     Ok(entries)
 }
 
-fn run_step(cfg: &Config, step: &Step, args: &[String], interrupted: &dyn Fn() -> bool) -> Result<Entry> {
+fn run_step(
+    cfg: &Config,
+    step: &Step,
+    args: &[String],
+    interrupted: &dyn Fn() -> bool,
+) -> Result<Entry> {
     let dest = cfg.run.join(step.id);
-    let entry = |status, seconds, note: String| Entry { step: step.id.into(), status, seconds, note };
+    let entry = |status, seconds, note: String| Entry {
+        step: step.id.into(),
+        status,
+        seconds,
+        note,
+    };
     // A kill between the rename below and the journal line leaves a complete folder.
     if dest.is_dir() {
-        return Ok(entry(Status::Done, 0.0, "kept from before the interruption".into()));
+        return Ok(entry(
+            Status::Done,
+            0.0,
+            "kept from before the interruption".into(),
+        ));
     }
     let partial = cfg.run.join(PARTIAL).join(step.id);
     if partial.exists() {
-        fs::remove_dir_all(&partial).with_context(|| format!("removing the interrupted attempt {}", partial.display()))?;
+        fs::remove_dir_all(&partial)
+            .with_context(|| format!("removing the interrupted attempt {}", partial.display()))?;
     }
     fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
     let log_path = cfg.run.join(LOGS).join(format!("{}.log", step.id));
-    let log = File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let log =
+        File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
     let started = Instant::now();
     let mut cmd = Command::new(&cfg.probe);
-    cmd.args(args).arg("--results").arg(&partial).arg("--quiet").stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    cmd.args(args)
+        .arg("--results")
+        .arg(&partial)
+        .arg("--quiet")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
     // SAFETY: prctl is async-signal-safe. If `probe all` dies (even by SIGKILL), the child
     // gets SIGINT and cleans up its containers instead of running on unobserved.
     unsafe {
@@ -259,7 +359,9 @@ fn run_step(cfg: &Config, step: &Step, args: &[String], interrupted: &dyn Fn() -
             Ok(())
         });
     }
-    let child = cmd.spawn().with_context(|| format!("starting {} {}", cfg.probe.display(), args.join(" ")))?;
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting {} {}", cfg.probe.display(), args.join(" ")))?;
     let outcome = supervise(child, step.timeout(cfg.quick), interrupted)?;
     let seconds = started.elapsed().as_secs_f64();
     let result = match outcome {
@@ -268,8 +370,20 @@ fn run_step(cfg: &Config, step: &Step, args: &[String], interrupted: &dyn Fn() -
             Err(e) => entry(Status::Failed, seconds, format!("{e:#}")),
         },
         Outcome::Exited(false) => entry(Status::Failed, seconds, last_error(&log_path)),
-        Outcome::TimedOut => entry(Status::Failed, seconds, format!("stopped after {:.0} s, far beyond its usual time; see {}", seconds, log_path.display())),
-        Outcome::Interrupted => entry(Status::Interrupted, seconds, "interrupted; `probe all --resume` runs it again".into()),
+        Outcome::TimedOut => entry(
+            Status::Failed,
+            seconds,
+            format!(
+                "stopped after {:.0} s, far beyond its usual time; see {}",
+                seconds,
+                log_path.display()
+            ),
+        ),
+        Outcome::Interrupted => entry(
+            Status::Interrupted,
+            seconds,
+            "interrupted; `probe all --resume` runs it again".into(),
+        ),
     };
     let _ = fs::remove_dir_all(&partial);
     Ok(result)
@@ -284,7 +398,11 @@ enum Outcome {
 /// Waits for the child, passing an interruption on as SIGINT (a `kill` of `probe all` does
 /// not reach the child the way a terminal's Ctrl-C does) and stopping it when it hangs:
 /// SIGINT first so it removes its containers, SIGKILL if it has not exited 30 s later.
-fn supervise(mut child: Child, timeout: Duration, interrupted: &dyn Fn() -> bool) -> Result<Outcome> {
+fn supervise(
+    mut child: Child,
+    timeout: Duration,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<Outcome> {
     const GRACE: Duration = Duration::from_secs(30);
     let started = Instant::now();
     let mut stopping: Option<(Instant, bool)> = None;
@@ -314,22 +432,37 @@ fn supervise(mut child: Child, timeout: Duration, interrupted: &dyn Fn() -> bool
 /// Moves the experiment's run folder (the one its `latest` link names) to its place.
 fn adopt(partial: &Path, dest: &Path) -> Result<()> {
     let latest = partial.join("latest");
-    let name = fs::read_link(&latest).with_context(|| format!("the experiment exited 0 but wrote no run folder ({} is missing)", latest.display()))?;
+    let name = fs::read_link(&latest).with_context(|| {
+        format!(
+            "the experiment exited 0 but wrote no run folder ({} is missing)",
+            latest.display()
+        )
+    })?;
     let from = partial.join(name);
-    fs::rename(&from, dest).with_context(|| format!("moving {} to {}", from.display(), dest.display()))
+    fs::rename(&from, dest)
+        .with_context(|| format!("moving {} to {}", from.display(), dest.display()))
 }
 
 /// The child's own one-line error (`probe: ...`), else the last line it printed.
 fn last_error(log: &Path) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     lines
         .iter()
         .rev()
         .find(|l| l.starts_with("probe: "))
         .or(lines.last())
         .map(|l| l.trim_start_matches("probe: ").to_string())
-        .unwrap_or_else(|| format!("exited with an error and printed nothing; see {}", log.display()))
+        .unwrap_or_else(|| {
+            format!(
+                "exited with an error and printed nothing; see {}",
+                log.display()
+            )
+        })
 }
 
 #[cfg(test)]
@@ -338,7 +471,15 @@ mod tests {
 
     fn cli() -> clap::Command {
         clap::Command::new("probe")
-            .subcommand(clap::Command::new("startup").arg(clap::Arg::new("breakdown").long("breakdown").action(clap::ArgAction::SetTrue)).arg(clap::Arg::new("reps").long("reps")))
+            .subcommand(
+                clap::Command::new("startup")
+                    .arg(
+                        clap::Arg::new("breakdown")
+                            .long("breakdown")
+                            .action(clap::ArgAction::SetTrue),
+                    )
+                    .arg(clap::Arg::new("reps").long("reps")),
+            )
             .subcommand(clap::Command::new("memory").arg(clap::Arg::new("counts").long("counts")))
     }
 
@@ -351,8 +492,12 @@ mod tests {
             }
             Plan::Unavailable(w) => panic!("{w}"),
         }
-        assert!(matches!(step("cpu").unwrap().plan(&cli(), true), Plan::Unavailable(w) if w.contains("no `probe cpu`")));
-        assert!(matches!(step("memory-cgroup").unwrap().plan(&cli(), true), Plan::Unavailable(w) if w.contains("--cgroup")));
+        assert!(
+            matches!(step("cpu").unwrap().plan(&cli(), true), Plan::Unavailable(w) if w.contains("no `probe cpu`"))
+        );
+        assert!(
+            matches!(step("memory-cgroup").unwrap().plan(&cli(), true), Plan::Unavailable(w) if w.contains("--cgroup"))
+        );
         match step("memory").unwrap().plan(&cli(), true) {
             Plan::Run { args, dropped } => {
                 assert_eq!(args, ["memory", "--counts", "1,5"]);
@@ -366,11 +511,21 @@ mod tests {
     fn journal_last_line_wins_and_torn_lines_are_ignored() {
         let dir = std::env::temp_dir().join(format!("probe-journal-test-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        let e = |step: &str, status| Entry { step: step.into(), status, seconds: 1.0, note: String::new() };
+        let e = |step: &str, status| Entry {
+            step: step.into(),
+            status,
+            seconds: 1.0,
+            note: String::new(),
+        };
         append(&dir, &e("startup", Status::Failed)).unwrap();
         append(&dir, &e("startup", Status::Done)).unwrap();
         append(&dir, &e("memory", Status::Done)).unwrap();
-        OpenOptions::new().append(true).open(dir.join(JOURNAL)).unwrap().write_all(b"{\"step\":\"cpu\",\"sta").unwrap();
+        OpenOptions::new()
+            .append(true)
+            .open(dir.join(JOURNAL))
+            .unwrap()
+            .write_all(b"{\"step\":\"cpu\",\"sta")
+            .unwrap();
         let j = read_journal(&dir).unwrap();
         fs::remove_dir_all(&dir).unwrap();
         assert_eq!(j.len(), 2);
@@ -380,7 +535,10 @@ mod tests {
 
     #[test]
     fn step_ids_are_unique_and_cover_the_nine_experiments() {
-        let mut chapter: Vec<u8> = STEPS.iter().flat_map(|s| s.chapter.iter().copied()).collect();
+        let mut chapter: Vec<u8> = STEPS
+            .iter()
+            .flat_map(|s| s.chapter.iter().copied())
+            .collect();
         chapter.sort();
         assert_eq!(chapter, (1..=9).collect::<Vec<_>>());
         let ids: std::collections::HashSet<_> = STEPS.iter().map(|s| s.id).collect();

@@ -27,7 +27,10 @@ pub struct Plan {
 }
 
 fn null_terminated(v: &[CString]) -> Vec<*const libc::c_char> {
-    v.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+    v.iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
 }
 
 impl Plan {
@@ -37,15 +40,28 @@ impl Plan {
         let candidates = if prog.contains('/') {
             vec![cs(prog)?]
         } else {
-            CONTAINER_PATH.split(':').map(|d| cs(&format!("{d}/{prog}"))).collect::<Result<_, _>>()?
+            CONTAINER_PATH
+                .split(':')
+                .map(|d| cs(&format!("{d}/{prog}")))
+                .collect::<Result<_, _>>()?
         };
         let args = argv.iter().map(|a| cs(a)).collect::<Result<Vec<_>, _>>()?;
-        let mut env = vec![format!("PATH={CONTAINER_PATH}"), "HOME=/root".into(), format!("HOSTNAME={hostname}")];
+        let mut env = vec![
+            format!("PATH={CONTAINER_PATH}"),
+            "HOME=/root".into(),
+            format!("HOSTNAME={hostname}"),
+        ];
         if let Ok(term) = std::env::var("TERM") {
             env.push(format!("TERM={term}"));
         }
         let env = env.iter().map(|e| cs(e)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Plan { argv_ptrs: null_terminated(&args), envp_ptrs: null_terminated(&env), candidates, _argv: args, _envp: env })
+        Ok(Plan {
+            argv_ptrs: null_terminated(&args),
+            envp_ptrs: null_terminated(&env),
+            candidates,
+            _argv: args,
+            _envp: env,
+        })
     }
 
     /// Replaces the process image; only returns on failure. Like execvp(3), ENOENT moves on
@@ -54,14 +70,27 @@ impl Plan {
         let mut errno = Errno::ENOENT;
         for path in &self.candidates {
             // SAFETY: NUL-terminated strings and NULL-terminated pointer arrays owned by self.
-            unsafe { libc::execve(path.as_ptr(), self.argv_ptrs.as_ptr(), self.envp_ptrs.as_ptr()) };
+            unsafe {
+                libc::execve(
+                    path.as_ptr(),
+                    self.argv_ptrs.as_ptr(),
+                    self.envp_ptrs.as_ptr(),
+                )
+            };
             errno = Errno::last();
             if errno != Errno::ENOENT {
-                return ExecError::Execve { path: path.to_string_lossy().into_owned(), errno };
+                return ExecError::Execve {
+                    path: path.to_string_lossy().into_owned(),
+                    errno,
+                };
             }
         }
         let prog = self._argv[0].to_string_lossy();
-        let path = if self.candidates.len() > 1 { format!("{prog} (searched {CONTAINER_PATH})") } else { prog.into_owned() };
+        let path = if self.candidates.len() > 1 {
+            format!("{prog} (searched {CONTAINER_PATH})")
+        } else {
+            prog.into_owned()
+        };
         ExecError::Execve { path, errno }
     }
 }
@@ -80,6 +109,9 @@ mod tests {
         let p = Plan::new(&["/bin/sh".into(), "-c".into(), "x".into()], "h").unwrap();
         assert_eq!(p.candidates.len(), 1);
         assert!(matches!(Plan::new(&[], "h"), Err(ExecError::Empty)));
-        assert!(matches!(Plan::new(&["a\0b".into()], "h"), Err(ExecError::Nul(_))));
+        assert!(matches!(
+            Plan::new(&["a\0b".into()], "h"),
+            Err(ExecError::Nul(_))
+        ));
     }
 }

@@ -91,11 +91,21 @@ pub enum RuntimeError {
     #[error(transparent)]
     Exec(#[from] exec::ExecError),
     #[error("namespaces: clone3({flags}): {errno}")]
-    Clone { flags: String, errno: nix::errno::Errno },
+    Clone {
+        flags: String,
+        errno: nix::errno::Errno,
+    },
     #[error("namespaces: write {path}: {error}")]
-    IdMap { path: PathBuf, error: std::io::Error },
+    IdMap {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("{phase}: {what}: {error}")]
-    Io { phase: Phase, what: String, error: std::io::Error },
+    Io {
+        phase: Phase,
+        what: String,
+        error: std::io::Error,
+    },
     #[error("namespaces: {0}")]
     Spec(String),
     /// A step inside the container's init failed; `message` is that module's error text.
@@ -111,11 +121,14 @@ pub enum RuntimeError {
     Interrupted,
 }
 
-
 /// Whether an unprivileged user could create a user namespace here (Debian's
 /// kernel.unprivileged_userns_clone, or user.max_user_namespaces = 0 forbid it).
 pub fn rootless_possible() -> bool {
-    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
     read("/proc/sys/kernel/unprivileged_userns_clone").map_or(true, |v| v != "0")
         && read("/proc/sys/user/max_user_namespaces").map_or(true, |v| v != "0")
 }

@@ -19,10 +19,20 @@ pub struct MountError {
 
 /// (name, major, minor): the devices every container runtime provides (OCI runtime spec,
 /// "Default Devices").
-const DEVICES: [(&str, u64, u64); 6] =
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
-const DEV_LINKS: [(&str, &str); 4] =
-    [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr")];
+const DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+const DEV_LINKS: [(&str, &str); 4] = [
+    ("/proc/self/fd", "fd"),
+    ("/proc/self/fd/0", "stdin"),
+    ("/proc/self/fd/1", "stdout"),
+    ("/proc/self/fd/2", "stderr"),
+];
 
 pub struct Plan {
     root: CString,
@@ -34,6 +44,9 @@ pub struct Plan {
     links: Vec<(CString, CString)>,
     /// In a user namespace mknod is refused (EPERM): host nodes are bind-mounted instead.
     bind_nodes: bool,
+    /// sysfs may only be mounted by the owner of the current net namespace: a user namespace
+    /// without its own net namespace bind-mounts the host's /sys instead.
+    bind_sys: bool,
 }
 
 fn c(p: &Path) -> CString {
@@ -42,11 +55,15 @@ fn c(p: &Path) -> CString {
 }
 
 fn err<'a>(what: &'static str, path: &'a CString) -> impl FnOnce(Errno) -> MountError + 'a {
-    move |errno| MountError { what, path: path.to_string_lossy().into_owned(), errno }
+    move |errno| MountError {
+        what,
+        path: path.to_string_lossy().into_owned(),
+        errno,
+    }
 }
 
 impl Plan {
-    pub fn new(root: &Path, rootless: bool) -> Plan {
+    pub fn new(root: &Path, rootless: bool, own_net: bool) -> Plan {
         let dev = root.join("dev");
         Plan {
             root: c(root),
@@ -55,18 +72,38 @@ impl Plan {
             sys_dir: c(&root.join("sys")),
             nodes: DEVICES
                 .iter()
-                .map(|(n, maj, min)| (c(&dev.join(n)), c(&Path::new("/dev").join(n)), makedev(*maj, *min)))
+                .map(|(n, maj, min)| {
+                    (
+                        c(&dev.join(n)),
+                        c(&Path::new("/dev").join(n)),
+                        makedev(*maj, *min),
+                    )
+                })
                 .collect(),
-            links: DEV_LINKS.iter().map(|(target, name)| (c(Path::new(target)), c(&dev.join(name)))).collect(),
+            links: DEV_LINKS
+                .iter()
+                .map(|(target, name)| (c(Path::new(target)), c(&dev.join(name))))
+                .collect(),
             bind_nodes: rootless,
+            bind_sys: rootless && !own_net,
         }
     }
 
     /// Stops mounts from propagating back to the host: systemd makes / shared, and a
     /// private copy of a shared tree would otherwise still send our mounts to the host.
     pub fn make_private(&self) -> Result<(), MountError> {
-        mount(None::<&str>, c"/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-            .map_err(|errno| MountError { what: "make-rprivate", path: "/".into(), errno })
+        mount(
+            None::<&str>,
+            c"/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|errno| MountError {
+            what: "make-rprivate",
+            path: "/".into(),
+            errno,
+        })
     }
 
     fn ensure_dir(dir: &CString) -> Result<(), MountError> {
@@ -79,31 +116,63 @@ impl Plan {
     pub fn proc(&self) -> Result<(), MountError> {
         Self::ensure_dir(&self.proc_dir)?;
         let fl = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        mount(Some(c"proc"), self.proc_dir.as_c_str(), Some(c"proc"), fl, None::<&str>).map_err(err("mount proc on", &self.proc_dir))
+        mount(
+            Some(c"proc"),
+            self.proc_dir.as_c_str(),
+            Some(c"proc"),
+            fl,
+            None::<&str>,
+        )
+        .map_err(err("mount proc on", &self.proc_dir))
     }
 
     pub fn dev(&self) -> Result<(), MountError> {
         Self::ensure_dir(&self.dev_dir)?;
         let fl = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
-        mount(Some(c"tmpfs"), self.dev_dir.as_c_str(), Some(c"tmpfs"), fl, Some(c"mode=755,size=64k"))
-            .map_err(err("mount tmpfs on", &self.dev_dir))?;
+        mount(
+            Some(c"tmpfs"),
+            self.dev_dir.as_c_str(),
+            Some(c"tmpfs"),
+            fl,
+            Some(c"mode=755,size=64k"),
+        )
+        .map_err(err("mount tmpfs on", &self.dev_dir))?;
         for (path, host, devno) in &self.nodes {
             if self.bind_nodes {
                 // SAFETY: plain open(2) of a path we just built; the fd is closed right away.
-                let fd = unsafe { libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o666) };
+                let fd = unsafe {
+                    libc::open(
+                        path.as_ptr(),
+                        libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                        0o666,
+                    )
+                };
                 if fd < 0 {
                     return Err(err("create bind target", path)(Errno::last()));
                 }
                 // SAFETY: fd was just returned by open.
                 unsafe { libc::close(fd) };
-                mount(Some(host.as_c_str()), path.as_c_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                    .map_err(err("bind-mount device", path))?;
+                mount(
+                    Some(host.as_c_str()),
+                    path.as_c_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(err("bind-mount device", path))?;
             } else {
-                mknod(path.as_c_str(), SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), *devno).map_err(err("mknod", path))?;
+                mknod(
+                    path.as_c_str(),
+                    SFlag::S_IFCHR,
+                    Mode::from_bits_truncate(0o666),
+                    *devno,
+                )
+                .map_err(err("mknod", path))?;
             }
         }
         for (target, link) in &self.links {
-            nix::unistd::symlinkat(target.as_c_str(), None, link.as_c_str()).map_err(err("symlink", link))?;
+            nix::unistd::symlinkat(target.as_c_str(), None, link.as_c_str())
+                .map_err(err("symlink", link))?;
         }
         Ok(())
     }
@@ -111,7 +180,35 @@ impl Plan {
     pub fn sys(&self) -> Result<(), MountError> {
         Self::ensure_dir(&self.sys_dir)?;
         let fl = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        mount(Some(c"sysfs"), self.sys_dir.as_c_str(), Some(c"sysfs"), fl, None::<&str>).map_err(err("mount sysfs on", &self.sys_dir))
+        if self.bind_sys {
+            let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
+            mount(
+                Some(c"/sys"),
+                self.sys_dir.as_c_str(),
+                None::<&str>,
+                rbind,
+                None::<&str>,
+            )
+            .map_err(err("bind-mount /sys on", &self.sys_dir))?;
+            // Read-only takes a remount of the bind (mount(2)); flags locked by the user
+            // namespace (nosuid, nodev, noexec of the host's /sys) must be kept.
+            return mount(
+                None::<&str>,
+                self.sys_dir.as_c_str(),
+                None::<&str>,
+                fl | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
+                None::<&str>,
+            )
+            .map_err(err("remount read-only", &self.sys_dir));
+        }
+        mount(
+            Some(c"sysfs"),
+            self.sys_dir.as_c_str(),
+            Some(c"sysfs"),
+            fl,
+            None::<&str>,
+        )
+        .map_err(err("mount sysfs on", &self.sys_dir))
     }
 
     /// pivot_root(".", ".") stacks the old root under the new one at "/", so no put_old
@@ -120,7 +217,15 @@ impl Plan {
     pub fn pivot(&self) -> Result<(), MountError> {
         nix::unistd::chdir(self.root.as_c_str()).map_err(err("chdir", &self.root))?;
         nix::unistd::pivot_root(c".", c".").map_err(err("pivot_root", &self.root))?;
-        umount2(c".", MntFlags::MNT_DETACH).map_err(|errno| MountError { what: "umount old root", path: "/".into(), errno })?;
-        nix::unistd::chdir(c"/").map_err(|errno| MountError { what: "chdir", path: "/".into(), errno })
+        umount2(c".", MntFlags::MNT_DETACH).map_err(|errno| MountError {
+            what: "umount old root",
+            path: "/".into(),
+            errno,
+        })?;
+        nix::unistd::chdir(c"/").map_err(|errno| MountError {
+            what: "chdir",
+            path: "/".into(),
+            errno,
+        })
     }
 }

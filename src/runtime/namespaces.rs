@@ -36,8 +36,15 @@ pub enum NsKind {
 
 impl NsKind {
     /// Creation order, see the module comment.
-    pub const ORDER: [NsKind; 7] =
-        [NsKind::User, NsKind::Pid, NsKind::Mnt, NsKind::Uts, NsKind::Ipc, NsKind::Net, NsKind::Cgroup];
+    pub const ORDER: [NsKind; 7] = [
+        NsKind::User,
+        NsKind::Pid,
+        NsKind::Mnt,
+        NsKind::Uts,
+        NsKind::Ipc,
+        NsKind::Net,
+        NsKind::Cgroup,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -82,7 +89,10 @@ pub struct NsSet(u8);
 impl NsSet {
     /// Every type but `user`, which rootless mode adds by itself.
     pub fn all() -> NsSet {
-        NsKind::ORDER.into_iter().filter(|k| *k != NsKind::User).fold(NsSet(0), NsSet::with)
+        NsKind::ORDER
+            .into_iter()
+            .filter(|k| *k != NsKind::User)
+            .fold(NsSet(0), NsSet::with)
     }
 
     pub fn with(self, k: NsKind) -> NsSet {
@@ -99,7 +109,9 @@ impl NsSet {
     }
 
     pub fn clone_flags(self) -> CloneFlags {
-        self.ordered().filter(|k| k.on_clone()).fold(CloneFlags::empty(), |f, k| f | k.flag())
+        self.ordered()
+            .filter(|k| k.on_clone())
+            .fold(CloneFlags::empty(), |f, k| f | k.flag())
     }
 }
 
@@ -115,9 +127,14 @@ impl FromStr for NsKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         let alias = if s == "mount" { "mnt" } else { s };
-        NsKind::ORDER.into_iter().find(|k| k.name() == alias).ok_or_else(|| {
-            format!("unknown namespace '{s}': choose from user, pid, mnt, uts, ipc, net, cgroup")
-        })
+        NsKind::ORDER
+            .into_iter()
+            .find(|k| k.name() == alias)
+            .ok_or_else(|| {
+                format!(
+                    "unknown namespace '{s}': choose from user, pid, mnt, uts, ipc, net, cgroup"
+                )
+            })
     }
 }
 
@@ -129,7 +146,9 @@ impl FromStr for NsSet {
         let set = if s.trim() == "all" {
             NsSet::all()
         } else {
-            s.split(',').map(str::parse::<NsKind>).try_fold(NsSet(0), |set, k| k.map(|k| set.with(k)))?
+            s.split(',')
+                .map(str::parse::<NsKind>)
+                .try_fold(NsSet(0), |set, k| k.map(|k| set.with(k)))?
         };
         if !set.contains(NsKind::Mnt) {
             return Err(format!("namespace list '{s}' lacks mnt: the rootfs and pivot_root need a private mount namespace"));
@@ -179,14 +198,23 @@ mod tests {
 
     #[test]
     fn parse_rejects_unknown_and_missing_mnt() {
-        assert!("mnt,bogus".parse::<NsSet>().unwrap_err().contains("unknown namespace 'bogus'"));
-        assert!("pid,net".parse::<NsSet>().unwrap_err().contains("lacks mnt"));
+        assert!("mnt,bogus"
+            .parse::<NsSet>()
+            .unwrap_err()
+            .contains("unknown namespace 'bogus'"));
+        assert!("pid,net"
+            .parse::<NsSet>()
+            .unwrap_err()
+            .contains("lacks mnt"));
     }
 
     #[test]
     fn user_goes_on_clone() {
         let s = NsSet::all().with(NsKind::User);
-        assert_eq!(s.clone_flags(), CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID);
+        assert_eq!(
+            s.clone_flags(),
+            CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID
+        );
         assert_eq!(s.ordered().next(), Some(NsKind::User));
     }
 }

@@ -2,7 +2,8 @@
 //! and p95.
 //!
 //! What is measured:
-//! - create: the unshare(2) call alone, stamped with CLOCK_MONOTONIC around it.
+//! - create: the unshare(2) call alone, stamped with CLOCK_MONOTONIC around it, in a forked
+//!   child of probe (as root: the same path the container's init takes).
 //! - release: the time until the kernel has really freed the namespace, not just until the
 //!   last process left it. Network namespaces are the reason: put_net() only queues the
 //!   namespace for cleanup_net(), which runs later from a workqueue and waits for RCU grace
@@ -11,7 +12,9 @@
 //!   namespace sets its limit for the type to 1, creates one namespace in a thread, lets the
 //!   thread exit, and then retries creating another until the kernel allows it — which is
 //!   when the first one's counter was decremented, the last step of freeing it. The retry
-//!   loop's resolution is one attempt (a thread spawn + unshare, tens of µs).
+//!   loop's resolution is one attempt (a thread spawn + unshare, tens of µs). These
+//!   namespaces are owned by the helper's user namespace, which can change what creating them
+//!   costs (ipc: ~15 ms there against ~0.05 ms as root here), hence create is timed apart.
 //! - user namespaces cannot be unshared from a thread (the caller must be single-threaded),
 //!   so for `user` release is the exit + reap of the one process that held it.
 
@@ -28,7 +31,14 @@ use crate::measure::timer::wait4_pid;
 use crate::stats::{median, percentile};
 
 /// Types measured through their user-namespace counter, in creation order.
-const COUNTED: [NsKind; 6] = [NsKind::Pid, NsKind::Mnt, NsKind::Uts, NsKind::Ipc, NsKind::Net, NsKind::Cgroup];
+const COUNTED: [NsKind; 6] = [
+    NsKind::Pid,
+    NsKind::Mnt,
+    NsKind::Uts,
+    NsKind::Ipc,
+    NsKind::Net,
+    NsKind::Cgroup,
+];
 /// A namespace not freed after this long means something else holds it: give up.
 const RELEASE_TIMEOUT_NS: u64 = 5_000_000_000;
 
@@ -57,7 +67,12 @@ fn sys(what: impl Into<String>) -> impl FnOnce(Errno) -> NsCostError {
     move |errno| NsCostError::Sys { what, errno }
 }
 
-fn summarize(ns: NsKind, create: &[u64], release: &[u64], release_measured: &'static str) -> NsCost {
+fn summarize(
+    ns: NsKind,
+    create: &[u64],
+    release: &[u64],
+    release_measured: &'static str,
+) -> NsCost {
     let f = |v: &[u64]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
     let (c, r) = (f(create), f(release));
     NsCost {
@@ -75,8 +90,22 @@ fn summarize(ns: NsKind, create: &[u64], release: &[u64], release_measured: &'st
 /// namespace). Takes about reps × (slowest release); net dominates.
 pub fn measure(reps: usize) -> Result<Vec<NsCost>, NsCostError> {
     let reps = reps.max(1);
-    let mut table = vec![measure_user(reps)?];
-    table.extend(measure_counted(reps)?);
+    let (create, release) = forked(NsKind::User, reps)?;
+    let mut table = vec![summarize(
+        NsKind::User,
+        &create,
+        &release,
+        "exit + reap of its only process",
+    )];
+    for (kind, release) in COUNTED.into_iter().zip(released(reps)?) {
+        let (create, _) = forked(kind, reps)?;
+        table.push(summarize(
+            kind,
+            &create,
+            &release,
+            "until its user-namespace counter drops (really freed)",
+        ));
+    }
     Ok(table)
 }
 
@@ -87,7 +116,10 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), NsCostError> {
 fn fork() -> Result<libc::pid_t, NsCostError> {
     // SAFETY: the child only runs the helper code below and leaves with _exit.
     match unsafe { libc::fork() } {
-        -1 => Err(NsCostError::Sys { what: "fork".into(), errno: Errno::last() }),
+        -1 => Err(NsCostError::Sys {
+            what: "fork".into(),
+            errno: Errno::last(),
+        }),
         pid => Ok(pid),
     }
 }
@@ -111,18 +143,21 @@ fn read_to_end(fd: &OwnedFd) -> Vec<u8> {
 }
 
 fn u64s(bytes: &[u8]) -> Vec<u64> {
-    bytes.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect()
+    bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+        .collect()
 }
 
-/// user: one forked child per rep; create = its unshare, release = its exit until reaped.
-fn measure_user(reps: usize) -> Result<NsCost, NsCostError> {
+/// One forked child per rep: create = its unshare of `kind`, and its exit until reaped.
+fn forked(kind: NsKind, reps: usize) -> Result<(Vec<u64>, Vec<u64>), NsCostError> {
     let (mut create, mut release) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
     for _ in 0..reps {
         let (r, w) = pipe()?;
         let pid = fork()?;
         if pid == 0 {
             let t0 = now_ns();
-            let ok = unshare(CloneFlags::CLONE_NEWUSER).is_ok();
+            let ok = unshare(kind.flag()).is_ok();
             let t1 = now_ns();
             write_u64s(w.as_raw_fd(), &[ok as u64, t1 - t0, now_ns()]);
             // SAFETY: leave without running the parent's destructors.
@@ -137,15 +172,19 @@ fn measure_user(reps: usize) -> Result<NsCost, NsCostError> {
                 create.push(c);
                 release.push(reaped.saturating_sub(exit_at));
             }
-            _ => return Err(NsCostError::Helper("unshare(CLONE_NEWUSER) failed in the child".into())),
+            _ => {
+                return Err(NsCostError::Helper(format!(
+                    "unshare of a {kind} namespace failed in the child"
+                )))
+            }
         }
     }
-    Ok(summarize(NsKind::User, &create, &release, "exit + reap of its only process"))
+    Ok((create, release))
 }
 
-/// The other types, through the helper described in the module comment. The helper writes,
-/// per type, `reps` create times then `reps` release times; on error, a text message.
-fn measure_counted(reps: usize) -> Result<Vec<NsCost>, NsCostError> {
+/// Release times of the COUNTED types, through the helper described in the module comment.
+/// The helper writes `reps` release times per type; on error, a text message.
+fn released(reps: usize) -> Result<Vec<Vec<u64>>, NsCostError> {
     let (up_r, up_w) = pipe()?;
     let (down_r, down_w) = pipe()?;
     let pid = fork()?;
@@ -170,7 +209,9 @@ fn measure_counted(reps: usize) -> Result<Vec<NsCost>, NsCostError> {
         // "u": the helper is in its new user namespace and waits for its id maps.
         let mut b = [0u8; 1];
         if nix::unistd::read(up_r.as_raw_fd(), &mut b) != Ok(1) {
-            return Err(NsCostError::Helper("helper died before creating its user namespace".into()));
+            return Err(NsCostError::Helper(
+                "helper died before creating its user namespace".into(),
+            ));
         }
         for (file, map) in [("uid_map", "0 0 1"), ("gid_map", "0 0 1")] {
             std::fs::write(format!("/proc/{pid}/{file}"), map)
@@ -183,18 +224,19 @@ fn measure_counted(reps: usize) -> Result<Vec<NsCost>, NsCostError> {
     let (status, _) = wait4_pid(pid).map_err(|e| NsCostError::Helper(format!("wait4: {e}")))?;
     let bytes = result?;
     if status != 0 {
-        return Err(NsCostError::Helper(String::from_utf8_lossy(&bytes).into_owned()));
+        return Err(NsCostError::Helper(
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ));
     }
     let v = u64s(&bytes);
-    let per = 2 * reps;
-    if v.len() != per * COUNTED.len() {
-        return Err(NsCostError::Helper(format!("expected {} values, got {}", per * COUNTED.len(), v.len())));
+    if v.len() != reps * COUNTED.len() {
+        return Err(NsCostError::Helper(format!(
+            "expected {} values, got {}",
+            reps * COUNTED.len(),
+            v.len()
+        )));
     }
-    Ok(COUNTED
-        .iter()
-        .zip(v.chunks_exact(per))
-        .map(|(&k, c)| summarize(k, &c[..reps], &c[reps..], "until its user-namespace counter drops (really freed)"))
-        .collect())
+    Ok(v.chunks_exact(reps).map(<[u64]>::to_vec).collect())
 }
 
 /// In the forked helper: own user namespace (root mapped by the parent, signalled on `up`,
@@ -208,18 +250,18 @@ fn helper(up: RawFd, down: &OwnedFd, reps: usize) -> Result<Vec<u64>, String> {
     if nix::unistd::read(down.as_raw_fd(), &mut b) != Ok(1) {
         return Err("parent did not map the helper's user namespace".into());
     }
-    let mut out = Vec::with_capacity(2 * reps * COUNTED.len());
+    let mut out = Vec::with_capacity(reps * COUNTED.len());
     for kind in COUNTED {
         let limit = format!("/proc/sys/user/max_{}_namespaces", kind.name());
         std::fs::write(&limit, "1").map_err(|e| format!("write 1 to {limit}: {e}"))?;
-        let (mut create, mut release) = (Vec::with_capacity(reps + 1), Vec::with_capacity(reps));
+        let mut release = Vec::with_capacity(reps);
         let mut freed_from: Option<u64> = None;
-        while create.len() <= reps {
+        while release.len() < reps {
             let flag = kind.flag();
-            let (r, t0, t1) = std::thread::spawn(move || {
+            // Stamped before the attempt: the namespace was freed by the time it started.
+            let (r, t0) = std::thread::spawn(move || {
                 let t0 = now_ns();
-                let r = unshare(flag);
-                (r, t0, now_ns())
+                (unshare(flag), t0)
             })
             .join()
             .map_err(|_| "measuring thread panicked".to_string())?;
@@ -230,14 +272,13 @@ fn helper(up: RawFd, down: &OwnedFd, reps: usize) -> Result<Vec<u64>, String> {
                     if let Some(from) = freed_from {
                         release.push(t0 - from);
                     }
-                    create.push(t1 - t0);
                     freed_from = Some(exited);
                 }
-                Err(Errno::ENOSPC) if freed_from.is_some_and(|f| exited - f < RELEASE_TIMEOUT_NS) => {}
+                Err(Errno::ENOSPC)
+                    if freed_from.is_some_and(|f| exited - f < RELEASE_TIMEOUT_NS) => {}
                 Err(e) => return Err(format!("unshare({kind}) in the helper: {e}")),
             }
         }
-        out.extend_from_slice(&create[..reps]);
         out.extend_from_slice(&release);
     }
     Ok(out)
@@ -255,10 +296,32 @@ mod tests {
         }
         let t = measure(3).unwrap();
         let kinds: Vec<_> = t.iter().map(|c| c.ns).collect();
-        assert_eq!(kinds, [NsKind::User, NsKind::Pid, NsKind::Mnt, NsKind::Uts, NsKind::Ipc, NsKind::Net, NsKind::Cgroup]);
+        assert_eq!(
+            kinds,
+            [
+                NsKind::User,
+                NsKind::Pid,
+                NsKind::Mnt,
+                NsKind::Uts,
+                NsKind::Ipc,
+                NsKind::Net,
+                NsKind::Cgroup
+            ]
+        );
         for c in &t {
-            assert!(c.create_median_ns > 0 && c.create_p95_ns >= c.create_median_ns, "{c:?}");
+            assert!(
+                c.create_median_ns > 0 && c.create_p95_ns >= c.create_median_ns,
+                "{c:?}"
+            );
             assert_eq!(c.reps, 3);
+            eprintln!(
+                "NSCOST {:<7} create {:>8} p95 {:>8}  release {:>9} p95 {:>9}",
+                c.ns.name(),
+                c.create_median_ns,
+                c.create_p95_ns,
+                c.release_median_ns,
+                c.release_p95_ns
+            );
         }
     }
 }

@@ -53,7 +53,10 @@ impl Record {
     }
 
     pub fn phase(&self) -> Phase {
-        Phase::ALL.get(self.phase as usize).copied().unwrap_or(Phase::Unattributed)
+        Phase::ALL
+            .get(self.phase as usize)
+            .copied()
+            .unwrap_or(Phase::Unattributed)
     }
 
     pub fn t_ns(&self) -> u64 {
@@ -69,7 +72,10 @@ impl Record {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot { valid: self.snap_valid != 0, values: self.values }
+        Snapshot {
+            valid: self.snap_valid != 0,
+            values: self.values,
+        }
     }
 
     pub fn detail(&self) -> &str {
@@ -122,13 +128,23 @@ impl Reporter {
     /// Opens the init's own counter group when `timing`; its cost lands in the first edge's
     /// overhead because the first mark is taken before it.
     pub fn new(fd: RawFd, timing: bool) -> Reporter {
-        Reporter { fd, group: timing.then(|| CounterGroup::open(Target::SelfNow)).flatten(), prev_write_ns: 0 }
+        Reporter {
+            fd,
+            group: timing
+                .then(|| CounterGroup::open(Target::SelfNow))
+                .flatten(),
+            prev_write_ns: 0,
+        }
     }
 
     /// Marks the start of `phase` now.
     pub fn mark(&mut self, phase: Phase, detail: &str) {
         let t = now_ns();
-        let snap = self.group.as_ref().map(CounterGroup::snapshot).unwrap_or_default();
+        let snap = self
+            .group
+            .as_ref()
+            .map(CounterGroup::snapshot)
+            .unwrap_or_default();
         let mut rec = Record::zeroed();
         rec.kind = MARK;
         rec.phase = phase as u32;
@@ -170,10 +186,21 @@ pub fn read_record(fd: RawFd) -> std::io::Result<Option<Record>> {
     let mut got = 0;
     while got < size {
         // SAFETY: writing into the tail of a local repr(C) value; every bit pattern is valid.
-        let n = unsafe { libc::read(fd, (&mut rec as *mut Record).cast::<u8>().add(got).cast(), size - got) };
+        let n = unsafe {
+            libc::read(
+                fd,
+                (&mut rec as *mut Record).cast::<u8>().add(got).cast(),
+                size - got,
+            )
+        };
         match n {
             0 if got == 0 => return Ok(None),
-            0 => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "torn report record")),
+            0 => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "torn report record",
+                ))
+            }
             n if n > 0 => got += n as usize,
             _ => {
                 let e = std::io::Error::last_os_error();

@@ -38,7 +38,13 @@ pub enum Storage {
 pub const FUSE_OVERLAYFS: &str = "/usr/bin/fuse-overlayfs";
 
 impl Storage {
-    pub const ALL: [Storage; 5] = [Storage::Overlay, Storage::OverlayDisk, Storage::FuseOverlayfs, Storage::Bind, Storage::Tmpfs];
+    pub const ALL: [Storage; 5] = [
+        Storage::Overlay,
+        Storage::OverlayDisk,
+        Storage::FuseOverlayfs,
+        Storage::Bind,
+        Storage::Tmpfs,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -70,25 +76,45 @@ impl FromStr for Storage {
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
     #[error("rootfs: {path} is not usable as a root filesystem: {error}")]
-    BadRootfs { path: PathBuf, error: std::io::Error },
+    BadRootfs {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("rootfs: {path} is not a directory")]
     NotDir { path: PathBuf },
     #[error("rootfs: path {path} contains ',' or ':', which overlay mount options cannot carry")]
     BadPath { path: PathBuf },
     #[error("rootfs: mkdir {path}: {error}")]
-    Mkdir { path: PathBuf, error: std::io::Error },
+    Mkdir {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("rootfs: {FUSE_OVERLAYFS} not found: install the fuse-overlayfs package or use --storage overlay")]
     NoFuseOverlayfs,
     #[error("rootfs: mount {fstype} on {target}: {errno}")]
-    Mount { fstype: &'static str, target: String, errno: Errno },
+    Mount {
+        fstype: &'static str,
+        target: String,
+        errno: Errno,
+    },
     #[error("rootfs: {FUSE_OVERLAYFS} on {target} failed ({status}): {stderr}")]
-    Fuse { target: String, status: String, stderr: String },
+    Fuse {
+        target: String,
+        status: String,
+        stderr: String,
+    },
     #[error("rootfs: remove {path}: {error}")]
-    Remove { path: PathBuf, error: std::io::Error },
+    Remove {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("rootfs: the image {path} is under {RAM_BASE}, which the container's private tmpfs hides; use --storage overlay-disk")]
     UnderRun { path: PathBuf },
     #[error("rootfs: copy {path} into the tmpfs: {error}")]
-    Copy { path: PathBuf, error: std::io::Error },
+    Copy {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 /// Where the RAM-backed modes mount their private tmpfs (inside the container's mount
@@ -108,12 +134,22 @@ pub struct Prepared {
 
 enum Plan {
     /// `ram`: mount a tmpfs on /run and make these directories first (upper, work, merged).
-    Overlay { ram: Option<Vec<CString>>, opts: CString },
-    Fuse { opts: String },
-    Bind { src: CString },
+    Overlay {
+        ram: Option<Vec<CString>>,
+        opts: CString,
+    },
+    Fuse {
+        opts: String,
+    },
+    Bind {
+        src: CString,
+    },
     /// tmpfs on /run, `merged` made there and bind-mounted on itself (pivot_root wants a
     /// mount point), then the image copied in.
-    Copy { src: PathBuf, dirs: Vec<CString> },
+    Copy {
+        src: PathBuf,
+        dirs: Vec<CString>,
+    },
 }
 
 fn cstring(p: &Path) -> CString {
@@ -129,14 +165,27 @@ pub fn containers_base(rootless: bool) -> PathBuf {
     }
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) => PathBuf::from(d).join("probe-containers"),
-        None => std::env::temp_dir().join(format!("probe-{}", nix::unistd::Uid::effective())).join("containers"),
+        None => std::env::temp_dir()
+            .join(format!("probe-{}", nix::unistd::Uid::effective()))
+            .join("containers"),
     }
 }
 
-fn overlay_opts(lower: &Path, upper: &Path, work: &Path, rootless: bool) -> Result<String, RootfsError> {
+fn overlay_opts(
+    lower: &Path,
+    upper: &Path,
+    work: &Path,
+    rootless: bool,
+) -> Result<String, RootfsError> {
     for p in [lower, upper, work] {
-        if p.as_os_str().as_bytes().iter().any(|b| *b == b',' || *b == b':') {
-            return Err(RootfsError::BadPath { path: p.to_path_buf() });
+        if p.as_os_str()
+            .as_bytes()
+            .iter()
+            .any(|b| *b == b',' || *b == b':')
+        {
+            return Err(RootfsError::BadPath {
+                path: p.to_path_buf(),
+            });
         }
     }
     // `volatile` skips the syncfs overlayfs does on umount: the upper layer is thrown away,
@@ -153,28 +202,54 @@ fn overlay_opts(lower: &Path, upper: &Path, work: &Path, rootless: bool) -> Resu
 
 /// Parent side: checks the image rootfs and, for the disk-backed modes, makes the container
 /// directory. Runs before the clone; the returned guard removes the directory when dropped.
-pub fn prepare(storage: Storage, rootfs: &Path, name: &str, rootless: bool) -> Result<Prepared, RootfsError> {
-    let meta = std::fs::metadata(rootfs).map_err(|error| RootfsError::BadRootfs { path: rootfs.to_path_buf(), error })?;
+pub fn prepare(
+    storage: Storage,
+    rootfs: &Path,
+    name: &str,
+    rootless: bool,
+) -> Result<Prepared, RootfsError> {
+    let meta = std::fs::metadata(rootfs).map_err(|error| RootfsError::BadRootfs {
+        path: rootfs.to_path_buf(),
+        error,
+    })?;
     if !meta.is_dir() {
-        return Err(RootfsError::NotDir { path: rootfs.to_path_buf() });
+        return Err(RootfsError::NotDir {
+            path: rootfs.to_path_buf(),
+        });
     }
     if storage == Storage::FuseOverlayfs && !Path::new(FUSE_OVERLAYFS).exists() {
         return Err(RootfsError::NoFuseOverlayfs);
     }
     let in_ram = matches!(storage, Storage::Overlay | Storage::Tmpfs);
     if in_ram && rootfs.starts_with(RAM_BASE) {
-        return Err(RootfsError::UnderRun { path: rootfs.to_path_buf() });
+        return Err(RootfsError::UnderRun {
+            path: rootfs.to_path_buf(),
+        });
     }
-    let dir = if in_ram { Path::new(RAM_BASE).join("probe").join(name) } else { containers_base(rootless).join(name) };
+    let dir = if in_ram {
+        Path::new(RAM_BASE).join("probe").join(name)
+    } else {
+        containers_base(rootless).join(name)
+    };
     let (merged, upper, work) = (dir.join("merged"), dir.join("upper"), dir.join("work"));
     let mut prepared = Prepared {
         dir: None,
         merged_c: cstring(&merged),
         merged: merged.clone(),
-        plan: Plan::Bind { src: cstring(rootfs) },
+        plan: Plan::Bind {
+            src: cstring(rootfs),
+        },
         rootless,
     };
-    let ram_dirs = || [Path::new(RAM_BASE).join("probe"), dir.clone(), upper.clone(), work.clone(), merged.clone()];
+    let ram_dirs = || {
+        [
+            Path::new(RAM_BASE).join("probe"),
+            dir.clone(),
+            upper.clone(),
+            work.clone(),
+            merged.clone(),
+        ]
+    };
     prepared.plan = match storage {
         Storage::Overlay => Plan::Overlay {
             ram: Some(ram_dirs().iter().map(|d| cstring(d)).collect()),
@@ -182,19 +257,36 @@ pub fn prepare(storage: Storage, rootfs: &Path, name: &str, rootless: bool) -> R
         },
         Storage::Tmpfs => Plan::Copy {
             src: rootfs.to_path_buf(),
-            dirs: [Path::new(RAM_BASE).join("probe"), dir.clone(), merged.clone()].iter().map(|d| cstring(d)).collect(),
+            dirs: [
+                Path::new(RAM_BASE).join("probe"),
+                dir.clone(),
+                merged.clone(),
+            ]
+            .iter()
+            .map(|d| cstring(d))
+            .collect(),
         },
         Storage::Bind | Storage::OverlayDisk | Storage::FuseOverlayfs => {
             let base = containers_base(rootless);
-            let mkdir = |p: &Path| std::fs::create_dir(p).map_err(|error| RootfsError::Mkdir { path: p.to_path_buf(), error });
+            let mkdir = |p: &Path| {
+                std::fs::create_dir(p).map_err(|error| RootfsError::Mkdir {
+                    path: p.to_path_buf(),
+                    error,
+                })
+            };
             if let Err(e) = mkdir(&dir) {
-                std::fs::create_dir_all(&base).map_err(|error| RootfsError::Mkdir { path: base.clone(), error })?;
+                std::fs::create_dir_all(&base).map_err(|error| RootfsError::Mkdir {
+                    path: base.clone(),
+                    error,
+                })?;
                 mkdir(&dir).map_err(|_| e)?;
             }
             prepared.dir = Some(dir.clone());
             if storage == Storage::Bind {
                 mkdir(&merged)?;
-                Plan::Bind { src: cstring(rootfs) }
+                Plan::Bind {
+                    src: cstring(rootfs),
+                }
             } else {
                 for d in [&upper, &work, &merged] {
                     mkdir(d)?;
@@ -202,9 +294,20 @@ pub fn prepare(storage: Storage, rootfs: &Path, name: &str, rootless: bool) -> R
                 if storage == Storage::FuseOverlayfs {
                     // fuse-overlayfs runs as the caller, not in a user namespace, and has no
                     // `volatile`: plain options.
-                    Plan::Fuse { opts: format!("lowerdir={},upperdir={},workdir={}", rootfs.display(), upper.display(), work.display()) }
+                    Plan::Fuse {
+                        opts: format!(
+                            "lowerdir={},upperdir={},workdir={}",
+                            rootfs.display(),
+                            upper.display(),
+                            work.display()
+                        ),
+                    }
                 } else {
-                    Plan::Overlay { ram: None, opts: CString::new(overlay_opts(rootfs, &upper, &work, rootless)?).expect("no NUL") }
+                    Plan::Overlay {
+                        ram: None,
+                        opts: CString::new(overlay_opts(rootfs, &upper, &work, rootless)?)
+                            .expect("no NUL"),
+                    }
                 }
             }
         }
@@ -215,10 +318,24 @@ pub fn prepare(storage: Storage, rootfs: &Path, name: &str, rootless: bool) -> R
 /// Mounts the private tmpfs on /run and makes `dirs` in it.
 fn ram_dirs(dirs: &[CString]) -> Result<(), RootfsError> {
     let base = c"/run";
-    mount(Some(c"tmpfs"), base, Some(c"tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(c"mode=0755"))
-        .map_err(|errno| RootfsError::Mount { fstype: "tmpfs", target: RAM_BASE.into(), errno })?;
+    mount(
+        Some(c"tmpfs"),
+        base,
+        Some(c"tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(c"mode=0755"),
+    )
+    .map_err(|errno| RootfsError::Mount {
+        fstype: "tmpfs",
+        target: RAM_BASE.into(),
+        errno,
+    })?;
     for d in dirs {
-        nix::unistd::mkdir(d.as_c_str(), nix::sys::stat::Mode::from_bits_truncate(0o755)).map_err(mount_err("tmpfs (mkdir)", d))?;
+        nix::unistd::mkdir(
+            d.as_c_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        )
+        .map_err(mount_err("tmpfs (mkdir)", d))?;
     }
     Ok(())
 }
@@ -229,7 +346,10 @@ fn ram_dirs(dirs: &[CString]) -> Result<(), RootfsError> {
 fn copy_tree(src: &Path, dst: &Path, owners: bool) -> Result<(), RootfsError> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     fn err(path: &Path) -> impl FnOnce(std::io::Error) -> RootfsError + '_ {
-        move |error| RootfsError::Copy { path: path.to_path_buf(), error }
+        move |error| RootfsError::Copy {
+            path: path.to_path_buf(),
+            error,
+        }
     }
     for entry in std::fs::read_dir(src).map_err(err(src))? {
         let entry = entry.map_err(err(src))?;
@@ -237,7 +357,8 @@ fn copy_tree(src: &Path, dst: &Path, owners: bool) -> Result<(), RootfsError> {
         let meta = std::fs::symlink_metadata(&from).map_err(err(&from))?;
         let ft = meta.file_type();
         if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&from).map_err(err(&from))?, &to).map_err(err(&to))?;
+            std::os::unix::fs::symlink(std::fs::read_link(&from).map_err(err(&from))?, &to)
+                .map_err(err(&to))?;
         } else if ft.is_dir() {
             std::fs::create_dir(&to).map_err(err(&to))?;
             copy_tree(&from, &to, owners)?;
@@ -247,7 +368,8 @@ fn copy_tree(src: &Path, dst: &Path, owners: bool) -> Result<(), RootfsError> {
             continue; // device nodes, fifos, sockets: /dev is made fresh by the mounts phase
         }
         if !ft.is_symlink() {
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(meta.mode() & 0o7777)).map_err(err(&to))?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+                .map_err(err(&to))?;
         }
         if owners {
             std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid())).map_err(err(&to))?;
@@ -256,8 +378,15 @@ fn copy_tree(src: &Path, dst: &Path, owners: bool) -> Result<(), RootfsError> {
     Ok(())
 }
 
-fn mount_err<'a>(fstype: &'static str, target: &'a CString) -> impl FnOnce(Errno) -> RootfsError + 'a {
-    move |errno| RootfsError::Mount { fstype, target: target.to_string_lossy().into_owned(), errno }
+fn mount_err<'a>(
+    fstype: &'static str,
+    target: &'a CString,
+) -> impl FnOnce(Errno) -> RootfsError + 'a {
+    move |errno| RootfsError::Mount {
+        fstype,
+        target: target.to_string_lossy().into_owned(),
+        errno,
+    }
 }
 
 impl Prepared {
@@ -270,20 +399,39 @@ impl Prepared {
                 if let Some(dirs) = ram {
                     ram_dirs(dirs)?;
                 }
-                mount(Some(c"overlay"), m.as_c_str(), Some(c"overlay"), MsFlags::empty(), Some(opts.as_c_str()))
-                    .map_err(mount_err("overlay", m))
+                mount(
+                    Some(c"overlay"),
+                    m.as_c_str(),
+                    Some(c"overlay"),
+                    MsFlags::empty(),
+                    Some(opts.as_c_str()),
+                )
+                .map_err(mount_err("overlay", m))
             }
             Plan::Bind { src } => {
-                mount(Some(src.as_c_str()), m.as_c_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                    .map_err(mount_err("bind", m))?;
+                mount(
+                    Some(src.as_c_str()),
+                    m.as_c_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .map_err(mount_err("bind", m))?;
                 // A bind mount ignores MS_RDONLY on creation; read-only takes a remount (mount(2)).
                 let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-                mount(None::<&str>, m.as_c_str(), None::<&str>, ro, None::<&str>).map_err(mount_err("bind (read-only remount)", m))
+                mount(None::<&str>, m.as_c_str(), None::<&str>, ro, None::<&str>)
+                    .map_err(mount_err("bind (read-only remount)", m))
             }
             Plan::Copy { src, dirs } => {
                 ram_dirs(dirs)?;
-                mount(Some(m.as_c_str()), m.as_c_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                    .map_err(mount_err("bind (self)", m))?;
+                mount(
+                    Some(m.as_c_str()),
+                    m.as_c_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(mount_err("bind (self)", m))?;
                 copy_tree(src, &self.merged, !self.rootless)
             }
             Plan::Fuse { opts } => {
@@ -302,7 +450,11 @@ impl Prepared {
                         status: o.status.to_string(),
                         stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
                     }),
-                    Err(e) => Err(RootfsError::Fuse { target, status: "not started".into(), stderr: e.to_string() }),
+                    Err(e) => Err(RootfsError::Fuse {
+                        target,
+                        status: "not started".into(),
+                        stderr: e.to_string(),
+                    }),
                 }
             }
         }
@@ -314,7 +466,9 @@ impl Prepared {
     }
 
     fn remove_dir(&mut self) -> Result<(), RootfsError> {
-        let Some(dir) = self.dir.take() else { return Ok(()) };
+        let Some(dir) = self.dir.take() else {
+            return Ok(());
+        };
         if self.rootless {
             // overlayfs makes work/work (and with `volatile` work/work/incompat/volatile)
             // with mode 0; without CAP_DAC_OVERRIDE their owner cannot list them, so give the
@@ -322,7 +476,10 @@ impl Prepared {
             open_up(&dir.join("work"));
         }
         match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RootfsError::Remove { path: dir, error: e }),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RootfsError::Remove {
+                path: dir,
+                error: e,
+            }),
             _ => Ok(()),
         }
     }
@@ -357,13 +514,25 @@ mod tests {
         for s in Storage::ALL {
             assert_eq!(s.name().parse::<Storage>().unwrap(), s);
         }
-        assert!("zfs".parse::<Storage>().unwrap_err().contains("choose from"));
+        assert!("zfs"
+            .parse::<Storage>()
+            .unwrap_err()
+            .contains("choose from"));
     }
 
     #[test]
     fn overlay_options() {
-        let o = overlay_opts(Path::new("/img"), Path::new("/c/upper"), Path::new("/c/work"), false).unwrap();
-        assert_eq!(o, "lowerdir=/img,upperdir=/c/upper,workdir=/c/work,volatile");
+        let o = overlay_opts(
+            Path::new("/img"),
+            Path::new("/c/upper"),
+            Path::new("/c/work"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            o,
+            "lowerdir=/img,upperdir=/c/upper,workdir=/c/work,volatile"
+        );
         let o = overlay_opts(Path::new("/img"), Path::new("/u"), Path::new("/w"), true).unwrap();
         assert!(matches!(
             prepare(Storage::Overlay, Path::new("/run"), "probe-y", false),
@@ -378,10 +547,18 @@ mod tests {
 
     #[test]
     fn missing_rootfs_names_path_and_errno() {
-        let e = prepare(Storage::Overlay, Path::new("/nonexistent-probe-rootfs"), "probe-x", false)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.starts_with("rootfs: /nonexistent-probe-rootfs") && e.contains("os error 2"), "{e}");
+        let e = prepare(
+            Storage::Overlay,
+            Path::new("/nonexistent-probe-rootfs"),
+            "probe-x",
+            false,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.starts_with("rootfs: /nonexistent-probe-rootfs") && e.contains("os error 2"),
+            "{e}"
+        );
     }
 }

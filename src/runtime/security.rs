@@ -5,7 +5,11 @@ use caps::{CapSet, Capability, CapsHashSet};
 #[derive(Debug, thiserror::Error)]
 pub enum SecurityError {
     #[error("security: drop {cap} from the {set} set: {error}")]
-    Caps { cap: String, set: &'static str, error: caps::errors::CapsError },
+    Caps {
+        cap: String,
+        set: &'static str,
+        error: caps::errors::CapsError,
+    },
     #[error("security: prctl(PR_SET_NO_NEW_PRIVS): {0}")]
     NoNewPrivs(nix::errno::Errno),
 }
@@ -38,7 +42,10 @@ pub struct Plan {
 impl Plan {
     pub fn new() -> Plan {
         let keep: CapsHashSet = KEEP.into_iter().collect();
-        let drop = caps::all().into_iter().filter(|c| !keep.contains(c)).collect();
+        let drop = caps::all()
+            .into_iter()
+            .filter(|c| !keep.contains(c))
+            .collect();
         Plan { keep, drop }
     }
 
@@ -53,12 +60,22 @@ impl Plan {
             })?;
         }
         let none = CapsHashSet::new();
-        for (set, name, keep) in
-            [(CapSet::Inheritable, "inheritable", &none), (CapSet::Effective, "effective", &self.keep), (CapSet::Permitted, "permitted", &self.keep)]
-        {
-            caps::set(None, set, keep).map_err(|error| SecurityError::Caps { cap: "all but the default set".into(), set: name, error })?;
+        for (set, name, keep) in [
+            (CapSet::Inheritable, "inheritable", &none),
+            (CapSet::Effective, "effective", &self.keep),
+            (CapSet::Permitted, "permitted", &self.keep),
+        ] {
+            caps::set(None, set, keep).map_err(|error| SecurityError::Caps {
+                cap: "all but the default set".into(),
+                set: name,
+                error,
+            })?;
         }
-        caps::clear(None, CapSet::Ambient).map_err(|error| SecurityError::Caps { cap: "all".into(), set: "ambient", error })?;
+        caps::clear(None, CapSet::Ambient).map_err(|error| SecurityError::Caps {
+            cap: "all".into(),
+            set: "ambient",
+            error,
+        })?;
         nix::sys::prctl::set_no_new_privs().map_err(SecurityError::NoNewPrivs)
     }
 }

@@ -25,7 +25,15 @@ const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
 
 fn pidfd_send(pidfd: i32, sig: i32) {
     // SAFETY: pidfd_send_signal(2) with a NULL info; harmless if the process already exited.
-    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null::<libc::siginfo_t>(), 0) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
 }
 
 extern "C" fn on_signal(sig: libc::c_int) {
@@ -36,7 +44,11 @@ extern "C" fn on_signal(sig: libc::c_int) {
         f(sig);
     }
     let pidfd = CHILD_PIDFD.load(Ordering::SeqCst);
-    if pidfd >= 0 && sig == libc::SIGINT && FORWARD_FIRST.load(Ordering::SeqCst) && FORWARDED.fetch_add(1, Ordering::SeqCst) == 0 {
+    if pidfd >= 0
+        && sig == libc::SIGINT
+        && FORWARD_FIRST.load(Ordering::SeqCst)
+        && FORWARDED.fetch_add(1, Ordering::SeqCst) == 0
+    {
         pidfd_send(pidfd, sig);
         return;
     }

@@ -82,7 +82,10 @@ fn init_main(p: &InitPlan) -> ! {
     for (fd, path) in &p.v1_attach {
         rep.mark(Phase::Cgroup, "attach");
         if let Err(errno) = cgroup::attach_self(*fd) {
-            rep.fail(Phase::Cgroup, &format_args!("cgroup: attach to {}: {errno}", path.display()));
+            rep.fail(
+                Phase::Cgroup,
+                &format_args!("cgroup: attach to {}: {errno}", path.display()),
+            );
         }
     }
     for &kind in &p.unshare {
@@ -92,7 +95,10 @@ fn init_main(p: &InitPlan) -> ! {
         }
         if kind == NsKind::Uts {
             if let Err(errno) = nix::unistd::sethostname(&p.hostname) {
-                rep.fail(Phase::Namespaces, &format_args!("namespaces: sethostname {:?}: {errno}", p.hostname));
+                rep.fail(
+                    Phase::Namespaces,
+                    &format_args!("namespaces: sethostname {:?}: {errno}", p.hostname),
+                );
             }
         }
     }
@@ -146,7 +152,15 @@ impl Drop for Init {
         signals::clear_child();
         if !self.reaped {
             // SAFETY: pidfd_send_signal on our own pidfd; then reap our own child.
-            unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), libc::SIGKILL, 0, 0) };
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    self.pidfd.as_raw_fd(),
+                    libc::SIGKILL,
+                    0,
+                    0,
+                )
+            };
             let _ = wait4_pid(self.pid);
         }
     }
@@ -169,7 +183,13 @@ fn clone3(ns: CloneFlags, into_cgroup: Option<RawFd>) -> Result<Option<Init>, Ru
     args.pidfd = &mut pidfd as *mut libc::c_int as u64;
     args.exit_signal = libc::SIGCHLD as u64;
     // SAFETY: without CLONE_VM the child gets a copy of this address space, like fork(2).
-    let ret = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut libc::clone_args, std::mem::size_of::<libc::clone_args>()) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
     match ret {
         0 => Ok(None),
         pid if pid > 0 => Ok(Some(Init {
@@ -183,14 +203,20 @@ fn clone3(ns: CloneFlags, into_cgroup: Option<RawFd>) -> Result<Option<Init>, Ru
             if into_cgroup.is_some() {
                 flags.push_str(" | CLONE_INTO_CGROUP");
             }
-            Err(RuntimeError::Clone { flags, errno: Errno::last() })
+            Err(RuntimeError::Clone {
+                flags,
+                errno: Errno::last(),
+            })
         }
     }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), RuntimeError> {
-    nix::unistd::pipe2(OFlag::O_CLOEXEC)
-        .map_err(|e| RuntimeError::Io { phase: Phase::Namespaces, what: "pipe2".into(), error: e.into() })
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| RuntimeError::Io {
+        phase: Phase::Namespaces,
+        what: "pipe2".into(),
+        error: e.into(),
+    })
 }
 
 /// Maps the caller's uid and gid to root in the new user namespace (user_namespaces(7)):
@@ -199,7 +225,11 @@ fn write_id_maps(pid: libc::pid_t) -> Result<(), RuntimeError> {
     let uid = nix::unistd::Uid::current();
     let gid = nix::unistd::Gid::current();
     let proc = PathBuf::from(format!("/proc/{pid}"));
-    for (file, content) in [("uid_map", format!("0 {uid} 1")), ("setgroups", "deny".into()), ("gid_map", format!("0 {gid} 1"))] {
+    for (file, content) in [
+        ("uid_map", format!("0 {uid} 1")),
+        ("setgroups", "deny".into()),
+        ("gid_map", format!("0 {gid} 1")),
+    ] {
         let path = proc.join(file);
         std::fs::write(&path, content).map_err(|error| RuntimeError::IdMap { path, error })?;
     }
@@ -225,42 +255,85 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
     let mut tl = Timeline::start(spec.timing, Phase::Rootfs, "prepare");
     signals::install();
     check_stop()?;
+    // Asking for a user namespace is asking for rootless mode, whoever asks.
+    let rootless = spec.rootless || spec.namespaces.contains(NsKind::User);
     if !spec.namespaces.contains(NsKind::Mnt) {
-        return Err(RuntimeError::Spec("the mnt namespace is required: the rootfs and pivot_root need a private mount table".into()));
+        return Err(RuntimeError::Spec(
+            "the mnt namespace is required: the rootfs and pivot_root need a private mount table"
+                .into(),
+        ));
     }
-    if spec.rootless {
+    if rootless {
         let l = &spec.limits;
-        for (set, what) in [(l.memory_bytes.is_some(), "--memory"), (l.pids.is_some(), "--pids"), (l.cpus.is_some(), "--cpus")] {
+        for (set, what) in [
+            (l.memory_bytes.is_some(), "--memory"),
+            (l.pids.is_some(), "--pids"),
+            (l.cpus.is_some(), "--cpus"),
+        ] {
             if set {
                 return Err(RuntimeError::RootlessLimits(what));
             }
         }
     }
-    let name = format!("{NAME_PREFIX}{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
-    let rootfs = rootfs::prepare(spec.storage, &spec.rootfs, &name, spec.rootless)?;
-    let mounts = mounts::Plan::new(&rootfs.merged, spec.rootless);
+    let name = format!(
+        "{NAME_PREFIX}{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    );
+    let rootfs = rootfs::prepare(spec.storage, &spec.rootfs, &name, rootless)?;
+    let mounts = mounts::Plan::new(
+        &rootfs.merged,
+        rootless,
+        spec.namespaces.contains(NsKind::Net),
+    );
     let exec = exec::Plan::new(&spec.argv, &name)?;
     let security = security::Plan::new();
     check_stop()?;
 
     tl.mark(Phase::Cgroup, "create");
-    let cgroup = match spec.rootless {
+    let cgroup = match rootless {
         true => None,
-        false => Some(ContainerCgroup::create(layout()?, &spec.cgroup_parent, &name, &spec.limits)?),
+        false => Some(ContainerCgroup::create(
+            layout()?,
+            &spec.cgroup_parent,
+            &name,
+            &spec.limits,
+        )?),
     };
     check_stop()?;
 
-    let ns = if spec.rootless { spec.namespaces.with(NsKind::User) } else { spec.namespaces };
-    let on_clone: Vec<&str> = ns.ordered().filter(|k| k.on_clone()).map(NsKind::name).collect();
-    tl.mark(Phase::Namespaces, ["clone3".to_string(), on_clone.join("+")].join(" ").trim_end());
+    let ns = if rootless {
+        spec.namespaces.with(NsKind::User)
+    } else {
+        spec.namespaces
+    };
+    let on_clone: Vec<&str> = ns
+        .ordered()
+        .filter(|k| k.on_clone())
+        .map(NsKind::name)
+        .collect();
+    tl.mark(
+        Phase::Namespaces,
+        ["clone3".to_string(), on_clone.join("+")]
+            .join(" ")
+            .trim_end(),
+    );
     let (report_r, report_w) = pipe()?;
-    let sync = if spec.rootless { Some(pipe()?) } else { None };
+    let sync = if rootless { Some(pipe()?) } else { None };
     let null = match spec.stdio {
         StdioMode::Null => Some(
-            nix::fcntl::open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-                // SAFETY: a fresh fd owned by nothing else.
-                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-                .map_err(|e| RuntimeError::Io { phase: Phase::Namespaces, what: "open /dev/null".into(), error: e.into() })?,
+            nix::fcntl::open(
+                "/dev/null",
+                OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            // SAFETY: a fresh fd owned by nothing else.
+            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+            .map_err(|e| RuntimeError::Io {
+                phase: Phase::Namespaces,
+                what: "open /dev/null".into(),
+                error: e.into(),
+            })?,
         ),
         StdioMode::Inherit => None,
     };
@@ -268,7 +341,10 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
         report_w: report_w.as_raw_fd(),
         sync_r: sync.as_ref().map(|(r, _)| r.as_raw_fd()),
         null: null.as_ref().map(|f| f.as_raw_fd()),
-        v1_attach: cgroup.as_ref().map(ContainerCgroup::v1_attach_targets).unwrap_or_default(),
+        v1_attach: cgroup
+            .as_ref()
+            .map(ContainerCgroup::v1_attach_targets)
+            .unwrap_or_default(),
         unshare: ns.ordered().filter(|k| !k.on_clone()).collect(),
         hostname: name.clone(),
         rootfs: &rootfs,
@@ -278,7 +354,11 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
         exec,
         timing: spec.timing,
     };
-    let Some(mut init) = clone3(ns.clone_flags(), cgroup.as_ref().and_then(ContainerCgroup::clone_into_fd))? else {
+    let Some(mut init) = clone3(
+        ns.clone_flags(),
+        cgroup.as_ref().and_then(ContainerCgroup::clone_into_fd),
+    )?
+    else {
         // A panic must not unwind into the parent's guards (they would remove the rootfs
         // directory from the child): abort the child instead.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init_main(&plan)));
@@ -291,19 +371,30 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
     if let Some((sync_r, sync_w)) = sync {
         drop(sync_r);
         write_id_maps(init.pid)?;
-        nix::unistd::write(&sync_w, &[1])
-            .map_err(|e| RuntimeError::Io { phase: Phase::Namespaces, what: "sync pipe".into(), error: e.into() })?;
+        nix::unistd::write(&sync_w, &[1]).map_err(|e| RuntimeError::Io {
+            phase: Phase::Namespaces,
+            what: "sync pipe".into(),
+            error: e.into(),
+        })?;
     }
     // Counts the user command only: enabled by the kernel at execve. Opened while the init is
     // still setting up; if it lost that race its snapshots read "not enabled" → n/a.
-    let exec_group = spec.timing.then(|| CounterGroup::open(Target::PidFromExec(init.pid))).flatten();
+    let exec_group = spec
+        .timing
+        .then(|| CounterGroup::open(Target::PidFromExec(init.pid)))
+        .flatten();
 
     let mut failure = None;
     let mut reached_exec = false;
     loop {
         match read_record(report_r.as_raw_fd()) {
             Ok(Some(rec)) => match rec.failure() {
-                Some(msg) => failure = Some(RuntimeError::InContainer { phase: rec.phase(), message: msg.to_string() }),
+                Some(msg) => {
+                    failure = Some(RuntimeError::InContainer {
+                        phase: rec.phase(),
+                        message: msg.to_string(),
+                    })
+                }
                 None => {
                     reached_exec = rec.phase() == Phase::Exec;
                     tl.mark_from_init(&rec);
@@ -311,7 +402,11 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
             },
             Ok(None) => break,
             Err(error) => {
-                failure = Some(RuntimeError::Io { phase: Phase::Exec, what: "report pipe".into(), error });
+                failure = Some(RuntimeError::Io {
+                    phase: Phase::Exec,
+                    what: "report pipe".into(),
+                    error,
+                });
                 break;
             }
         }
@@ -319,14 +414,40 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
     let t_exec_done = now_ns();
     if failure.is_none() && reached_exec {
         let (s, cost) = timed_snapshot(exec_group.as_ref());
-        tl.reopen_last(Snap { source: Source::Exec, snap: Snapshot { valid: s.valid, values: Default::default() } });
-        let at_exec = Snap { source: Source::Exec, snap: s };
-        tl.mark_at(t_exec_done, Phase::Workload, "", at_exec, Some(at_exec), cost);
+        tl.reopen_last(Snap {
+            source: Source::Exec,
+            snap: Snapshot {
+                valid: s.valid,
+                values: Default::default(),
+            },
+        });
+        let at_exec = Snap {
+            source: Source::Exec,
+            snap: s,
+        };
+        tl.mark_at(
+            t_exec_done,
+            Phase::Workload,
+            "",
+            at_exec,
+            Some(at_exec),
+            cost,
+        );
     }
     let waited = init.wait();
     let t_reaped = now_ns();
     let (s, cost) = timed_snapshot(exec_group.as_ref());
-    tl.mark_at(t_reaped, Phase::Teardown, "cgroup rmdir", Snap { source: Source::Exec, snap: s }, None, cost);
+    tl.mark_at(
+        t_reaped,
+        Phase::Teardown,
+        "cgroup rmdir",
+        Snap {
+            source: Source::Exec,
+            snap: s,
+        },
+        None,
+        cost,
+    );
     drop(exec_group);
     drop(init);
     let cgroup_removed = cgroup.map(ContainerCgroup::remove).transpose();
@@ -346,9 +467,13 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
     cgroup_removed?;
     rootfs_removed?;
     let tv_ns = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1_000;
-    Ok(Outcome { exit_code, user_ns: tv_ns(ru.ru_utime), sys_ns: tv_ns(ru.ru_stime), phases })
+    Ok(Outcome {
+        exit_code,
+        user_ns: tv_ns(ru.ru_utime),
+        sys_ns: tv_ns(ru.ru_stime),
+        phases,
+    })
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -360,13 +485,22 @@ mod tests {
     }
 
     fn probe_mounts() -> usize {
-        std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains("probe-")).count()
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("probe-"))
+            .count()
     }
 
     fn own_cgroups() -> Vec<PathBuf> {
         let prefix = format!("{NAME_PREFIX}{}-", std::process::id());
         let mut dirs = vec![PathBuf::from("/sys/fs/cgroup")];
-        dirs.extend(std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|e| e.path()));
+        dirs.extend(
+            std::fs::read_dir("/sys/fs/cgroup")
+                .unwrap()
+                .flatten()
+                .map(|e| e.path()),
+        );
         dirs.iter()
             .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
             .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
@@ -380,7 +514,10 @@ mod tests {
     #[test]
     fn back_to_back_runs_are_covered_and_leak_nothing() {
         if !nix::unistd::Uid::effective().is_root() {
-            assert!(std::env::var("CI").map_or(true, |v| v != "true" && v != "1"), "CI=true: this test needs root");
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true" && v != "1"),
+                "CI=true: this test needs root"
+            );
             eprintln!("SKIPPED: needs root");
             return;
         }
@@ -417,11 +554,19 @@ mod tests {
                     let wall = now_ns() - t;
                     let covered: u64 = out.phases.iter().map(|p| p.dur_ns).sum();
                     if covered * 100 < wall * 97 || out.exit_code != 0 {
-                        return Err(format!("rep {rep}: phases cover {covered} of {wall} ns, exit {}", out.exit_code));
+                        return Err(format!(
+                            "rep {rep}: phases cover {covered} of {wall} ns, exit {}",
+                            out.exit_code
+                        ));
                     }
                 }
                 if (fd_count(), probe_mounts()) != (fds, mounts) {
-                    return Err(format!("fds {} → {}, probe mounts {mounts} → {}", fds, fd_count(), probe_mounts()));
+                    return Err(format!(
+                        "fds {} → {}, probe mounts {mounts} → {}",
+                        fds,
+                        fd_count(),
+                        probe_mounts()
+                    ));
                 }
                 Ok(())
             };

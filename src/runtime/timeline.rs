@@ -53,7 +53,11 @@ impl Timeline {
     /// a thread) is counted as that phase's overhead.
     pub fn start(timing: bool, phase: Phase, detail: &str) -> Timeline {
         let t0 = now_ns();
-        let mut tl = Timeline { t0, marks: Vec::with_capacity(24), timing };
+        let mut tl = Timeline {
+            t0,
+            marks: Vec::with_capacity(24),
+            timing,
+        };
         let snap = tl.parent_snap();
         tl.push_mark(t0, phase, detail, snap, snap, now_ns() - t0);
         tl
@@ -61,14 +65,34 @@ impl Timeline {
 
     fn parent_snap(&self) -> Snap {
         let snap = match self.timing {
-            true => PARENT_GROUP.with(|g| g.as_ref().map(CounterGroup::snapshot)).unwrap_or_default(),
+            true => PARENT_GROUP
+                .with(|g| g.as_ref().map(CounterGroup::snapshot))
+                .unwrap_or_default(),
             false => Snapshot::default(),
         };
-        Snap { source: Source::Parent, snap }
+        Snap {
+            source: Source::Parent,
+            snap,
+        }
     }
 
-    fn push_mark(&mut self, t_ns: u64, phase: Phase, detail: &str, closes: Snap, opens: Snap, overhead_ns: u64) {
-        self.marks.push(Mark { t_ns, phase, detail: detail.to_string(), closes, opens, overhead_ns });
+    fn push_mark(
+        &mut self,
+        t_ns: u64,
+        phase: Phase,
+        detail: &str,
+        closes: Snap,
+        opens: Snap,
+        overhead_ns: u64,
+    ) {
+        self.marks.push(Mark {
+            t_ns,
+            phase,
+            detail: detail.to_string(),
+            closes,
+            opens,
+            overhead_ns,
+        });
     }
 
     /// A phase edge in the parent, now.
@@ -81,7 +105,15 @@ impl Timeline {
     /// A phase edge at time `t` whose counters come from another group: `closes` ends the
     /// previous phase, `opens` starts this one (None: the parent's group, read now).
     /// `overhead` is what reading them cost.
-    pub fn mark_at(&mut self, t: u64, phase: Phase, detail: &str, closes: Snap, opens: Option<Snap>, overhead: u64) {
+    pub fn mark_at(
+        &mut self,
+        t: u64,
+        phase: Phase,
+        detail: &str,
+        closes: Snap,
+        opens: Option<Snap>,
+        overhead: u64,
+    ) {
         let t1 = now_ns();
         let opens = opens.unwrap_or_else(|| self.parent_snap());
         let overhead = overhead + (now_ns() - t1);
@@ -93,8 +125,18 @@ impl Timeline {
         if let Some(prev) = self.marks.last_mut() {
             prev.overhead_ns += rec.prev_write_ns();
         }
-        let snap = Snap { source: Source::Init, snap: rec.snapshot() };
-        self.push_mark(rec.t_ns(), rec.phase(), rec.detail(), snap, snap, rec.overhead_ns());
+        let snap = Snap {
+            source: Source::Init,
+            snap: rec.snapshot(),
+        };
+        self.push_mark(
+            rec.t_ns(),
+            rec.phase(),
+            rec.detail(),
+            snap,
+            snap,
+            rec.overhead_ns(),
+        );
     }
 
     /// Rewrites what the last mark opens (e.g. the exec phase, whose counters start at zero
@@ -155,11 +197,24 @@ mod tests {
     use super::*;
 
     fn snap(source: Source, v: u64) -> Snap {
-        Snap { source, snap: Snapshot { valid: true, values: [v, 0, v, 0] } }
+        Snap {
+            source,
+            snap: Snapshot {
+                valid: true,
+                values: [v, 0, v, 0],
+            },
+        }
     }
 
     fn mark(t: u64, phase: Phase, closes: Snap, opens: Snap) -> Mark {
-        Mark { t_ns: t, phase, detail: String::new(), closes, opens, overhead_ns: 1 }
+        Mark {
+            t_ns: t,
+            phase,
+            detail: String::new(),
+            closes,
+            opens,
+            overhead_ns: 1,
+        }
     }
 
     #[test]
@@ -180,11 +235,26 @@ mod tests {
         let phases: Vec<_> = r.iter().map(|r| r.phase).collect();
         assert_eq!(
             phases,
-            [Phase::Rootfs, Phase::Namespaces, Phase::Cgroup, Phase::Mounts, Phase::Exec, Phase::Workload, Phase::Teardown]
+            [
+                Phase::Rootfs,
+                Phase::Namespaces,
+                Phase::Cgroup,
+                Phase::Mounts,
+                Phase::Exec,
+                Phase::Workload,
+                Phase::Teardown
+            ]
         );
-        assert_eq!(r.iter().map(|r| r.dur_ns).sum::<u64>(), 900, "contiguous: sums to the total");
+        assert_eq!(
+            r.iter().map(|r| r.dur_ns).sum::<u64>(),
+            900,
+            "contiguous: sums to the total"
+        );
         assert_eq!(r[0].counters.task_clock_ns, Some(40));
-        assert_eq!(r[1].counters.task_clock_ns, None, "parent→init edge has no common group");
+        assert_eq!(
+            r[1].counters.task_clock_ns, None,
+            "parent→init edge has no common group"
+        );
         assert_eq!(r[2].counters.task_clock_ns, Some(5));
         assert_eq!(r[3].counters.task_clock_ns, Some(85));
         assert_eq!(r[4].counters.task_clock_ns, Some(30));

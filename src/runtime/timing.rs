@@ -79,14 +79,21 @@ impl CounterGroup {
         lb.read_format(ReadFormat::GROUP | ReadFormat::TOTAL_TIME_ENABLED);
         let mut leader = lb.build_group().ok()?;
         let mut members = Vec::with_capacity(NCOUNTERS - 1);
-        for ev in [Software::CONTEXT_SWITCHES, Software::PAGE_FAULTS, Software::CPU_MIGRATIONS] {
+        for ev in [
+            Software::CONTEXT_SWITCHES,
+            Software::PAGE_FAULTS,
+            Software::CPU_MIGRATIONS,
+        ] {
             let mut mb = Builder::new(ev);
             configure(&mut mb);
             // Members follow the leader's enable state; enable_on_exec belongs on the leader.
             mb.enabled(true).enable_on_exec(false);
             members.push(leader.add(&mb).ok()?);
         }
-        Some(CounterGroup { leader, _members: members })
+        Some(CounterGroup {
+            leader,
+            _members: members,
+        })
     }
 
     pub fn fd(&self) -> RawFd {
@@ -110,7 +117,10 @@ pub fn read_group(fd: RawFd) -> Snapshot {
         return Snapshot::default();
     }
     let values = std::array::from_fn(|i| buf[2 + 2 * i]);
-    Snapshot { valid: true, values }
+    Snapshot {
+        valid: true,
+        values,
+    }
 }
 
 #[cfg(test)]
@@ -119,8 +129,14 @@ mod tests {
 
     #[test]
     fn delta_is_na_unless_both_ends_valid() {
-        let a = Snapshot { valid: true, values: [10, 1, 2, 0] };
-        let b = Snapshot { valid: true, values: [25, 3, 2, 1] };
+        let a = Snapshot {
+            valid: true,
+            values: [10, 1, 2, 0],
+        };
+        let b = Snapshot {
+            valid: true,
+            values: [25, 3, 2, 1],
+        };
         let c = b.delta(&a);
         assert_eq!(c.task_clock_ns, Some(0)); // saturating, never negative
         let d = a.delta(&b);

@@ -80,7 +80,11 @@ impl Row {
     pub fn bar(label: impl Into<String>, value: f64, color: Rgb, note: impl Into<String>) -> Row {
         Row {
             label: label.into(),
-            segments: vec![Segment { from: 0.0, to: value, color }],
+            segments: vec![Segment {
+                from: 0.0,
+                to: value,
+                color,
+            }],
             note: note.into(),
             ..Row::default()
         }
@@ -89,7 +93,12 @@ impl Row {
     /// A bar at the median of `values` with a whisker over their range and a dot per value;
     /// a single value gets the bar alone (a whisker of one says nothing). None when empty
     /// or not finite. `note` gets the median.
-    pub fn measured(label: impl Into<String>, values: &[f64], color: Rgb, note: impl FnOnce(f64) -> String) -> Option<Row> {
+    pub fn measured(
+        label: impl Into<String>,
+        values: &[f64],
+        color: Rgb,
+        note: impl FnOnce(f64) -> String,
+    ) -> Option<Row> {
         let s = crate::stats::summarize(values)?;
         let many = values.len() > 1;
         Some(Row {
@@ -124,7 +133,15 @@ const PALETTE: [Rgb; 10] = [
 
 /// The same runtime keeps its colour in every chart of a report.
 pub fn runtime_color(runtime: &str) -> Rgb {
-    const ORDER: [&str; 7] = ["bare", "native", "runc", "crun", "docker", "podman", "podman-rootless"];
+    const ORDER: [&str; 7] = [
+        "bare",
+        "native",
+        "runc",
+        "crun",
+        "docker",
+        "podman",
+        "podman-rootless",
+    ];
     let base = runtime.split(['-', ' ']).next().unwrap_or(runtime);
     let i = ORDER
         .iter()
@@ -168,7 +185,8 @@ mod tests {
         assert_eq!(runtime_color("docker"), runtime_color("docker"));
         assert_ne!(runtime_color("docker"), runtime_color("podman"));
         assert_ne!(runtime_color("podman"), runtime_color("podman-rootless"));
-        let colours: std::collections::HashSet<Rgb> = Phase::ALL.iter().map(|&p| phase_color(p)).collect();
+        let colours: std::collections::HashSet<Rgb> =
+            Phase::ALL.iter().map(|&p| phase_color(p)).collect();
         assert_eq!(colours.len(), Phase::ALL.len());
     }
 }

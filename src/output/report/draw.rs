@@ -59,7 +59,8 @@ pub fn svg(chart: &Chart) -> Result<String> {
     {
         let root = SVGBackend::with_string(&mut out, (WIDTH, height(chart))).into_drawing_area();
         draw(&root, chart).map_err(|e| anyhow!("drawing chart {}: {e}", chart.name))?;
-        root.present().map_err(|e| anyhow!("drawing chart {}: {e}", chart.name))?;
+        root.present()
+            .map_err(|e| anyhow!("drawing chart {}: {e}", chart.name))?;
     }
     Ok(out)
 }
@@ -68,12 +69,20 @@ pub fn png(chart: &Chart, path: &Path) -> Result<()> {
     ensure_font()?;
     let root = BitMapBackend::new(path, (WIDTH, height(chart))).into_drawing_area();
     draw(&root, chart).map_err(|e| anyhow!("drawing chart {}: {e}", chart.name))?;
-    root.present().map_err(|e| anyhow!("writing {}: {e}", path.display()))
+    root.present()
+        .map_err(|e| anyhow!("writing {}: {e}", path.display()))
 }
 
 fn height(chart: &Chart) -> u32 {
     match &chart.body {
-        Body::Rows(r) => 150 + 30 * r.rows.len() as u32 + if r.legend.is_empty() { 0 } else { 30 * (1 + r.legend.len() as u32 / 5) },
+        Body::Rows(r) => {
+            150 + 30 * r.rows.len() as u32
+                + if r.legend.is_empty() {
+                    0
+                } else {
+                    30 * (1 + r.legend.len() as u32 / 5)
+                }
+        }
         Body::Lines(_) => 460,
     }
 }
@@ -94,14 +103,32 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Dra
 }
 
 fn draw_rows<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Rows) -> DrawResult<DB> {
-    let legend_h = if r.legend.is_empty() { 0 } else { 30 * (1 + r.legend.len() as u32 / 5) };
+    let legend_h = if r.legend.is_empty() {
+        0
+    } else {
+        30 * (1 + r.legend.len() as u32 / 5)
+    };
     let (plot, legend) = area.split_vertically(area.dim_in_pixel().1 - legend_h);
     let n = r.rows.len().max(1) as i32;
     let values = r.rows.iter().flat_map(|row| {
-        row.segments.iter().flat_map(|s| [s.from, s.to]).chain(row.dots.iter().copied()).chain(row.spread.into_iter().flat_map(|(a, b)| [a, b]))
+        row.segments
+            .iter()
+            .flat_map(|s| [s.from, s.to])
+            .chain(row.dots.iter().copied())
+            .chain(row.spread.into_iter().flat_map(|(a, b)| [a, b]))
     });
-    let (lo, hi) = values.chain(r.band.iter().flat_map(|b| [b.from, b.to])).fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let label_w = (r.rows.iter().map(|row| row.label.chars().count()).max().unwrap_or(4) as u32 * 8 + 16).clamp(60, 420);
+    let (lo, hi) = values
+        .chain(r.band.iter().flat_map(|b| [b.from, b.to]))
+        .fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let label_w = (r
+        .rows
+        .iter()
+        .map(|row| row.label.chars().count())
+        .max()
+        .unwrap_or(4) as u32
+        * 8
+        + 16)
+        .clamp(60, 420);
     // Room left of a negative bar, and right of every bar for its note: the note's width in
     // pixels (~8 per character at 14 px) converted to axis units, which depend on the range
     // being chosen — a few rounds of fixed-point iteration settle it.
@@ -111,7 +138,11 @@ fn draw_rows<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Rows) -> Dra
     let mut xmax = hi + 0.1 * span;
     for _ in 0..4 {
         let per_px = (xmax - xmin) / plot_px;
-        xmax = r.rows.iter().map(|row| row_end(row) + (row.note.chars().count() as f64 * 8.0 + 16.0) * per_px).fold(hi + 0.05 * span, f64::max);
+        xmax = r
+            .rows
+            .iter()
+            .map(|row| row_end(row) + (row.note.chars().count() as f64 * 8.0 + 16.0) * per_px)
+            .fold(hi + 0.05 * span, f64::max);
     }
     let mut c = ChartBuilder::on(&plot)
         .margin(12)
@@ -121,7 +152,9 @@ fn draw_rows<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Rows) -> Dra
     // Row 0 is drawn at the top; plotters counts segments from the bottom.
     let y = |i: usize| n - 1 - i as i32;
     let label = |v: &SegmentValue<i32>| match v {
-        SegmentValue::CenterOf(k) if (0..n).contains(k) => r.rows[(n - 1 - k) as usize].label.clone(),
+        SegmentValue::CenterOf(k) if (0..n).contains(k) => {
+            r.rows[(n - 1 - k) as usize].label.clone()
+        }
         _ => String::new(),
     };
     c.configure_mesh()
@@ -134,24 +167,47 @@ fn draw_rows<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Rows) -> Dra
         .draw()?;
     if let Some(b) = &r.band {
         c.draw_series(std::iter::once(Rectangle::new(
-            [(b.from, SegmentValue::Exact(0)), (b.to, SegmentValue::Exact(n))],
+            [
+                (b.from, SegmentValue::Exact(0)),
+                (b.to, SegmentValue::Exact(n)),
+            ],
             RGBColor(120, 120, 120).mix(0.18).filled(),
         )))?;
     }
     for (i, row) in r.rows.iter().enumerate() {
         for s in &row.segments {
-            let mut rect = Rectangle::new([(s.from, SegmentValue::Exact(y(i))), (s.to, SegmentValue::Exact(y(i) + 1))], rgb(s.color).filled());
+            let mut rect = Rectangle::new(
+                [
+                    (s.from, SegmentValue::Exact(y(i))),
+                    (s.to, SegmentValue::Exact(y(i) + 1)),
+                ],
+                rgb(s.color).filled(),
+            );
             rect.set_margin(5, 5, 0, 0);
             c.draw_series(std::iter::once(rect))?;
         }
         let center = SegmentValue::CenterOf(y(i));
         if let Some((a, b)) = row.spread {
             let mid = row.segments.last().map(|s| s.to).unwrap_or((a + b) / 2.0);
-            c.draw_series(std::iter::once(ErrorBar::new_horizontal(center.clone(), a, mid, b, BLACK.stroke_width(2), 10)))?;
+            c.draw_series(std::iter::once(ErrorBar::new_horizontal(
+                center.clone(),
+                a,
+                mid,
+                b,
+                BLACK.stroke_width(2),
+                10,
+            )))?;
         }
-        c.draw_series(row.dots.iter().map(|&d| Circle::new((d, center.clone()), 3, BLACK.stroke_width(1))))?;
+        c.draw_series(
+            row.dots
+                .iter()
+                .map(|&d| Circle::new((d, center.clone()), 3, BLACK.stroke_width(1))),
+        )?;
         if !row.note.is_empty() {
-            c.draw_series(std::iter::once(EmptyElement::at((row_end(row), center.clone())) + Text::new(row.note.clone(), (8, -8), (FONT, 14))))?;
+            c.draw_series(std::iter::once(
+                EmptyElement::at((row_end(row), center.clone()))
+                    + Text::new(row.note.clone(), (8, -8), (FONT, 14)),
+            ))?;
         }
     }
     draw_legend(&legend, r)
@@ -159,7 +215,12 @@ fn draw_rows<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Rows) -> Dra
 
 /// Where a row's drawing ends on the axis (its note starts there).
 fn row_end(row: &super::chart::Row) -> f64 {
-    row.segments.iter().map(|s| s.to.max(s.from)).chain(row.spread.map(|(_, b)| b)).chain(row.dots.iter().copied()).fold(0.0f64, f64::max)
+    row.segments
+        .iter()
+        .map(|s| s.to.max(s.from))
+        .chain(row.spread.map(|(_, b)| b))
+        .chain(row.dots.iter().copied())
+        .fold(0.0f64, f64::max)
 }
 
 /// Colour keys in rows of five under the plot, so no key ever covers a bar.
@@ -170,7 +231,10 @@ fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Rows) -> D
     for (k, key) in r.legend.iter().enumerate() {
         let (col, line) = ((k % per_row) as i32, (k / per_row) as i32);
         let (x, yy) = (20 + col * cell, 6 + line * 26);
-        area.draw(&Rectangle::new([(x, yy), (x + 16, yy + 16)], rgb(key.color).filled()))?;
+        area.draw(&Rectangle::new(
+            [(x, yy), (x + 16, yy + 16)],
+            rgb(key.color).filled(),
+        ))?;
         area.draw(&Text::new(key.label.clone(), (x + 22, yy + 1), (FONT, 14)))?;
     }
     Ok(())
@@ -188,7 +252,10 @@ fn draw_lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, l: &Lines) -> D
             .margin(14)
             .x_label_area_size(45)
             .y_label_area_size(70)
-            .build_cartesian_2d(0f64..xmax, (ylo - if ylo < 0.0 { pad } else { 0.0 })..(yhi + pad))?;
+            .build_cartesian_2d(
+                0f64..xmax,
+                (ylo - if ylo < 0.0 { pad } else { 0.0 })..(yhi + pad),
+            )?;
         c.configure_mesh()
             .x_desc(l.x_axis.as_str())
             .y_desc(p.y_axis.as_str())
@@ -197,9 +264,12 @@ fn draw_lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, l: &Lines) -> D
             .draw()?;
         for s in &p.series {
             let color = rgb(s.color);
-            c.draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(3)))?
-                .label(s.label.clone())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], color.filled()));
+            c.draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                color.stroke_width(3),
+            ))?
+            .label(s.label.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], color.filled()));
             c.draw_series(s.points.iter().map(|&q| Circle::new(q, 5, color.filled())))?;
         }
         c.configure_series_labels()
@@ -223,9 +293,19 @@ mod tests {
             title: "Startup latency".into(),
             body: Body::Rows(Rows {
                 axis: "milliseconds".into(),
-                rows: vec![Row::bar("bare", 1.2, runtime_color("bare"), "1.2 ms"), Row::gap(), Row::bar("docker", -300.0, BAD, "x")],
-                band: Some(Band { from: -5.0, to: 5.0 }),
-                legend: vec![Key { label: "works".into(), color: GOOD }],
+                rows: vec![
+                    Row::bar("bare", 1.2, runtime_color("bare"), "1.2 ms"),
+                    Row::gap(),
+                    Row::bar("docker", -300.0, BAD, "x"),
+                ],
+                band: Some(Band {
+                    from: -5.0,
+                    to: 5.0,
+                }),
+                legend: vec![Key {
+                    label: "works".into(),
+                    color: GOOD,
+                }],
             }),
         }
     }
@@ -237,6 +317,11 @@ mod tests {
             return;
         }
         let s = svg(&sample()).unwrap();
-        assert!(s.starts_with("<svg") && s.contains("Startup latency") && s.contains("milliseconds") && s.contains("docker"));
+        assert!(
+            s.starts_with("<svg")
+                && s.contains("Startup latency")
+                && s.contains("milliseconds")
+                && s.contains("docker")
+        );
     }
 }

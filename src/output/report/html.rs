@@ -17,9 +17,13 @@ pub fn render(doc: &Doc, figures: &[Figure], lang: &str) -> String {
     );
     for b in &doc.blocks {
         match b {
-            Block::Heading(level, text) => out.push_str(&format!("<h{level}>{}</h{level}>\n", inline(text))),
+            Block::Heading(level, text) => {
+                out.push_str(&format!("<h{level}>{}</h{level}>\n", inline(text)))
+            }
             Block::Para(text) => out.push_str(&format!("<p>{}</p>\n", inline(text))),
-            Block::Note(text) => out.push_str(&format!("<blockquote>{}</blockquote>\n", inline(text))),
+            Block::Note(text) => {
+                out.push_str(&format!("<blockquote>{}</blockquote>\n", inline(text)))
+            }
             Block::List(items) => {
                 out.push_str("<ul>\n");
                 for i in items {
@@ -49,7 +53,10 @@ pub fn render(doc: &Doc, figures: &[Figure], lang: &str) -> String {
                     out.push_str(strip_xml_declaration(svg));
                     out.push('\n');
                 }
-                out.push_str(&format!("<figcaption>{}</figcaption>\n</figure>\n", inline(&f.title)));
+                out.push_str(&format!(
+                    "<figcaption>{}</figcaption>\n</figure>\n",
+                    inline(&f.title)
+                ));
             }
         }
     }
@@ -66,7 +73,10 @@ fn strip_xml_declaration(svg: &str) -> &str {
 }
 
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Escaped text with `code spans` and **bold** rendered.
@@ -94,8 +104,18 @@ mod tests {
 
     #[test]
     fn escapes_and_inlines_and_references_nothing_outside() {
-        let doc = Doc { title: "a < b".into(), blocks: vec![Block::Para("run `docker run --rm` **now** & see".into()), Block::Figure(0)] };
-        let figs = [Figure { title: "c".into(), png: None, svg: Some("<?xml version=\"1.0\"?>\n<svg></svg>".into()) }];
+        let doc = Doc {
+            title: "a < b".into(),
+            blocks: vec![
+                Block::Para("run `docker run --rm` **now** & see".into()),
+                Block::Figure(0),
+            ],
+        };
+        let figs = [Figure {
+            title: "c".into(),
+            png: None,
+            svg: Some("<?xml version=\"1.0\"?>\n<svg></svg>".into()),
+        }];
         let html = render(&doc, &figs, "en");
         assert!(html.contains("<h1>a &lt; b</h1>"));
         assert!(html.contains("<code>docker run --rm</code> <strong>now</strong> &amp; see"));

@@ -66,7 +66,13 @@ impl Lang {
         ];
         detail
             .split(' ')
-            .map(|w| WORDS.iter().find(|(en, _)| *en == w).map(|(_, es)| *es).unwrap_or(w))
+            .map(|w| {
+                WORDS
+                    .iter()
+                    .find(|(en, _)| *en == w)
+                    .map(|(_, es)| *es)
+                    .unwrap_or(w)
+            })
             .collect::<Vec<_>>()
             .join(" ")
     }

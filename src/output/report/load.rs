@@ -30,19 +30,39 @@ pub fn stem(step: &Step) -> String {
 }
 
 pub fn find(run: &Path) -> Result<RunFolder> {
-    let dir = run.canonicalize().with_context(|| format!("no run folder at {}: pass one (e.g. results/latest) or run an experiment first", run.display()))?;
+    let dir = run.canonicalize().with_context(|| {
+        format!(
+            "no run folder at {}: pass one (e.g. results/latest) or run an experiment first",
+            run.display()
+        )
+    })?;
     if dir.join(all::OPTIONS).is_file() {
         let journal = all::read_journal(&dir)?;
         let steps = STEPS
             .iter()
-            .map(|s| Found { step: s, dir: Some(dir.join(s.id)).filter(|d| d.is_dir()), entry: journal.get(s.id).cloned() })
+            .map(|s| Found {
+                step: s,
+                dir: Some(dir.join(s.id)).filter(|d| d.is_dir()),
+                entry: journal.get(s.id).cloned(),
+            })
             .collect();
-        return Ok(RunFolder { quick: Some(all::read_options(&dir)?.quick), dir, steps });
+        return Ok(RunFolder {
+            quick: Some(all::read_options(&dir)?.quick),
+            dir,
+            steps,
+        });
     }
     let steps: Vec<Found> = STEPS
         .iter()
-        .filter(|s| dir.join(format!("{}.json", stem(s))).is_file() || dir.join(format!("{}.csv", stem(s))).is_file())
-        .map(|s| Found { step: s, dir: Some(dir.clone()), entry: None })
+        .filter(|s| {
+            dir.join(format!("{}.json", stem(s))).is_file()
+                || dir.join(format!("{}.csv", stem(s))).is_file()
+        })
+        .map(|s| Found {
+            step: s,
+            dir: Some(dir.clone()),
+            entry: None,
+        })
         .collect();
     if steps.is_empty() {
         bail!(
@@ -51,13 +71,22 @@ pub fn find(run: &Path) -> Result<RunFolder> {
             all::OPTIONS
         );
     }
-    Ok(RunFolder { dir, quick: None, steps })
+    Ok(RunFolder {
+        dir,
+        quick: None,
+        steps,
+    })
 }
 
 pub fn json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T> {
     let path = dir.join(name);
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{} does not have the fields this report reads (written by another probe version?)", path.display()))
+    serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} does not have the fields this report reads (written by another probe version?)",
+            path.display()
+        )
+    })
 }
 
 pub fn metric_csv(dir: &Path, name: &str) -> Result<Vec<MetricRow>> {

@@ -6,7 +6,9 @@ pub fn render(doc: &Doc, figures: &[Figure]) -> String {
     let mut out = format!("# {}\n\n", doc.title);
     for b in &doc.blocks {
         match b {
-            Block::Heading(level, text) => out.push_str(&format!("{} {text}\n\n", "#".repeat(*level as usize))),
+            Block::Heading(level, text) => {
+                out.push_str(&format!("{} {text}\n\n", "#".repeat(*level as usize)))
+            }
             Block::Para(text) => out.push_str(&format!("{text}\n\n")),
             Block::Note(text) => out.push_str(&format!("> {text}\n\n")),
             Block::List(items) => {
@@ -16,7 +18,16 @@ pub fn render(doc: &Doc, figures: &[Figure]) -> String {
                 out.push('\n');
             }
             Block::Table(t) => {
-                let line = |cells: &[String]| format!("| {} |\n", cells.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | "));
+                let line = |cells: &[String]| {
+                    format!(
+                        "| {} |\n",
+                        cells
+                            .iter()
+                            .map(|c| cell(c))
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    )
+                };
                 out.push_str(&line(&t.head));
                 out.push_str(&format!("|{}\n", "---|".repeat(t.head.len())));
                 for r in &t.rows {
@@ -50,8 +61,19 @@ mod tests {
     fn tables_figures_and_notes() {
         let mut t = Table::new(["a", "b"]);
         t.row(["1|2", "x"]);
-        let doc = Doc { title: "T".into(), blocks: vec![Block::Table(t), Block::Figure(0), Block::Note("careful".into())] };
-        let figs = [Figure { title: "Chart".into(), png: Some("charts/c.en.png".into()), svg: None }];
+        let doc = Doc {
+            title: "T".into(),
+            blocks: vec![
+                Block::Table(t),
+                Block::Figure(0),
+                Block::Note("careful".into()),
+            ],
+        };
+        let figs = [Figure {
+            title: "Chart".into(),
+            png: Some("charts/c.en.png".into()),
+            svg: None,
+        }];
         let md = render(&doc, &figs);
         assert!(md.starts_with("# T\n"));
         assert!(md.contains("| a | b |\n|---|---|\n| 1\\|2 | x |\n"));

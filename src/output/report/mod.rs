@@ -31,7 +31,8 @@ pub fn generate(run: &Path, lang: Lang) -> Result<Written> {
     let folder = load::find(run)?;
     let (doc, charts) = section::build(&folder, lang);
     let chart_dir = folder.dir.join(CHARTS);
-    std::fs::create_dir_all(&chart_dir).with_context(|| format!("creating {}", chart_dir.display()))?;
+    std::fs::create_dir_all(&chart_dir)
+        .with_context(|| format!("creating {}", chart_dir.display()))?;
     let mut notes = Vec::new();
     let mut figures = Vec::new();
     for c in &charts {
@@ -43,14 +44,22 @@ pub fn generate(run: &Path, lang: Lang) -> Result<Written> {
             Ok(svg)
         });
         match drawn {
-            Ok(svg) => figures.push(Figure { title: c.title.clone(), png: Some(format!("{CHARTS}/{stem}.png")), svg: Some(svg) }),
+            Ok(svg) => figures.push(Figure {
+                title: c.title.clone(),
+                png: Some(format!("{CHARTS}/{stem}.png")),
+                svg: Some(svg),
+            }),
             Err(e) => {
                 // One line, once: without a font every chart fails the same way.
                 let line = format!("charts left out: {e:#}");
                 if !notes.contains(&line) {
                     notes.push(line);
                 }
-                figures.push(Figure { title: c.title.clone(), png: None, svg: None });
+                figures.push(Figure {
+                    title: c.title.clone(),
+                    png: None,
+                    svg: None,
+                });
             }
         }
     }
@@ -58,5 +67,9 @@ pub fn generate(run: &Path, lang: Lang) -> Result<Written> {
     let html = folder.dir.join(format!("report.{}.html", lang.code()));
     files::replace_atomic(&markdown, markdown::render(&doc, &figures).as_bytes())?;
     files::replace_atomic(&html, html::render(&doc, &figures, lang.code()).as_bytes())?;
-    Ok(Written { markdown, html, notes })
+    Ok(Written {
+        markdown,
+        html,
+        notes,
+    })
 }

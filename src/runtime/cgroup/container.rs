@@ -40,8 +40,18 @@ pub struct ContainerCgroup {
 impl ContainerCgroup {
     /// Creates `<hierarchy>/<parent>/<name>` in every hierarchy needed and applies `limits`.
     /// On error everything created so far is removed (Drop).
-    pub fn create(layout: &CgroupLayout, parent: &Path, name: &str, limits: &Limits) -> Result<Self, CgroupError> {
-        let mut cg = ContainerCgroup { dirs: Vec::new(), v2_dir: None, v1_procs: Vec::new(), v1_dirs: Vec::new() };
+    pub fn create(
+        layout: &CgroupLayout,
+        parent: &Path,
+        name: &str,
+        limits: &Limits,
+    ) -> Result<Self, CgroupError> {
+        let mut cg = ContainerCgroup {
+            dirs: Vec::new(),
+            v2_dir: None,
+            v1_procs: Vec::new(),
+            v1_dirs: Vec::new(),
+        };
         if let Some(unified) = &layout.unified {
             let base = unified.join(parent);
             let wanted: Vec<&str> = requested(limits)
@@ -51,13 +61,26 @@ impl ContainerCgroup {
             enable_v2_controllers(&base, &wanted)?;
             let dir = base.join(name);
             cg.mkdir(&dir)?;
-            let fd = open(&dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-                .map_err(|e| CgroupError::Open { path: dir.clone(), error: e.into() })?;
+            let fd = open(
+                &dir,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| CgroupError::Open {
+                path: dir.clone(),
+                error: e.into(),
+            })?;
             // SAFETY: open returned a fresh fd that nothing else owns.
-            cg.v2_dir = Some((dir, unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }));
+            cg.v2_dir = Some((dir, unsafe {
+                <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+            }));
         }
         for c in CONTROLLERS {
-            let Some(mount) = layout.v1.get(c).filter(|_| layout.controller_on_v2(c) == Some(false)) else {
+            let Some(mount) = layout
+                .v1
+                .get(c)
+                .filter(|_| layout.controller_on_v2(c) == Some(false))
+            else {
                 continue;
             };
             if cg.v1_dirs.iter().any(|(m, _)| m == mount) {
@@ -71,10 +94,16 @@ impl ContainerCgroup {
             // 5-15 ms per attach on this kind of VM. The init is single-threaded, so moving
             // its one thread moves the whole process.
             let procs = dir.join("tasks");
-            let fd = open(&procs, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
-                .map_err(|e| CgroupError::Open { path: procs.clone(), error: e.into() })?;
+            let fd =
+                open(&procs, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| {
+                    CgroupError::Open {
+                        path: procs.clone(),
+                        error: e.into(),
+                    }
+                })?;
             // SAFETY: as above.
-            cg.v1_procs.push(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+            cg.v1_procs
+                .push(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
             cg.v1_dirs.push((mount.clone(), dir));
         }
         cg.apply(layout, limits)?;
@@ -82,18 +111,34 @@ impl ContainerCgroup {
     }
 
     fn mkdir(&mut self, dir: &Path) -> Result<(), CgroupError> {
-        fs::create_dir(dir).map_err(|error| CgroupError::Mkdir { path: dir.to_path_buf(), error })?;
+        fs::create_dir(dir).map_err(|error| CgroupError::Mkdir {
+            path: dir.to_path_buf(),
+            error,
+        })?;
         self.dirs.push(dir.to_path_buf());
         Ok(())
     }
 
-    fn dir_for(&self, layout: &CgroupLayout, controller: &'static str, what: &'static str) -> Result<&Path, CgroupError> {
+    fn dir_for(
+        &self,
+        layout: &CgroupLayout,
+        controller: &'static str,
+        what: &'static str,
+    ) -> Result<&Path, CgroupError> {
         let missing = || CgroupError::NoController { what, controller };
         match layout.controller_on_v2(controller).ok_or_else(missing)? {
-            true => self.v2_dir.as_ref().map(|(d, _)| d.as_path()).ok_or_else(missing),
+            true => self
+                .v2_dir
+                .as_ref()
+                .map(|(d, _)| d.as_path())
+                .ok_or_else(missing),
             false => {
                 let mount = &layout.v1[controller];
-                self.v1_dirs.iter().find(|(m, _)| m == mount).map(|(_, d)| d.as_path()).ok_or_else(missing)
+                self.v1_dirs
+                    .iter()
+                    .find(|(m, _)| m == mount)
+                    .map(|(_, d)| d.as_path())
+                    .ok_or_else(missing)
             }
         }
     }
@@ -101,11 +146,21 @@ impl ContainerCgroup {
     fn apply(&self, layout: &CgroupLayout, limits: &Limits) -> Result<(), CgroupError> {
         if let Some(bytes) = limits.memory_bytes {
             let on_v2 = layout.controller_on_v2("memory") == Some(true);
-            let file = if on_v2 { "memory.max" } else { "memory.limit_in_bytes" };
-            write_file(&self.dir_for(layout, "memory", "--memory")?.join(file), &bytes.to_string())?;
+            let file = if on_v2 {
+                "memory.max"
+            } else {
+                "memory.limit_in_bytes"
+            };
+            write_file(
+                &self.dir_for(layout, "memory", "--memory")?.join(file),
+                &bytes.to_string(),
+            )?;
         }
         if let Some(n) = limits.pids {
-            write_file(&self.dir_for(layout, "pids", "--pids")?.join("pids.max"), &n.to_string())?;
+            write_file(
+                &self.dir_for(layout, "pids", "--pids")?.join("pids.max"),
+                &n.to_string(),
+            )?;
         }
         if let Some(cpus) = limits.cpus {
             let quota = (cpus * CPU_PERIOD_US as f64).round() as u64;
@@ -128,7 +183,11 @@ impl ContainerCgroup {
     /// v1 `tasks` fds the container init writes "0" to (see `attach_self`), with the file
     /// each belongs to for error messages.
     pub fn v1_attach_targets(&self) -> Vec<(RawFd, PathBuf)> {
-        self.v1_procs.iter().zip(&self.v1_dirs).map(|(f, (_, d))| (f.as_raw_fd(), d.join("tasks"))).collect()
+        self.v1_procs
+            .iter()
+            .zip(&self.v1_dirs)
+            .map(|(f, (_, d))| (f.as_raw_fd(), d.join("tasks")))
+            .collect()
     }
 
     /// Removes every directory, deepest-created first. Called after the container is reaped.
@@ -169,9 +228,13 @@ pub fn attach_self(procs_fd: RawFd) -> Result<(), nix::errno::Errno> {
 }
 
 fn requested(limits: &Limits) -> impl Iterator<Item = (bool, &'static str)> {
-    [(limits.memory_bytes.is_some(), "memory"), (limits.pids.is_some(), "pids"), (limits.cpus.is_some(), "cpu")]
-        .into_iter()
-        .filter(|(on, _)| *on)
+    [
+        (limits.memory_bytes.is_some(), "memory"),
+        (limits.pids.is_some(), "pids"),
+        (limits.cpus.is_some(), "cpu"),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
 }
 
 /// On v2 a limit file only exists when the parent delegates the controller
@@ -181,15 +244,25 @@ fn enable_v2_controllers(base: &Path, wanted: &[&str]) -> Result<(), CgroupError
         return Ok(());
     }
     let file = base.join("cgroup.subtree_control");
-    let current = fs::read_to_string(&file).map_err(|error| CgroupError::Read { path: file.clone(), error })?;
-    for c in wanted.iter().filter(|c| !current.split_whitespace().any(|e| e == **c)) {
+    let current = fs::read_to_string(&file).map_err(|error| CgroupError::Read {
+        path: file.clone(),
+        error,
+    })?;
+    for c in wanted
+        .iter()
+        .filter(|c| !current.split_whitespace().any(|e| e == **c))
+    {
         write_file(&file, &format!("+{c}"))?;
     }
     Ok(())
 }
 
 fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
-    let err = |error| CgroupError::Write { path: path.to_path_buf(), value: value.to_string(), error };
+    let err = |error| CgroupError::Write {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        error,
+    };
     let mut f = fs::OpenOptions::new().write(true).open(path).map_err(err)?;
     f.write_all(value.as_bytes()).map_err(err)
 }
@@ -205,7 +278,12 @@ fn rmdir_retry(dir: &Path) -> Result<(), CgroupError> {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_micros(200));
             }
-            Err(error) => return Err(CgroupError::Rmdir { path: dir.to_path_buf(), error }),
+            Err(error) => {
+                return Err(CgroupError::Rmdir {
+                    path: dir.to_path_buf(),
+                    error,
+                })
+            }
         }
     }
 }
@@ -234,7 +312,8 @@ mod tests {
             unified: Some(root.clone()),
             unified_controllers: vec!["cpu".into(), "memory".into(), "pids".into()],
         };
-        let cg = ContainerCgroup::create(&layout, Path::new(""), "probe-t-1", &Limits::default()).unwrap();
+        let cg = ContainerCgroup::create(&layout, Path::new(""), "probe-t-1", &Limits::default())
+            .unwrap();
         let dir = root.join("probe-t-1");
         assert!(dir.is_dir() && cg.clone_into_fd().is_some() && cg.v1_attach_targets().is_empty());
         // cgroupfs creates the interface files itself; the fixture needs them made by hand.
@@ -242,10 +321,24 @@ mod tests {
         for f in files {
             fs::write(dir.join(f), "").unwrap();
         }
-        cg.apply(&layout, &Limits { memory_bytes: Some(1 << 20), pids: Some(7), cpus: Some(0.5) }).unwrap();
-        assert_eq!(fs::read_to_string(dir.join("memory.max")).unwrap(), "1048576");
+        cg.apply(
+            &layout,
+            &Limits {
+                memory_bytes: Some(1 << 20),
+                pids: Some(7),
+                cpus: Some(0.5),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.join("memory.max")).unwrap(),
+            "1048576"
+        );
         assert_eq!(fs::read_to_string(dir.join("pids.max")).unwrap(), "7");
-        assert_eq!(fs::read_to_string(dir.join("cpu.max")).unwrap(), "50000 100000");
+        assert_eq!(
+            fs::read_to_string(dir.join("cpu.max")).unwrap(),
+            "50000 100000"
+        );
         for f in files {
             fs::remove_file(dir.join(f)).unwrap();
         }
@@ -263,32 +356,58 @@ mod tests {
             unified: Some(root.clone()),
             unified_controllers: vec![],
         };
-        let err = ContainerCgroup::create(&layout, Path::new("nope"), "probe-t-2", &Limits::default())
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(err.starts_with("cgroup: mkdir") && err.contains("nope/probe-t-2") && err.contains("os error 2"), "{err}");
-        let err = ContainerCgroup::create(&layout, Path::new(""), "probe-t-3", &Limits { pids: Some(1), ..Default::default() })
-            .err()
-            .unwrap()
-            .to_string();
+        let err =
+            ContainerCgroup::create(&layout, Path::new("nope"), "probe-t-2", &Limits::default())
+                .err()
+                .unwrap()
+                .to_string();
+        assert!(
+            err.starts_with("cgroup: mkdir")
+                && err.contains("nope/probe-t-2")
+                && err.contains("os error 2"),
+            "{err}"
+        );
+        let err = ContainerCgroup::create(
+            &layout,
+            Path::new(""),
+            "probe-t-3",
+            &Limits {
+                pids: Some(1),
+                ..Default::default()
+            },
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(err.contains("--pids needs the pids controller"), "{err}");
-        assert_eq!(fs::read_dir(&root).unwrap().count(), 0, "nothing left behind");
+        assert_eq!(
+            fs::read_dir(&root).unwrap().count(),
+            0,
+            "nothing left behind"
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 
     /// The real unified hierarchy, when this host has one and we are root.
     #[test]
     fn real_unified_tree_create_and_remove() {
-        let Ok(layout) = super::super::detect() else { return };
-        let Some(unified) = layout.unified.clone() else { return };
+        let Ok(layout) = super::super::detect() else {
+            return;
+        };
+        let Some(unified) = layout.unified.clone() else {
+            return;
+        };
         if !nix::unistd::Uid::effective().is_root() {
             eprintln!("SKIPPED: real cgroupfs needs root");
             return;
         }
-        let v2_only = CgroupLayout { v1: BTreeMap::new(), ..layout };
+        let v2_only = CgroupLayout {
+            v1: BTreeMap::new(),
+            ..layout
+        };
         let name = format!("probe-unittest-{}", std::process::id());
-        let cg = ContainerCgroup::create(&v2_only, Path::new(""), &name, &Limits::default()).unwrap();
+        let cg =
+            ContainerCgroup::create(&v2_only, Path::new(""), &name, &Limits::default()).unwrap();
         assert!(unified.join(&name).join("cgroup.procs").exists());
         cg.remove().unwrap();
         assert!(!unified.join(&name).exists());

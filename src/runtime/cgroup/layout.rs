@@ -32,8 +32,20 @@ pub struct CgroupLayout {
 /// v1 controller names as they appear in a cgroup mount's super options; anything else
 /// there (`rw`, `name=systemd`, `clone_children`, `release_agent=`) is not a controller.
 const V1_CONTROLLERS: &[&str] = &[
-    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio", "blkio",
-    "perf_event", "hugetlb", "pids", "rdma", "misc",
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "net_prio",
+    "blkio",
+    "perf_event",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
 ];
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
@@ -55,7 +67,8 @@ impl CgroupLayout {
                 "cgroup" => {
                     for opt in m.super_opts.split(',') {
                         if V1_CONTROLLERS.contains(&opt) {
-                            v1.entry(opt.to_string()).or_insert_with(|| PathBuf::from(&m.mount_point));
+                            v1.entry(opt.to_string())
+                                .or_insert_with(|| PathBuf::from(&m.mount_point));
                         }
                     }
                 }
@@ -69,11 +82,19 @@ impl CgroupLayout {
             (true, false) => return None,
         };
         let unified_controllers = if unified.is_some() {
-            unified_controllers.split_whitespace().map(str::to_string).collect()
+            unified_controllers
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
         } else {
             Vec::new()
         };
-        Some(CgroupLayout { kind, v1, unified, unified_controllers })
+        Some(CgroupLayout {
+            kind,
+            v1,
+            unified,
+            unified_controllers,
+        })
     }
 
     /// Where `controller` lives: `Some(true)` on the unified tree, `Some(false)` on v1.
@@ -92,7 +113,10 @@ impl CgroupLayout {
 /// Detects this host's cgroup layout.
 pub fn detect() -> Result<CgroupLayout, CgroupError> {
     let read = |p: &Path| {
-        std::fs::read_to_string(p).map_err(|error| CgroupError::Read { path: p.to_path_buf(), error })
+        std::fs::read_to_string(p).map_err(|error| CgroupError::Read {
+            path: p.to_path_buf(),
+            error,
+        })
     };
     let is_v2_root = nix::sys::statfs::statfs(CGROUP_ROOT)
         .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
@@ -107,8 +131,9 @@ pub fn detect() -> Result<CgroupLayout, CgroupError> {
         });
     }
     let mountinfo = read(Path::new(MOUNTINFO))?;
-    let probe = CgroupLayout::parse(&mountinfo, "")
-        .ok_or_else(|| CgroupError::NoCgroupFs { path: PathBuf::from(MOUNTINFO) })?;
+    let probe = CgroupLayout::parse(&mountinfo, "").ok_or_else(|| CgroupError::NoCgroupFs {
+        path: PathBuf::from(MOUNTINFO),
+    })?;
     let controllers = match &probe.unified {
         Some(u) => read(&u.join("cgroup.controllers"))?,
         None => String::new(),
@@ -131,7 +156,12 @@ pub fn parse_mountinfo_line(line: &str) -> Option<MountInfo<'_>> {
     let (pre, post) = line.split_once(" - ")?;
     let mount_point = unescape_octal(pre.split(' ').nth(4)?);
     let mut post = post.split(' ');
-    Some(MountInfo { mount_point, fstype: post.next()?, source: post.next()?, super_opts: post.next()? })
+    Some(MountInfo {
+        mount_point,
+        fstype: post.next()?,
+        source: post.next()?,
+        super_opts: post.next()?,
+    })
 }
 
 /// mountinfo escapes space, tab, newline and backslash as \ooo octal.
@@ -140,7 +170,9 @@ fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let oct = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match oct {
             Some(d) => {
                 out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
@@ -187,8 +219,16 @@ mod tests {
         let l = CgroupLayout::parse(HYBRID, "hugetlb\n").unwrap();
         assert_eq!(l.kind, LayoutKind::Hybrid);
         assert_eq!(l.v1["memory"], PathBuf::from("/sys/fs/cgroup/memory"));
-        assert_eq!(l.v1.len(), 4, "name=systemd is not a controller: {:?}", l.v1);
-        assert_eq!(l.unified.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            l.v1.len(),
+            4,
+            "name=systemd is not a controller: {:?}",
+            l.v1
+        );
+        assert_eq!(
+            l.unified.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/unified"))
+        );
         assert_eq!(l.unified_controllers, vec!["hugetlb"]);
         assert_eq!(l.controller_on_v2("memory"), Some(false));
         assert_eq!(l.controller_on_v2("hugetlb"), Some(true));
@@ -222,7 +262,10 @@ mod tests {
     fn mountinfo_line_with_optional_fields_and_escapes() {
         let m = parse_mountinfo_line("36 35 98:0 /mnt1 /mnt\\040two rw,noatime master:1 shared:2 - ext3 /dev/root rw,errors=continue").unwrap();
         assert_eq!(m.mount_point, "/mnt two");
-        assert_eq!((m.fstype, m.source, m.super_opts), ("ext3", "/dev/root", "rw,errors=continue"));
+        assert_eq!(
+            (m.fstype, m.source, m.super_opts),
+            ("ext3", "/dev/root", "rw,errors=continue")
+        );
         assert!(parse_mountinfo_line("garbage").is_none());
     }
 

@@ -18,17 +18,38 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     #[error("cgroup: cannot read {path}: {error}")]
-    Read { path: PathBuf, error: std::io::Error },
-    #[error("cgroup: no cgroup filesystem found in {path} (neither v1 controllers nor a cgroup2 mount)")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error(
+        "cgroup: no cgroup filesystem found in {path} (neither v1 controllers nor a cgroup2 mount)"
+    )]
     NoCgroupFs { path: PathBuf },
     #[error("cgroup: mkdir {path}: {error}")]
-    Mkdir { path: PathBuf, error: std::io::Error },
+    Mkdir {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("cgroup: write {value:?} to {path}: {error}")]
-    Write { path: PathBuf, value: String, error: std::io::Error },
+    Write {
+        path: PathBuf,
+        value: String,
+        error: std::io::Error,
+    },
     #[error("cgroup: open {path}: {error}")]
-    Open { path: PathBuf, error: std::io::Error },
+    Open {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("cgroup: rmdir {path}: {error}")]
-    Rmdir { path: PathBuf, error: std::io::Error },
+    Rmdir {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("cgroup: limit {what} needs the {controller} controller, which this host's cgroup layout does not offer")]
-    NoController { what: &'static str, controller: &'static str },
+    NoController {
+        what: &'static str,
+        controller: &'static str,
+    },
 }

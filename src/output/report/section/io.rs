@@ -68,7 +68,10 @@ struct Figures {
 fn figures(rows: &[MetricRow], m: &ModeResult) -> Option<Figures> {
     let values = |suffix: &str| -> Vec<f64> {
         let metric = format!("{}{suffix}", m.metric);
-        rows.iter().filter(|r| r.runtime == m.runtime && r.metric == metric).filter_map(|r| r.value.parse().ok()).collect()
+        rows.iter()
+            .filter(|r| r.runtime == m.runtime && r.metric == metric)
+            .filter_map(|r| r.value.parse().ok())
+            .collect()
     };
     let total = values("");
     let device = values("_device_pct");
@@ -127,13 +130,28 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
             sig(s.median),
             sig(f.write),
             sig(f.sync_ms),
-            f.device_pct.map(|p| format!("{p:.0}%")).unwrap_or_else(|| "n/a".into()),
+            f.device_pct
+                .map(|p| format!("{p:.0}%"))
+                .unwrap_or_else(|| "n/a".into()),
             word.clone(),
             chapter.map(sig).unwrap_or_else(|| "—".into()),
         ]);
-        rows.extend(Row::measured(m.mode.clone(), &f.total, outcome_color(m.outcome), |v| format!("{} MB/s · {word}", sig(v))));
+        rows.extend(Row::measured(
+            m.mode.clone(),
+            &f.total,
+            outcome_color(m.outcome),
+            |v| format!("{} MB/s · {word}", sig(v)),
+        ));
         if let Some(c) = chapter {
-            rows.push(Row::bar(b.t(format!("{} (chapter)", m.mode), format!("{} (capítulo)", m.mode)), c, (190, 190, 190), format!("{} MB/s", sig(c))));
+            rows.push(Row::bar(
+                b.t(
+                    format!("{} (chapter)", m.mode),
+                    format!("{} (capítulo)", m.mode),
+                ),
+                c,
+                (190, 190, 190),
+                format!("{} MB/s", sig(c)),
+            ));
         }
         verdict(b, m, &f);
     }
@@ -181,23 +199,65 @@ fn verdict(b: &mut Builder, m: &ModeResult, f: &Figures) {
 
 fn summarize(b: &mut Builder, r: &Report, medians: &BTreeMap<String, f64>) {
     let cells = |pick: &dyn Fn(&str) -> bool| -> Vec<(String, String)> {
-        r.results.iter().filter(|m| pick(&m.mode)).filter_map(|m| medians.get(&m.mode).map(|v| (m.runtime.clone(), format!("~{} MB/s", sig(*v))))).collect()
+        r.results
+            .iter()
+            .filter(|m| pick(&m.mode))
+            .filter_map(|m| {
+                medians
+                    .get(&m.mode)
+                    .map(|v| (m.runtime.clone(), format!("~{} MB/s", sig(*v))))
+            })
+            .collect()
     };
     let is_overlay = |m: &str| m == "bare" || m.contains("overlay");
     let is_volume = |m: &str| m == "bare" || m.contains("volume") || m.contains("bind");
-    let not_durable: Vec<&str> = r.results.iter().filter(|m| m.outcome == Some(Outcome::NotDurable)).map(|m| m.mode.as_str()).collect();
+    let not_durable: Vec<&str> = r
+        .results
+        .iter()
+        .filter(|m| m.outcome == Some(Outcome::NotDurable))
+        .map(|m| m.mode.as_str())
+        .collect();
     let verdict = if not_durable.is_empty() {
         b.t("every sync reached the disk", "todo sync llegó al disco")
     } else {
-        b.t(format!("sync did not reach the disk: {}", not_durable.join(", ")), format!("el sync no llegó al disco: {}", not_durable.join(", ")))
+        b.t(
+            format!("sync did not reach the disk: {}", not_durable.join(", ")),
+            format!("el sync no llegó al disco: {}", not_durable.join(", ")),
+        )
     };
-    b.summary(SummaryRow { aspect: b.t("I/O overlay", "I/O overlay"), cells: cells(&is_overlay), verdict });
-    b.summary(SummaryRow { aspect: b.t("I/O volume", "I/O volumen"), cells: cells(&is_volume), verdict: String::new() });
+    b.summary(SummaryRow {
+        aspect: b.t("I/O overlay", "I/O overlay"),
+        cells: cells(&is_overlay),
+        verdict,
+    });
+    b.summary(SummaryRow {
+        aspect: b.t("I/O volume", "I/O volumen"),
+        cells: cells(&is_volume),
+        verdict: String::new(),
+    });
     if let Some(bare) = medians.get("bare") {
-        for mode in ["docker-overlay", "docker-volume", "podman-overlay", "podman-volume"] {
+        for mode in [
+            "docker-overlay",
+            "docker-volume",
+            "podman-overlay",
+            "podman-volume",
+        ] {
             if let Some(v) = medians.get(mode) {
-                let chapter = r.reference.mean.get(mode).zip(r.reference.mean.get("bare")).map(|(m, b)| m / b);
-                b.ratio(b.t(format!("write {mode} ÷ bare"), format!("escritura {mode} ÷ bare")), v / bare, chapter, RatioKind::Times);
+                let chapter = r
+                    .reference
+                    .mean
+                    .get(mode)
+                    .zip(r.reference.mean.get("bare"))
+                    .map(|(m, b)| m / b);
+                b.ratio(
+                    b.t(
+                        format!("write {mode} ÷ bare"),
+                        format!("escritura {mode} ÷ bare"),
+                    ),
+                    v / bare,
+                    chapter,
+                    RatioKind::Times,
+                );
             }
         }
     }

@@ -54,7 +54,6 @@ struct Reference {
     overhead_mb: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
-
 pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     let r: Report = load::json(dir, "memory.json")?;
     b.saw(&r.host, &r.reference.machine);
@@ -67,23 +66,64 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
         format!("`free -m` `used` before and after starting N idle containers (`{cmd}`), as the chapter measured. First, {} reads of the same figure with nothing started measure the instrument's own noise: they spanned {:.1} MB.", r.noise.reads_kb.len(), s.max - s.min),
         format!("`used` de `free -m` antes y después de lanzar N contenedores inactivos (`{cmd}`), como lo midió el capítulo. Antes, {} lecturas de la misma cifra sin lanzar nada miden el ruido del propio instrumento: variaron {:.1} MB.", r.noise.reads_kb.len(), s.max - s.min),
     );
-    let mut counts: Vec<u32> = r.results.iter().flat_map(|x| x.batches.iter().map(|b| b.count)).collect();
+    let mut counts: Vec<u32> = r
+        .results
+        .iter()
+        .flat_map(|x| x.batches.iter().map(|b| b.count))
+        .collect();
     counts.sort();
     counts.dedup();
     let mut rows = Vec::new();
-    let mut t = Table::new([b.t("containers", "contenedores"), "runtime".into(), b.t("Δ MB here", "Δ MB aquí"), b.t("below noise?", "¿bajo el ruido?"), b.t("Δ MB chapter", "Δ MB capítulo")]);
+    let mut t = Table::new([
+        b.t("containers", "contenedores"),
+        "runtime".into(),
+        b.t("Δ MB here", "Δ MB aquí"),
+        b.t("below noise?", "¿bajo el ruido?"),
+        b.t("Δ MB chapter", "Δ MB capítulo"),
+    ]);
     for &n in &counts {
         if !rows.is_empty() {
             rows.push(Row::gap());
         }
         for x in &r.results {
-            let Some(batch) = x.batches.iter().find(|b| b.count == n) else { continue };
+            let Some(batch) = x.batches.iter().find(|b| b.count == n) else {
+                continue;
+            };
             let d = batch.delta_mb as f64;
-            let noise = if batch.below_noise { b.t(" (noise)", " (ruido)") } else { String::new() };
-            let color = if batch.below_noise { NEUTRAL } else { runtime_color(&x.runtime) };
-            rows.push(Row::bar(format!("{n} × {}", x.runtime), d, color, format!("{d:+.0} MB{noise}")));
-            let chapter = r.reference.overhead_mb.get(&x.runtime).and_then(|m| m.get(&n.to_string())).map(|v| format!("{v:+.0}")).unwrap_or_else(|| "—".into());
-            t.row([n.to_string(), x.runtime.clone(), format!("{d:+}"), if batch.below_noise { b.t("yes", "sí") } else { "no".into() }, chapter]);
+            let noise = if batch.below_noise {
+                b.t(" (noise)", " (ruido)")
+            } else {
+                String::new()
+            };
+            let color = if batch.below_noise {
+                NEUTRAL
+            } else {
+                runtime_color(&x.runtime)
+            };
+            rows.push(Row::bar(
+                format!("{n} × {}", x.runtime),
+                d,
+                color,
+                format!("{d:+.0} MB{noise}"),
+            ));
+            let chapter = r
+                .reference
+                .overhead_mb
+                .get(&x.runtime)
+                .and_then(|m| m.get(&n.to_string()))
+                .map(|v| format!("{v:+.0}"))
+                .unwrap_or_else(|| "—".into());
+            t.row([
+                n.to_string(),
+                x.runtime.clone(),
+                format!("{d:+}"),
+                if batch.below_noise {
+                    b.t("yes", "sí")
+                } else {
+                    "no".into()
+                },
+                chapter,
+            ]);
         }
     }
     b.chart(Chart {
@@ -109,9 +149,25 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
         cells: r
             .results
             .iter()
-            .filter_map(|x| x.batches.iter().find(|b| b.count == max).map(|bt| (x.runtime.clone(), format!("{:+} MB / {max} cont.", bt.delta_mb))))
+            .filter_map(|x| {
+                x.batches.iter().find(|b| b.count == max).map(|bt| {
+                    (
+                        x.runtime.clone(),
+                        format!("{:+} MB / {max} cont.", bt.delta_mb),
+                    )
+                })
+            })
             .collect(),
-        verdict: b.t(format!("noisy: {hidden} of {} below the noise; see cgroup", all.len()), format!("ruidoso: {hidden} de {} bajo el ruido; ver cgroup", all.len())),
+        verdict: b.t(
+            format!(
+                "noisy: {hidden} of {} below the noise; see cgroup",
+                all.len()
+            ),
+            format!(
+                "ruidoso: {hidden} de {} bajo el ruido; ver cgroup",
+                all.len()
+            ),
+        ),
     });
     Ok(())
 }

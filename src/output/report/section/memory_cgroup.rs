@@ -82,17 +82,48 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
         let chapter = chapter_kb(&r, &x.runtime);
         t.row([
             x.runtime.clone(),
-            per.map(|f| format!("{}{}", sig(f.slope), if x.fits.cgroup.is_none() { " (PSS)" } else { "" })).unwrap_or_else(|| "n/a".into()),
-            per.map(|f| format!("{:.2}", f.r2)).unwrap_or_else(|| "—".into()),
-            x.fits.engine_pss.map(|f| sig(f.intercept / 1024.0)).unwrap_or_else(|| "—".into()),
-            x.fits.engine_pss.map(|f| sig(f.slope)).unwrap_or_else(|| "—".into()),
+            per.map(|f| {
+                format!(
+                    "{}{}",
+                    sig(f.slope),
+                    if x.fits.cgroup.is_none() {
+                        " (PSS)"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .unwrap_or_else(|| "n/a".into()),
+            per.map(|f| format!("{:.2}", f.r2))
+                .unwrap_or_else(|| "—".into()),
+            x.fits
+                .engine_pss
+                .map(|f| sig(f.intercept / 1024.0))
+                .unwrap_or_else(|| "—".into()),
+            x.fits
+                .engine_pss
+                .map(|f| sig(f.slope))
+                .unwrap_or_else(|| "—".into()),
             chapter.map(sig).unwrap_or_else(|| "—".into()),
         ]);
         if let Some(f) = per {
-            rows.push(Row::bar(x.runtime.clone(), f.slope, runtime_color(&x.runtime), format!("{} KB", sig(f.slope))));
+            rows.push(Row::bar(
+                x.runtime.clone(),
+                f.slope,
+                runtime_color(&x.runtime),
+                format!("{} KB", sig(f.slope)),
+            ));
         }
         if let Some(c) = chapter {
-            rows.push(Row::bar(b.t(format!("{} (chapter)", x.runtime), format!("{} (capítulo)", x.runtime)), c, NEUTRAL, format!("{} KB", sig(c))));
+            rows.push(Row::bar(
+                b.t(
+                    format!("{} (chapter)", x.runtime),
+                    format!("{} (capítulo)", x.runtime),
+                ),
+                c,
+                NEUTRAL,
+                format!("{} KB", sig(c)),
+            ));
         }
     }
     b.chart(Chart {
@@ -107,20 +138,49 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
             format!("{}: aquí los contenedores no tienen cgroup de memoria propio (rootless en un host con cgroup v1), así que se usa el PSS de sus procesos.", x.runtime),
         );
     }
-    let kb = |rt: &str| r.results.iter().find(|x| x.runtime == rt).and_then(RuntimeMemory::per_container).map(|f| f.slope);
+    let kb = |rt: &str| {
+        r.results
+            .iter()
+            .find(|x| x.runtime == rt)
+            .and_then(RuntimeMemory::per_container)
+            .map(|f| f.slope)
+    };
     let mut verdict = String::new();
     if let (Some(d), Some(p)) = (kb("docker"), kb("podman")) {
-        let chapter = chapter_kb(&r, "docker").zip(chapter_kb(&r, "podman")).map(|(d, p)| d / p);
-        b.ratio(b.t("memory per container docker ÷ podman", "memoria por contenedor docker ÷ podman"), d / p, chapter, RatioKind::Times);
+        let chapter = chapter_kb(&r, "docker")
+            .zip(chapter_kb(&r, "podman"))
+            .map(|(d, p)| d / p);
+        b.ratio(
+            b.t(
+                "memory per container docker ÷ podman",
+                "memoria por contenedor docker ÷ podman",
+            ),
+            d / p,
+            chapter,
+            RatioKind::Times,
+        );
         verdict = if p < d {
-            b.t(format!("podman {}× less than docker", sig(d / p)), format!("podman {}× menos que docker", sig(d / p)))
+            b.t(
+                format!("podman {}× less than docker", sig(d / p)),
+                format!("podman {}× menos que docker", sig(d / p)),
+            )
         } else {
-            b.t(format!("docker {}× less than podman", sig(p / d)), format!("docker {}× menos que podman", sig(p / d)))
+            b.t(
+                format!("docker {}× less than podman", sig(p / d)),
+                format!("docker {}× menos que podman", sig(p / d)),
+            )
         };
     }
     b.summary(SummaryRow {
         aspect: b.t("Memory (cgroup)", "Memoria (cgroup)"),
-        cells: r.results.iter().filter_map(|x| x.per_container().map(|f| (x.runtime.clone(), format!("{} KB/cont", sig(f.slope))))).collect(),
+        cells: r
+            .results
+            .iter()
+            .filter_map(|x| {
+                x.per_container()
+                    .map(|f| (x.runtime.clone(), format!("{} KB/cont", sig(f.slope))))
+            })
+            .collect(),
         verdict,
     });
     Ok(())

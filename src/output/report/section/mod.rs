@@ -54,7 +54,16 @@ pub enum RatioKind {
 
 impl Builder {
     fn new(lang: Lang) -> Builder {
-        Builder { lang, blocks: Vec::new(), charts: Vec::new(), summary: Vec::new(), ratios: Vec::new(), verdicts: Vec::new(), host: None, chapter_machine: None }
+        Builder {
+            lang,
+            blocks: Vec::new(),
+            charts: Vec::new(),
+            summary: Vec::new(),
+            ratios: Vec::new(),
+            verdicts: Vec::new(),
+            host: None,
+            chapter_machine: None,
+        }
     }
 
     /// The sentence in the report's language.
@@ -91,7 +100,12 @@ impl Builder {
 
     pub fn ratio(&mut self, figure: String, here: f64, chapter: Option<f64>, kind: RatioKind) {
         if here.is_finite() {
-            self.ratios.push(RatioRow { figure, here, chapter, kind });
+            self.ratios.push(RatioRow {
+                figure,
+                here,
+                chapter,
+                kind,
+            });
         }
     }
 
@@ -113,14 +127,35 @@ impl Builder {
 /// "Experiment 1: startup latency" in the report's language.
 pub fn title(id: &str, lang: Lang) -> String {
     let (en, es) = match id {
-        "startup" => ("Experiment 1: startup latency", "Experimento 1: latencia de arranque"),
-        "memory" => ("Experiment 2: memory seen by `free -m`", "Experimento 2: memoria vista por `free -m`"),
-        "memory-cgroup" => ("Experiment 8: exact memory per container (cgroup)", "Experimento 8: memoria exacta por contenedor (cgroup)"),
-        "cpu" => ("Experiment 3: CPU under load (`run`)", "Experimento 3: CPU bajo carga (`run`)"),
-        "cpu-exec" => ("Experiment 7: pure CPU (`exec`)", "Experimento 7: CPU puro (`exec`)"),
-        "io" => ("Experiment 4: disk I/O and whether sync reaches the disk", "Experimento 4: I/O de disco y si el sync llega al disco"),
+        "startup" => (
+            "Experiment 1: startup latency",
+            "Experimento 1: latencia de arranque",
+        ),
+        "memory" => (
+            "Experiment 2: memory seen by `free -m`",
+            "Experimento 2: memoria vista por `free -m`",
+        ),
+        "memory-cgroup" => (
+            "Experiment 8: exact memory per container (cgroup)",
+            "Experimento 8: memoria exacta por contenedor (cgroup)",
+        ),
+        "cpu" => (
+            "Experiment 3: CPU under load (`run`)",
+            "Experimento 3: CPU bajo carga (`run`)",
+        ),
+        "cpu-exec" => (
+            "Experiment 7: pure CPU (`exec`)",
+            "Experimento 7: CPU puro (`exec`)",
+        ),
+        "io" => (
+            "Experiment 4: disk I/O and whether sync reaches the disk",
+            "Experimento 4: I/O de disco y si el sync llega al disco",
+        ),
         "scale" => ("Experiment 6: scaling", "Experimento 6: escalamiento"),
-        "nested" => ("Experiments 5 and 9: nested containers", "Experimentos 5 y 9: contenedores anidados"),
+        "nested" => (
+            "Experiments 5 and 9: nested containers",
+            "Experimentos 5 y 9: contenedores anidados",
+        ),
         other => (other, other),
     };
     lang.pick(en, es).to_string()
@@ -140,7 +175,13 @@ pub fn build(run: &RunFolder, lang: Lang) -> (Doc, Vec<Chart>) {
     }
     let mut blocks = front_matter(&b, run);
     blocks.append(&mut b.blocks);
-    let doc = Doc { title: b.t("probe: what containers cost on this machine", "probe: lo que cuestan los contenedores en esta máquina"), blocks };
+    let doc = Doc {
+        title: b.t(
+            "probe: what containers cost on this machine",
+            "probe: lo que cuestan los contenedores en esta máquina",
+        ),
+        blocks,
+    };
     (doc, b.charts)
 }
 
@@ -149,19 +190,37 @@ fn add(b: &mut Builder, found: &Found) -> Result<()> {
         let (en, es) = match found.entry.as_ref().map(|e| (e.status, e.note.as_str())) {
             Some((Status::Unavailable, _)) => {
                 let cmd = found.step.args.join(" ");
-                (format!("Not available in this build of probe: it has no `probe {cmd}` yet."), format!("No disponible en esta versión de probe: todavía no tiene `probe {cmd}`."))
+                (
+                    format!("Not available in this build of probe: it has no `probe {cmd}` yet."),
+                    format!(
+                        "No disponible en esta versión de probe: todavía no tiene `probe {cmd}`."
+                    ),
+                )
             }
             Some((Status::Failed, why)) => {
                 // The error is probe's own English line: shown as quoted output, as the
                 // Spanish report shows commands.
                 let why = why.replace('`', "'");
-                (format!("Failed: `{why}`. The log is in logs/{}.log.", found.step.id), format!("Falló: `{why}`. El registro está en logs/{}.log.", found.step.id))
+                (
+                    format!("Failed: `{why}`. The log is in logs/{}.log.", found.step.id),
+                    format!(
+                        "Falló: `{why}`. El registro está en logs/{}.log.",
+                        found.step.id
+                    ),
+                )
             }
-            Some((Status::Interrupted, _)) => ("Interrupted before it finished; `probe all --resume` runs it again.".into(), "Se interrumpió antes de terminar; `probe all --resume` lo vuelve a correr.".into()),
+            Some((Status::Interrupted, _)) => (
+                "Interrupted before it finished; `probe all --resume` runs it again.".into(),
+                "Se interrumpió antes de terminar; `probe all --resume` lo vuelve a correr.".into(),
+            ),
             _ => ("Not run.".into(), "No se corrió.".into()),
         };
         let status = b.t(en.clone(), es.clone());
-        b.summary(SummaryRow { aspect: title(found.step.id, b.lang), cells: Vec::new(), verdict: status });
+        b.summary(SummaryRow {
+            aspect: title(found.step.id, b.lang),
+            cells: Vec::new(),
+            verdict: status,
+        });
         b.note(en, es);
         return Ok(());
     };
@@ -179,7 +238,18 @@ fn add(b: &mut Builder, found: &Found) -> Result<()> {
 
 /// Runtimes in the order the chapter reads them, the others after.
 fn runtime_rank(r: &str) -> usize {
-    ["bare", "native", "runc", "crun", "docker", "podman", "podman-rootless"].iter().position(|x| *x == r).unwrap_or(99)
+    [
+        "bare",
+        "native",
+        "runc",
+        "crun",
+        "docker",
+        "podman",
+        "podman-rootless",
+    ]
+    .iter()
+    .position(|x| *x == r)
+    .unwrap_or(99)
 }
 
 /// Title, the machine beside the chapter's, the summary table, the ratios, the verdicts.
@@ -194,20 +264,51 @@ fn front_matter(b: &Builder, run: &RunFolder) -> Vec<Block> {
         format!("Resultados de `{}`, medidos con probe junto a las cifras de referencia del capítulo del curso. Lo que se traslada entre máquinas son las proporciones, no los números absolutos.{quick}", run.dir.display()),
     )));
     if let Some(h) = &b.host {
-        out.push(Block::Heading(2, b.t("This machine and the chapter's", "Esta máquina y la del capítulo")));
-        let mut t = Table::new([b.t("", ""), b.t("this machine", "esta máquina"), b.t("the chapter's", "la del capítulo")]);
-        let engines: Vec<String> = h.runtimes
+        out.push(Block::Heading(
+            2,
+            b.t(
+                "This machine and the chapter's",
+                "Esta máquina y la del capítulo",
+            ),
+        ));
+        let mut t = Table::new([
+            b.t("", ""),
+            b.t("this machine", "esta máquina"),
+            b.t("the chapter's", "la del capítulo"),
+        ]);
+        let engines: Vec<String> = h
+            .runtimes
             .iter()
             // `runc --version` says "runc version 1.1.5": keep the number only.
-            .filter_map(|r| r.version.as_ref().map(|v| format!("{} {}", r.runtime, v.strip_prefix(&format!("{} version ", r.runtime)).unwrap_or(v))))
+            .filter_map(|r| {
+                r.version.as_ref().map(|v| {
+                    format!(
+                        "{} {}",
+                        r.runtime,
+                        v.strip_prefix(&format!("{} version ", r.runtime))
+                            .unwrap_or(v)
+                    )
+                })
+            })
             .collect();
-        t.row([b.t("machine", "máquina"), format!("{}, {} CPU, {} MB RAM, Linux {}", h.cpu_model, h.cpus, h.memory_total_mb, h.kernel), chapter_machine(b)]);
+        t.row([
+            b.t("machine", "máquina"),
+            format!(
+                "{}, {} CPU, {} MB RAM, Linux {}",
+                h.cpu_model, h.cpus, h.memory_total_mb, h.kernel
+            ),
+            chapter_machine(b),
+        ]);
         t.row([b.t("engines", "motores"), engines.join(", "), String::new()]);
         t.row([b.t("date", "fecha"), h.date.clone(), String::new()]);
         out.push(Block::Table(t));
     }
     out.push(Block::Heading(2, b.t("Summary", "Tabla resumen")));
-    let mut runtimes: Vec<String> = b.summary.iter().flat_map(|r| r.cells.iter().map(|c| c.0.clone())).collect();
+    let mut runtimes: Vec<String> = b
+        .summary
+        .iter()
+        .flat_map(|r| r.cells.iter().map(|c| c.0.clone()))
+        .collect();
     runtimes.sort_by_key(|r| (runtime_rank(r), r.clone()));
     runtimes.dedup();
     let mut head = vec![b.t("Aspect", "Aspecto")];
@@ -216,18 +317,38 @@ fn front_matter(b: &Builder, run: &RunFolder) -> Vec<Block> {
     let mut t = Table::new(head);
     for r in &b.summary {
         let mut row = vec![format!("**{}**", r.aspect)];
-        row.extend(runtimes.iter().map(|rt| r.cells.iter().find(|c| &c.0 == rt).map(|c| c.1.clone()).unwrap_or_else(|| "—".into())));
+        row.extend(runtimes.iter().map(|rt| {
+            r.cells
+                .iter()
+                .find(|c| &c.0 == rt)
+                .map(|c| c.1.clone())
+                .unwrap_or_else(|| "—".into())
+        }));
         row.push(r.verdict.clone());
         t.row(row);
     }
     out.push(Block::Table(t));
     if !b.ratios.is_empty() {
-        out.push(Block::Heading(2, b.t("Proportions here and on the chapter's machine", "Proporciones aquí y en la máquina del capítulo")));
+        out.push(Block::Heading(
+            2,
+            b.t(
+                "Proportions here and on the chapter's machine",
+                "Proporciones aquí y en la máquina del capítulo",
+            ),
+        ));
         out.push(Block::Para(b.t(
             "Each figure is a proportion between runtimes measured in one run, so it can be set beside the chapter's. `here ÷ chapter` near 1 means the proportion carried over.",
             "Cada cifra es una proporción entre runtimes medida en una misma corrida, así que se puede poner junto a la del capítulo. `aquí ÷ capítulo` cerca de 1 significa que la proporción se mantuvo.",
         )));
-        let mut t = Table::new([b.t("Figure", "Cifra"), b.t("here", "aquí"), b.t("chapter", "capítulo"), b.t("here ÷ chapter (or difference)", "aquí ÷ capítulo (o diferencia)")]);
+        let mut t = Table::new([
+            b.t("Figure", "Cifra"),
+            b.t("here", "aquí"),
+            b.t("chapter", "capítulo"),
+            b.t(
+                "here ÷ chapter (or difference)",
+                "aquí ÷ capítulo (o diferencia)",
+            ),
+        ]);
         for r in &b.ratios {
             let fmt = |v: f64| match r.kind {
                 RatioKind::Times => format!("{}×", sig(v)),
@@ -235,10 +356,18 @@ fn front_matter(b: &Builder, run: &RunFolder) -> Vec<Block> {
             };
             let compare = match (r.kind, r.chapter) {
                 (RatioKind::Times, Some(c)) if c != 0.0 => format!("{:.2}", r.here / c),
-                (RatioKind::Percent, Some(c)) => b.t(format!("{:+.1} points", r.here - c), format!("{:+.1} puntos", r.here - c)),
+                (RatioKind::Percent, Some(c)) => b.t(
+                    format!("{:+.1} points", r.here - c),
+                    format!("{:+.1} puntos", r.here - c),
+                ),
                 _ => "—".into(),
             };
-            t.row([r.figure.clone(), fmt(r.here), r.chapter.map(fmt).unwrap_or_else(|| "—".into()), compare]);
+            t.row([
+                r.figure.clone(),
+                fmt(r.here),
+                r.chapter.map(fmt).unwrap_or_else(|| "—".into()),
+                compare,
+            ]);
         }
         out.push(Block::Table(t));
     }
@@ -256,7 +385,9 @@ fn chapter_machine(b: &Builder) -> String {
     match b.lang {
         Lang::En => text,
         Lang::Es => {
-            let versions = text.split_once("machine:").map(|(_, v)| v.split(';').next().unwrap_or("").trim().to_string());
+            let versions = text
+                .split_once("machine:")
+                .map(|(_, v)| v.split(';').next().unwrap_or("").trim().to_string());
             match versions {
                 Some(v) if !v.is_empty() => format!("la máquina de prueba del capítulo: {v}"),
                 _ => "la máquina de prueba del capítulo".into(),

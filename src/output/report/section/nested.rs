@@ -67,13 +67,25 @@ struct ReferenceRow {
 fn missing(lang: Lang, m: &str) -> String {
     let (en, es) = match m {
         "capability" => ("a capability is missing", "falta una capability"),
-        "seccomp" => ("seccomp refuses the syscall", "seccomp rechaza la llamada al sistema"),
+        "seccomp" => (
+            "seccomp refuses the syscall",
+            "seccomp rechaza la llamada al sistema",
+        ),
         "lsm" => ("AppArmor/SELinux refuses it", "AppArmor/SELinux lo rechaza"),
-        "user-namespaces" => ("user namespaces are not allowed", "no se permiten user namespaces"),
+        "user-namespaces" => (
+            "user namespaces are not allowed",
+            "no se permiten user namespaces",
+        ),
         "dev-fuse" => ("/dev/fuse is missing", "falta /dev/fuse"),
         "mount-permission" => ("mounting is not permitted", "no se permite montar"),
-        "daemon-unreachable" => ("the inner daemon is not reachable", "el daemon interior no responde"),
-        _ => ("unexplained: see the evidence in nested.json", "sin explicación: ver la evidencia en nested.json"),
+        "daemon-unreachable" => (
+            "the inner daemon is not reachable",
+            "el daemon interior no responde",
+        ),
+        _ => (
+            "unexplained: see the evidence in nested.json",
+            "sin explicación: ver la evidencia en nested.json",
+        ),
     };
     lang.pick(en, es).to_string()
 }
@@ -91,39 +103,106 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     );
     let works = b.t("works", "funciona");
     let fails = b.t("fails", "falla");
-    let mut t = Table::new(["Exp".to_string(), b.t("engine", "motor"), b.t("approach", "enfoque"), b.t("here", "aquí"), b.t("seconds", "segundos"), b.t("why it failed", "por qué falló"), b.t("chapter", "capítulo")]);
+    let mut t = Table::new([
+        "Exp".to_string(),
+        b.t("engine", "motor"),
+        b.t("approach", "enfoque"),
+        b.t("here", "aquí"),
+        b.t("seconds", "segundos"),
+        b.t("why it failed", "por qué falló"),
+        b.t("chapter", "capítulo"),
+    ]);
     let mut rows = Vec::new();
     for a in &r.results {
-        let why = a.cause.as_ref().map(|c| format!("{} (`{}` → {})", missing(b.lang, &c.missing), c.syscall, c.errno)).unwrap_or_default();
-        let chapter = r.reference.rows.iter().find(|x| x.id == a.id).map(|x| x.result.clone()).unwrap_or_else(|| "—".into());
+        let why = a
+            .cause
+            .as_ref()
+            .map(|c| {
+                format!(
+                    "{} (`{}` → {})",
+                    missing(b.lang, &c.missing),
+                    c.syscall,
+                    c.errno
+                )
+            })
+            .unwrap_or_default();
+        let chapter = r
+            .reference
+            .rows
+            .iter()
+            .find(|x| x.id == a.id)
+            .map(|x| x.result.clone())
+            .unwrap_or_else(|| "—".into());
         let outcome = if a.success { &works } else { &fails };
-        t.row([a.experiment.to_string(), a.engine.clone(), format!("`{}`", a.approach), outcome.clone(), sig(seconds(a)), why, format!("`{chapter}`")]);
+        t.row([
+            a.experiment.to_string(),
+            a.engine.clone(),
+            format!("`{}`", a.approach),
+            outcome.clone(),
+            sig(seconds(a)),
+            why,
+            format!("`{chapter}`"),
+        ]);
         let note = match &a.cause {
             Some(c) => format!("{fails}: {}", missing(b.lang, &c.missing)),
             None => format!("{outcome}, {} s", sig(seconds(a))),
         };
-        rows.push(Row::bar(format!("{} {}", a.engine, a.approach), seconds(a), if a.success { GOOD } else { BAD }, note));
+        rows.push(Row::bar(
+            format!("{} {}", a.engine, a.approach),
+            seconds(a),
+            if a.success { GOOD } else { BAD },
+            note,
+        ));
         b.verdict(approach_verdict(b, a, &works));
     }
     b.chart(Chart {
         name: "nested".into(),
-        title: b.t("Nested containers: outcome of each approach and time to the inner `echo ok`", "Contenedores anidados: resultado de cada enfoque y tiempo hasta el `echo ok` interior"),
+        title: b.t(
+            "Nested containers: outcome of each approach and time to the inner `echo ok`",
+            "Contenedores anidados: resultado de cada enfoque y tiempo hasta el `echo ok` interior",
+        ),
         body: Body::Rows(Rows {
             axis: b.t("seconds", "segundos"),
             rows,
             band: None,
-            legend: vec![Key { label: works.clone(), color: GOOD }, Key { label: fails.clone(), color: BAD }],
+            legend: vec![
+                Key {
+                    label: works.clone(),
+                    color: GOOD,
+                },
+                Key {
+                    label: fails.clone(),
+                    color: BAD,
+                },
+            ],
         }),
     });
     b.table(t);
     if !r.native.is_empty() {
-        let mut n = Table::new([b.t("native depth", "profundidad native"), b.t("outcome", "resultado"), b.t("median ms", "mediana ms"), b.t("cost of this level ms", "costo de este nivel ms")]);
+        let mut n = Table::new([
+            b.t("native depth", "profundidad native"),
+            b.t("outcome", "resultado"),
+            b.t("median ms", "mediana ms"),
+            b.t("cost of this level ms", "costo de este nivel ms"),
+        ]);
         for l in &r.native {
-            n.row([l.depth.to_string(), if l.success { works.clone() } else { fails.clone() }, l.median_ms.map(sig).unwrap_or_else(|| "—".into()), l.level_cost_ms.map(sig).unwrap_or_else(|| "—".into())]);
+            n.row([
+                l.depth.to_string(),
+                if l.success {
+                    works.clone()
+                } else {
+                    fails.clone()
+                },
+                l.median_ms.map(sig).unwrap_or_else(|| "—".into()),
+                l.level_cost_ms.map(sig).unwrap_or_else(|| "—".into()),
+            ]);
         }
         b.table(n);
     }
-    for (exp, aspect) in [(5u8, b.t("Nested (Exp 5)", "Anidados (Exp 5)")), (9, b.t("Nested v2 (Exp 9)", "Anidados v2 (Exp 9)"))] {
+    for (exp, aspect) in [
+        (5u8, b.t("Nested (Exp 5)", "Anidados (Exp 5)")),
+        (9, b.t("Nested v2 (Exp 9)", "Anidados v2 (Exp 9)")),
+    ] {
         let of: Vec<&Approach> = r.results.iter().filter(|a| a.experiment == exp).collect();
         if of.is_empty() {
             continue;
@@ -133,24 +212,66 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
         let cells = engines
             .iter()
             .map(|e| {
-                let ok: Vec<&str> = of.iter().filter(|a| a.engine == *e && a.success).map(|a| a.approach.as_str()).collect();
-                (e.to_string(), if ok.is_empty() { format!("✗ {fails}") } else { format!("✓ {}", ok.join(", ")) })
+                let ok: Vec<&str> = of
+                    .iter()
+                    .filter(|a| a.engine == *e && a.success)
+                    .map(|a| a.approach.as_str())
+                    .collect();
+                (
+                    e.to_string(),
+                    if ok.is_empty() {
+                        format!("✗ {fails}")
+                    } else {
+                        format!("✓ {}", ok.join(", "))
+                    },
+                )
             })
             .collect();
         let k = of.iter().filter(|a| a.success).count();
-        b.summary(SummaryRow { aspect, cells, verdict: b.t(format!("{k} of {} approaches work", of.len()), format!("{k} de {} enfoques funcionan", of.len())) });
+        b.summary(SummaryRow {
+            aspect,
+            cells,
+            verdict: b.t(
+                format!("{k} of {} approaches work", of.len()),
+                format!("{k} de {} enfoques funcionan", of.len()),
+            ),
+        });
     }
     Ok(())
 }
 
 fn approach_verdict(b: &Builder, a: &Approach, works: &str) -> String {
     match (&a.cause, b.lang) {
-        (Some(c), Lang::En) => format!("nesting, {} `{}`: **fails**: {}. Fix: {}", a.engine, a.approach, c.reason, c.fix),
-        (Some(c), Lang::Es) => format!("anidado, {} `{}`: **falla**: {} (`{}` devolvió {}).", a.engine, a.approach, missing(Lang::Es, &c.missing), c.syscall, c.errno),
+        (Some(c), Lang::En) => format!(
+            "nesting, {} `{}`: **fails**: {}. Fix: {}",
+            a.engine, a.approach, c.reason, c.fix
+        ),
+        (Some(c), Lang::Es) => format!(
+            "anidado, {} `{}`: **falla**: {} (`{}` devolvió {}).",
+            a.engine,
+            a.approach,
+            missing(Lang::Es, &c.missing),
+            c.syscall,
+            c.errno
+        ),
         (None, Lang::En) => {
-            let sec = a.security.as_ref().map(|s| format!(" The inner workload can reach: {s}.")).unwrap_or_default();
-            format!("nesting, {} `{}`: **{works}** in {} s.{sec}", a.engine, a.approach, sig(seconds(a)))
+            let sec = a
+                .security
+                .as_ref()
+                .map(|s| format!(" The inner workload can reach: {s}."))
+                .unwrap_or_default();
+            format!(
+                "nesting, {} `{}`: **{works}** in {} s.{sec}",
+                a.engine,
+                a.approach,
+                sig(seconds(a))
+            )
         }
-        (None, Lang::Es) => format!("anidado, {} `{}`: **{works}** en {} s (su costo de seguridad está en nested.json).", a.engine, a.approach, sig(seconds(a))),
+        (None, Lang::Es) => format!(
+            "anidado, {} `{}`: **{works}** en {} s (su costo de seguridad está en nested.json).",
+            a.engine,
+            a.approach,
+            sig(seconds(a))
+        ),
     }
 }

@@ -56,14 +56,24 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
         "N contenedores inactivos lanzados uno tras otro: el tiempo que tomó todo el ciclo y lo que cuestan los N en memoria (sus cgroups más el crecimiento del motor, no `free -m`).",
     );
     let series = |f: &dyn Fn(&Step) -> f64| -> Vec<Series> {
-        r.results.iter().map(|x| Series { label: x.runtime.clone(), color: runtime_color(&x.runtime), points: x.steps.iter().map(|s| (s.count as f64, f(s))).collect() }).collect()
+        r.results
+            .iter()
+            .map(|x| Series {
+                label: x.runtime.clone(),
+                color: runtime_color(&x.runtime),
+                points: x.steps.iter().map(|s| (s.count as f64, f(s))).collect(),
+            })
+            .collect()
     };
     let chapter = |m: &BTreeMap<String, BTreeMap<String, f64>>| -> Vec<Series> {
         m.iter()
             .map(|(rt, by)| Series {
                 label: b.t(format!("{rt} (chapter)"), format!("{rt} (capítulo)")),
                 color: faded(runtime_color(rt)),
-                points: by.iter().filter_map(|(n, v)| Some((n.parse::<f64>().ok()?, *v))).collect(),
+                points: by
+                    .iter()
+                    .filter_map(|(n, v)| Some((n.parse::<f64>().ok()?, *v)))
+                    .collect(),
             })
             .collect()
     };
@@ -73,20 +83,45 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     memory.extend(chapter(&r.reference.memory_mb));
     b.chart(Chart {
         name: "scale".into(),
-        title: b.t("Scaling: time and memory of N containers (pale: the chapter)", "Escalamiento: tiempo y memoria de N contenedores (pálido: el capítulo)"),
+        title: b.t(
+            "Scaling: time and memory of N containers (pale: the chapter)",
+            "Escalamiento: tiempo y memoria de N contenedores (pálido: el capítulo)",
+        ),
         body: Body::Lines(Lines {
             x_axis: b.t("containers", "contenedores"),
             panels: vec![
-                Panel { title: b.t("start time", "tiempo de arranque"), y_axis: b.t("seconds", "segundos"), series: time },
-                Panel { title: b.t("memory", "memoria"), y_axis: "MB".into(), series: memory },
+                Panel {
+                    title: b.t("start time", "tiempo de arranque"),
+                    y_axis: b.t("seconds", "segundos"),
+                    series: time,
+                },
+                Panel {
+                    title: b.t("memory", "memoria"),
+                    y_axis: "MB".into(),
+                    series: memory,
+                },
             ],
         }),
     });
-    let mut t = Table::new(["runtime".to_string(), b.t("containers", "contenedores"), b.t("total s", "total s"), b.t("ms per container", "ms por contenedor"), "MB".into(), b.t("MB per container", "MB por contenedor")]);
+    let mut t = Table::new([
+        "runtime".to_string(),
+        b.t("containers", "contenedores"),
+        b.t("total s", "total s"),
+        b.t("ms per container", "ms por contenedor"),
+        "MB".into(),
+        b.t("MB per container", "MB por contenedor"),
+    ]);
     for x in &r.results {
         for s in &x.steps {
             let n = s.count.max(1) as f64;
-            t.row([x.runtime.clone(), s.count.to_string(), sig(s.total_s), sig(1000.0 * s.total_s / n), sig(s.memory_mb), sig(s.memory_mb / n)]);
+            t.row([
+                x.runtime.clone(),
+                s.count.to_string(),
+                sig(s.total_s),
+                sig(1000.0 * s.total_s / n),
+                sig(s.memory_mb),
+                sig(s.memory_mb / n),
+            ]);
         }
     }
     b.table(t);
@@ -99,21 +134,57 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
             );
         }
     }
-    let max = r.results.iter().flat_map(|x| x.steps.iter().map(|s| s.count)).max().unwrap_or(0);
-    let at_max = |rt: &str| r.results.iter().find(|x| x.runtime == rt).and_then(|x| x.steps.iter().find(|s| s.count == max)).map(|s| s.total_s);
+    let max = r
+        .results
+        .iter()
+        .flat_map(|x| x.steps.iter().map(|s| s.count))
+        .max()
+        .unwrap_or(0);
+    let at_max = |rt: &str| {
+        r.results
+            .iter()
+            .find(|x| x.runtime == rt)
+            .and_then(|x| x.steps.iter().find(|s| s.count == max))
+            .map(|s| s.total_s)
+    };
     let mut verdict = String::new();
     if let (Some(d), Some(p)) = (at_max("docker"), at_max("podman")) {
-        let chapter = r.reference.time_s.get("docker").zip(r.reference.time_s.get("podman")).and_then(|(d, p)| Some(d.get(&max.to_string())? / p.get(&max.to_string())?));
-        b.ratio(b.t(format!("time for {max} containers docker ÷ podman"), format!("tiempo para {max} contenedores docker ÷ podman")), d / p, chapter, RatioKind::Times);
+        let chapter = r
+            .reference
+            .time_s
+            .get("docker")
+            .zip(r.reference.time_s.get("podman"))
+            .and_then(|(d, p)| Some(d.get(&max.to_string())? / p.get(&max.to_string())?));
+        b.ratio(
+            b.t(
+                format!("time for {max} containers docker ÷ podman"),
+                format!("tiempo para {max} contenedores docker ÷ podman"),
+            ),
+            d / p,
+            chapter,
+            RatioKind::Times,
+        );
         verdict = if p < d {
-            b.t(format!("podman {}× faster at {max}", sig(d / p)), format!("podman {}× más rápido con {max}", sig(d / p)))
+            b.t(
+                format!("podman {}× faster at {max}", sig(d / p)),
+                format!("podman {}× más rápido con {max}", sig(d / p)),
+            )
         } else {
-            b.t(format!("docker {}× faster at {max}", sig(p / d)), format!("docker {}× más rápido con {max}", sig(p / d)))
+            b.t(
+                format!("docker {}× faster at {max}", sig(p / d)),
+                format!("docker {}× más rápido con {max}", sig(p / d)),
+            )
         };
     }
     b.summary(SummaryRow {
         aspect: b.t(format!("Scaling ({max})"), format!("Escalamiento ({max})")),
-        cells: r.results.iter().filter_map(|x| at_max(&x.runtime).map(|s| (x.runtime.clone(), format!("{} s", sig(s))))).collect(),
+        cells: r
+            .results
+            .iter()
+            .filter_map(|x| {
+                at_max(&x.runtime).map(|s| (x.runtime.clone(), format!("{} s", sig(s))))
+            })
+            .collect(),
         verdict,
     });
     Ok(())

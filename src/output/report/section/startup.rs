@@ -9,7 +9,9 @@ use serde::Deserialize;
 use super::{sig, Builder, RatioKind, SummaryRow};
 use crate::experiment::reference::Reference;
 use crate::measure::Sample;
-use crate::output::report::chart::{phase_color, runtime_color, Body, Chart, Key, Row, Rows, Segment};
+use crate::output::report::chart::{
+    phase_color, runtime_color, Body, Chart, Key, Row, Rows, Segment,
+};
 use crate::output::report::doc::Table;
 use crate::output::report::load::{self, Host};
 use crate::phase::Phase;
@@ -73,8 +75,15 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
         format!("Wall time of `{cmd}` from the start of the runtime's command to its exit, {reps} reps per runtime after {warmup} unmeasured warm-up, reps interleaved across runtimes so background load hits all alike."),
         format!("Tiempo total de `{cmd}` desde que arranca el comando del runtime hasta que termina, {reps} repeticiones por runtime tras {warmup} de calentamiento sin medir, intercaladas entre runtimes para que la carga de fondo afecte a todos por igual."),
     );
-    let sums: Vec<(&str, Summary)> = r.results.iter().filter_map(|x| Some((x.runtime.as_str(), stats::summarize(&wall_ms(&x.samples))?))).collect();
-    let bare = sums.iter().find(|(rt, _)| *rt == "bare").map(|(_, s)| s.clone());
+    let sums: Vec<(&str, Summary)> = r
+        .results
+        .iter()
+        .filter_map(|x| Some((x.runtime.as_str(), stats::summarize(&wall_ms(&x.samples))?)))
+        .collect();
+    let bare = sums
+        .iter()
+        .find(|(rt, _)| *rt == "bare")
+        .map(|(_, s)| s.clone());
     let mut t = Table::new([
         "runtime".to_string(),
         b.t("median ms", "mediana ms"),
@@ -93,16 +102,46 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
             Some(_) => "1".into(),
             None => "—".into(),
         };
-        let chapter = r.reference.times_bare.get(*rt).map(|v| format!("{v:.0}")).unwrap_or_else(|| "—".into());
-        t.row([rt.to_string(), sig(s.median), sig(s.mean), format!("{}–{}", sig(s.min), sig(s.max)), sig(s.sd), here, chapter]);
+        let chapter = r
+            .reference
+            .times_bare
+            .get(*rt)
+            .map(|v| format!("{v:.0}"))
+            .unwrap_or_else(|| "—".into());
+        t.row([
+            rt.to_string(),
+            sig(s.median),
+            sig(s.mean),
+            format!("{}–{}", sig(s.min), sig(s.max)),
+            sig(s.sd),
+            here,
+            chapter,
+        ]);
     }
     b.table(t);
     b.chart(Chart {
         name: "startup".into(),
-        title: b.t(format!("Startup latency of `{cmd}`: median, range and each rep"), format!("Latencia de arranque de `{cmd}`: mediana, rango y cada repetición")),
+        title: b.t(
+            format!("Startup latency of `{cmd}`: median, range and each rep"),
+            format!("Latencia de arranque de `{cmd}`: mediana, rango y cada repetición"),
+        ),
         body: Body::Rows(Rows {
-            axis: b.t("milliseconds (less is better)", "milisegundos (menos es mejor)"),
-            rows: r.results.iter().filter_map(|x| Row::measured(x.runtime.clone(), &wall_ms(&x.samples), runtime_color(&x.runtime), |m| format!("{} ms", sig(m)))).collect(),
+            axis: b.t(
+                "milliseconds (less is better)",
+                "milisegundos (menos es mejor)",
+            ),
+            rows: r
+                .results
+                .iter()
+                .filter_map(|x| {
+                    Row::measured(
+                        x.runtime.clone(),
+                        &wall_ms(&x.samples),
+                        runtime_color(&x.runtime),
+                        |m| format!("{} ms", sig(m)),
+                    )
+                })
+                .collect(),
             band: None,
             legend: Vec::new(),
         }),
@@ -112,7 +151,11 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     if !f.breakdown.is_empty() {
         phases(b, &f.breakdown);
     }
-    for x in r.results.iter().filter(|x| x.samples.iter().any(|s| !s.phases.is_empty())) {
+    for x in r
+        .results
+        .iter()
+        .filter(|x| x.samples.iter().any(|s| !s.phases.is_empty()))
+    {
         timeline(b, x);
     }
     Ok(())
@@ -132,7 +175,13 @@ fn caveats(b: &mut Builder, r: &Report, sums: &[(&str, Summary)]) {
     }
     for (rt, s) in sums {
         for &i in &s.outliers {
-            let v = wall_ms(&r.results.iter().find(|x| x.runtime == *rt).expect("summarised from it").samples)[i];
+            let v = wall_ms(
+                &r.results
+                    .iter()
+                    .find(|x| x.runtime == *rt)
+                    .expect("summarised from it")
+                    .samples,
+            )[i];
             b.note(
                 format!("{rt}: rep {} took {} ms against a median of {} ms, an outlier (cold caches or background load).", i + 1, sig(v), sig(s.median)),
                 format!("{rt}: la repetición {} tardó {} ms frente a una mediana de {} ms, un valor atípico (cachés frías o carga de fondo).", i + 1, sig(v), sig(s.median)),
@@ -152,30 +201,67 @@ fn summarize(b: &mut Builder, r: &Report, sums: &[(&str, Summary)], bare: Option
     let median = |rt: &str| sums.iter().find(|(x, _)| *x == rt).map(|(_, s)| s.median);
     let mut verdict = Vec::new();
     if let (Some(d), Some(p)) = (median("docker"), median("podman")) {
-        let (fast, slow, k) = if p < d { ("podman", "docker", d / p) } else { ("docker", "podman", p / d) };
-        verdict.push(b.t(format!("{fast} {}× faster than {slow}", sig(k)), format!("{fast} {}× más rápido que {slow}", sig(k))));
-        let chapter = r.reference.mean_ms.get("docker").zip(r.reference.mean_ms.get("podman")).map(|(d, p)| d / p);
-        b.ratio(b.t("startup docker ÷ podman", "arranque docker ÷ podman"), d / p, chapter, RatioKind::Times);
+        let (fast, slow, k) = if p < d {
+            ("podman", "docker", d / p)
+        } else {
+            ("docker", "podman", p / d)
+        };
+        verdict.push(b.t(
+            format!("{fast} {}× faster than {slow}", sig(k)),
+            format!("{fast} {}× más rápido que {slow}", sig(k)),
+        ));
+        let chapter = r
+            .reference
+            .mean_ms
+            .get("docker")
+            .zip(r.reference.mean_ms.get("podman"))
+            .map(|(d, p)| d / p);
+        b.ratio(
+            b.t("startup docker ÷ podman", "arranque docker ÷ podman"),
+            d / p,
+            chapter,
+            RatioKind::Times,
+        );
     }
     if let Some(bs) = bare {
         for (rt, s) in sums.iter().filter(|(rt, _)| *rt != "bare") {
             let chapter = r.reference.times_bare.get(*rt).copied();
-            b.ratio(b.t(format!("startup {rt} ÷ bare"), format!("arranque {rt} ÷ bare")), s.mean / bs.mean, chapter, RatioKind::Times);
+            b.ratio(
+                b.t(
+                    format!("startup {rt} ÷ bare"),
+                    format!("arranque {rt} ÷ bare"),
+                ),
+                s.mean / bs.mean,
+                chapter,
+                RatioKind::Times,
+            );
         }
     }
     b.summary(SummaryRow {
         aspect: b.t("Startup", "Arranque"),
-        cells: sums.iter().map(|(rt, s)| (rt.to_string(), format!("~{} ms", sig(s.median)))).collect(),
+        cells: sums
+            .iter()
+            .map(|(rt, s)| (rt.to_string(), format!("~{} ms", sig(s.median))))
+            .collect(),
         verdict: verdict.join("; "),
     });
 }
 
 /// Median time per phase, stacked per runtime: where a start's time goes.
 fn phases(b: &mut Builder, breakdowns: &[Breakdown]) {
-    let mut present: Vec<Phase> = breakdowns.iter().flat_map(|x| x.rows.iter().map(|r| r.phase)).collect();
+    let mut present: Vec<Phase> = breakdowns
+        .iter()
+        .flat_map(|x| x.rows.iter().map(|r| r.phase))
+        .collect();
     present.sort();
     present.dedup();
-    let per_phase = |x: &Breakdown, p: Phase| x.rows.iter().filter(|r| r.phase == p).map(|r| r.median_ms).sum::<f64>();
+    let per_phase = |x: &Breakdown, p: Phase| {
+        x.rows
+            .iter()
+            .filter(|r| r.phase == p)
+            .map(|r| r.median_ms)
+            .sum::<f64>()
+    };
     let rows = breakdowns
         .iter()
         .map(|x| {
@@ -185,20 +271,41 @@ fn phases(b: &mut Builder, breakdowns: &[Breakdown]) {
                 .map(|&p| {
                     let from = at;
                     at += per_phase(x, p);
-                    Segment { from, to: at, color: phase_color(p) }
+                    Segment {
+                        from,
+                        to: at,
+                        color: phase_color(p),
+                    }
                 })
                 .collect();
-            Row { label: x.runtime.clone(), segments, note: b.t(format!("median total {} ms", sig(x.total_median_ms)), format!("total mediano {} ms", sig(x.total_median_ms))), ..Row::default() }
+            Row {
+                label: x.runtime.clone(),
+                segments,
+                note: b.t(
+                    format!("median total {} ms", sig(x.total_median_ms)),
+                    format!("total mediano {} ms", sig(x.total_median_ms)),
+                ),
+                ..Row::default()
+            }
         })
         .collect();
     b.chart(Chart {
         name: "phases".into(),
-        title: b.t("Where startup time goes: median of each phase, stacked per runtime", "Dónde se va el tiempo de arranque: mediana de cada fase, apilada por runtime"),
+        title: b.t(
+            "Where startup time goes: median of each phase, stacked per runtime",
+            "Dónde se va el tiempo de arranque: mediana de cada fase, apilada por runtime",
+        ),
         body: Body::Rows(Rows {
             axis: b.t("milliseconds", "milisegundos"),
             rows,
             band: None,
-            legend: present.iter().map(|&p| Key { label: b.lang.phase(p).to_string(), color: phase_color(p) }).collect(),
+            legend: present
+                .iter()
+                .map(|&p| Key {
+                    label: b.lang.phase(p).to_string(),
+                    color: phase_color(p),
+                })
+                .collect(),
         }),
     });
     let mut head = vec![b.t("phase", "fase")];
@@ -207,7 +314,11 @@ fn phases(b: &mut Builder, breakdowns: &[Breakdown]) {
     for &p in &present {
         let mut row = vec![b.lang.phase(p).to_string()];
         // + 0.0 turns the -0.0 a sum of nothing can give into 0.
-        row.extend(breakdowns.iter().map(|x| format!("{:.3}", per_phase(x, p) + 0.0)));
+        row.extend(
+            breakdowns
+                .iter()
+                .map(|x| format!("{:.3}", per_phase(x, p) + 0.0)),
+        );
         t.row(row);
     }
     b.table(t);
@@ -221,27 +332,61 @@ fn phases(b: &mut Builder, breakdowns: &[Breakdown]) {
 fn timeline(b: &mut Builder, x: &RuntimeResult) {
     let walls = wall_ms(&x.samples);
     let median = stats::median(&walls);
-    let Some((i, rep)) = x.samples.iter().enumerate().min_by(|a, c| (a.1.wall_ms() - median).abs().total_cmp(&(c.1.wall_ms() - median).abs())) else {
+    let Some((i, rep)) = x.samples.iter().enumerate().min_by(|a, c| {
+        (a.1.wall_ms() - median)
+            .abs()
+            .total_cmp(&(c.1.wall_ms() - median).abs())
+    }) else {
         return;
     };
     let rows = rep
         .phases
         .iter()
         .map(|p| {
-            let (from, to) = (p.start_ns as f64 / 1e6, (p.start_ns + p.dur_ns) as f64 / 1e6);
+            let (from, to) = (
+                p.start_ns as f64 / 1e6,
+                (p.start_ns + p.dur_ns) as f64 / 1e6,
+            );
             let label = match &p.detail {
                 Some(d) => format!("{} · {}", b.lang.phase(p.phase), b.lang.detail(d)),
                 None => b.lang.phase(p.phase).to_string(),
             };
-            Row { label, segments: vec![Segment { from, to, color: phase_color(p.phase) }], note: format!("{} ms", sig(to - from)), ..Row::default() }
+            Row {
+                label,
+                segments: vec![Segment {
+                    from,
+                    to,
+                    color: phase_color(p.phase),
+                }],
+                note: format!("{} ms", sig(to - from)),
+                ..Row::default()
+            }
         })
         .collect();
     b.chart(Chart {
         name: format!("timeline-{}", x.runtime),
         title: b.t(
-            format!("Timeline of one {} start (rep {}, the median: {} ms)", x.runtime, i + 1, sig(rep.wall_ms())),
-            format!("Línea de tiempo de un arranque de {} (repetición {}, la mediana: {} ms)", x.runtime, i + 1, sig(rep.wall_ms())),
+            format!(
+                "Timeline of one {} start (rep {}, the median: {} ms)",
+                x.runtime,
+                i + 1,
+                sig(rep.wall_ms())
+            ),
+            format!(
+                "Línea de tiempo de un arranque de {} (repetición {}, la mediana: {} ms)",
+                x.runtime,
+                i + 1,
+                sig(rep.wall_ms())
+            ),
         ),
-        body: Body::Rows(Rows { axis: b.t("milliseconds since the start", "milisegundos desde el inicio"), rows, band: None, legend: Vec::new() }),
+        body: Body::Rows(Rows {
+            axis: b.t(
+                "milliseconds since the start",
+                "milisegundos desde el inicio",
+            ),
+            rows,
+            band: None,
+            legend: Vec::new(),
+        }),
     });
 }
