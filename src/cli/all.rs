@@ -172,7 +172,7 @@ impl Display {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = ProgressBar::new(STEPS.len() as u64);
             b.set_style(
-                ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}")
+                ProgressStyle::with_template("{spinner} {pos}/{len} done · {msg}")
                     .expect("valid template"),
             );
             b.set_position((STEPS.len() - todo.len()) as u64);

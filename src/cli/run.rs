@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use crate::measure::timer::monotonic_ns;
 use crate::phase::PhaseRecord;
-use crate::runtime::{self, ContainerSpec, Limits, NsSet, Storage};
+use crate::runtime::{self, ContainerSpec, Limits, NsSet, Storage, Volume};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -55,6 +55,19 @@ pub struct RunArgs {
     /// hierarchy (default: at the root, like runc).
     #[arg(long, value_name = "PATH")]
     pub cgroup_parent: Option<PathBuf>,
+
+    /// Bind-mount a host directory or file into the container, read-write unless `:ro`
+    /// (like `docker -v`, but the host path must exist). Repeatable.
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    pub volumes: Vec<Volume>,
+
+    /// Give the command what a container runtime inside needs (like `docker run
+    /// --privileged`): every capability probe has, no no_new_privs, /sys read-write and the
+    /// cgroup hierarchies mounted read-write at /sys/fs/cgroup, rooted at the container's own
+    /// cgroup. For nesting: `probe run --privileged -- probe run --rootfs / --storage bind
+    /// --privileged -- ...`.
+    #[arg(long)]
+    pub privileged: bool,
 
     /// Print the phase table (duration, share, perf counters, probe's own overhead) to
     /// stderr after the command exits.
@@ -120,6 +133,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     };
     spec.cgroup_parent = a.cgroup_parent.unwrap_or_default();
     spec.timing = a.phases;
+    spec.volumes = a.volumes;
+    spec.privileged = a.privileged;
     if let Some(dir) = a.rootfs {
         spec.rootfs = dir;
     } else if !spec.rootfs.join("bin").is_dir() {

@@ -176,6 +176,17 @@ pub fn check_writable(base: &Path) -> Result<()> {
 }
 
 fn ensure_base(base: &Path) -> Result<()> {
+    // Running as root, a results path that is a symlink (say one planted in a shared dir)
+    // would make probe write wherever it points: refuse rather than follow.
+    if let Ok(m) = fs::symlink_metadata(base) {
+        if m.file_type().is_symlink() {
+            let target = fs::read_link(base).map(|t| t.display().to_string()).unwrap_or_default();
+            return Err(anyhow!(
+                "results dir {} is a symlink (to {target}): probe writes only into real directories; pass the target path itself",
+                base.display()
+            ));
+        }
+    }
     fs::create_dir_all(base).map_err(|e| {
         anyhow!(
             "results dir {} not writable ({}): {}",
@@ -495,6 +506,19 @@ mod tests {
         assert!(err.contains("not a symlink"), "{err}");
         assert!(s.0.join("latest").is_dir());
         assert_eq!(names(&s.0).len(), 2);
+    }
+
+    #[test]
+    fn a_symlinked_results_dir_is_refused() {
+        let t = Scratch::new();
+        let real = t.0.join("real");
+        fs::create_dir(&real).unwrap();
+        let link = t.0.join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = check_writable(&link).unwrap_err().to_string();
+        assert!(err.contains("is a symlink"), "{err}");
+        assert!(RunDir::create(&link, "x").is_err());
+        assert_eq!(fs::read_dir(&real).unwrap().count(), 0, "nothing written through the link");
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod signals;
 mod spawn;
 mod timeline;
 mod timing;
+mod volumes;
 
 use std::path::PathBuf;
 
@@ -22,6 +23,7 @@ pub use cgroup::Limits;
 pub use namespaces::{NsKind, NsSet};
 pub use rootfs::Storage;
 pub use spawn::run;
+pub use volumes::Volume;
 
 use crate::phase::{Phase, PhaseRecord};
 
@@ -50,6 +52,11 @@ pub struct ContainerSpec {
     pub timing: bool,
     /// Where under each cgroup hierarchy the container's cgroup goes ("" = the root).
     pub cgroup_parent: PathBuf,
+    /// Host paths bind-mounted into the container (`--volume`).
+    pub volumes: Vec<Volume>,
+    /// Keep every capability, no no_new_privs, /sys read-write and the cgroup hierarchies
+    /// mounted read-write: enough for a runtime inside (nested `probe run`).
+    pub privileged: bool,
 }
 
 impl ContainerSpec {
@@ -66,6 +73,8 @@ impl ContainerSpec {
             rootless: !nix::unistd::Uid::effective().is_root(),
             timing: false,
             cgroup_parent: PathBuf::new(),
+            volumes: Vec::new(),
+            privileged: false,
         }
     }
 }
@@ -90,6 +99,10 @@ pub enum RuntimeError {
     Cgroup(#[from] cgroup::CgroupError),
     #[error(transparent)]
     Exec(#[from] exec::ExecError),
+    #[error(transparent)]
+    Volume(#[from] volumes::VolumeError),
+    #[error(transparent)]
+    CgroupMount(#[from] cgroup::inside::CgroupMountError),
     #[error("namespaces: clone3({flags}): {errno}")]
     Clone {
         flags: String,

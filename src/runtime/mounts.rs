@@ -47,6 +47,8 @@ pub struct Plan {
     /// sysfs may only be mounted by the owner of the current net namespace: a user namespace
     /// without its own net namespace bind-mounts the host's /sys instead.
     bind_sys: bool,
+    /// Read-write /sys (privileged containers); read-only otherwise.
+    sys_flags: MsFlags,
 }
 
 fn c(p: &Path) -> CString {
@@ -63,7 +65,11 @@ fn err<'a>(what: &'static str, path: &'a CString) -> impl FnOnce(Errno) -> Mount
 }
 
 impl Plan {
-    pub fn new(root: &Path, rootless: bool, own_net: bool) -> Plan {
+    pub fn new(root: &Path, rootless: bool, own_net: bool, privileged: bool) -> Plan {
+        let mut sys_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        if !privileged {
+            sys_flags |= MsFlags::MS_RDONLY;
+        }
         let dev = root.join("dev");
         Plan {
             root: c(root),
@@ -86,6 +92,7 @@ impl Plan {
                 .collect(),
             bind_nodes: rootless,
             bind_sys: rootless && !own_net,
+            sys_flags,
         }
     }
 
@@ -179,7 +186,7 @@ impl Plan {
 
     pub fn sys(&self) -> Result<(), MountError> {
         Self::ensure_dir(&self.sys_dir)?;
-        let fl = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        let fl = self.sys_flags;
         if self.bind_sys {
             let rbind = MsFlags::MS_BIND | MsFlags::MS_REC;
             mount(
@@ -192,6 +199,9 @@ impl Plan {
             .map_err(err("bind-mount /sys on", &self.sys_dir))?;
             // Read-only takes a remount of the bind (mount(2)); flags locked by the user
             // namespace (nosuid, nodev, noexec of the host's /sys) must be kept.
+            if !fl.contains(MsFlags::MS_RDONLY) {
+                return Ok(());
+            }
             return mount(
                 None::<&str>,
                 self.sys_dir.as_c_str(),

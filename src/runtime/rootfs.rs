@@ -28,7 +28,9 @@ pub enum Storage {
     /// The overlay done in user space by /usr/bin/fuse-overlayfs (rootless podman's way),
     /// upper/work on disk like overlay-disk.
     FuseOverlayfs,
-    /// The image directory itself, bind-mounted read-only (no copy-up layer at all).
+    /// The image directory itself, bind-mounted read-only (no copy-up layer at all), on a
+    /// mount point in the private tmpfs: nothing is written anywhere, so it also works where
+    /// no directory is writable (the read-only root of a nested container).
     Bind,
     /// The image copied into a tmpfs: no overlay, a fully writable root in memory, the whole
     /// copy paid up front (what overlay's copy-on-write saves).
@@ -141,8 +143,11 @@ enum Plan {
     Fuse {
         opts: String,
     },
+    /// tmpfs on /run, `dirs` (down to `merged`) made there, the image bind-mounted on
+    /// `merged`, read-only.
     Bind {
         src: CString,
+        dirs: Vec<CString>,
     },
     /// tmpfs on /run, `merged` made there and bind-mounted on itself (pivot_root wants a
     /// mount point), then the image copied in.
@@ -171,11 +176,13 @@ pub fn containers_base(rootless: bool) -> PathBuf {
     }
 }
 
+/// `volatile` only where the upper layer is thrown-away RAM anyway (see `prepare`).
 fn overlay_opts(
     lower: &Path,
     upper: &Path,
     work: &Path,
     rootless: bool,
+    volatile: bool,
 ) -> Result<String, RootfsError> {
     for p in [lower, upper, work] {
         if p.as_os_str()
@@ -188,12 +195,14 @@ fn overlay_opts(
             });
         }
     }
-    // `volatile` skips the syncfs overlayfs does on umount: the upper layer is thrown away,
-    // so flushing it to disk would only add a journal commit to every teardown.
+    // `volatile` turns every fsync/fdatasync/syncfs inside the container into a no-op (and
+    // skips the syncfs at umount): right for an upper layer on a tmpfs, which no sync can make
+    // durable anyway, wrong for one on disk, whose syncs must reach the disk as overlay2's do.
+    let volatile = if volatile { ",volatile" } else { "" };
     // `userxattr` is what makes overlay mountable inside a user namespace (kernel ≥ 5.11).
-    let extra = if rootless { ",userxattr" } else { "" };
+    let userxattr = if rootless { ",userxattr" } else { "" };
     Ok(format!(
-        "lowerdir={},upperdir={},workdir={},volatile{extra}",
+        "lowerdir={},upperdir={},workdir={}{volatile}{userxattr}",
         lower.display(),
         upper.display(),
         work.display()
@@ -220,7 +229,7 @@ pub fn prepare(
     if storage == Storage::FuseOverlayfs && !Path::new(FUSE_OVERLAYFS).exists() {
         return Err(RootfsError::NoFuseOverlayfs);
     }
-    let in_ram = matches!(storage, Storage::Overlay | Storage::Tmpfs);
+    let in_ram = matches!(storage, Storage::Overlay | Storage::Tmpfs | Storage::Bind);
     if in_ram && rootfs.starts_with(RAM_BASE) {
         return Err(RootfsError::UnderRun {
             path: rootfs.to_path_buf(),
@@ -232,41 +241,44 @@ pub fn prepare(
         containers_base(rootless).join(name)
     };
     let (merged, upper, work) = (dir.join("merged"), dir.join("upper"), dir.join("work"));
+    // The guard exists before any directory is made, so a failed mkdir removes the rest;
+    // its plan is replaced below.
     let mut prepared = Prepared {
         dir: None,
         merged_c: cstring(&merged),
         merged: merged.clone(),
         plan: Plan::Bind {
             src: cstring(rootfs),
+            dirs: Vec::new(),
         },
         rootless,
     };
-    let ram_dirs = || {
-        [
-            Path::new(RAM_BASE).join("probe"),
-            dir.clone(),
-            upper.clone(),
-            work.clone(),
-            merged.clone(),
-        ]
+    // The directories the init makes in its private tmpfs, parents first, `merged` last.
+    let ram_dirs = |layers: &[&PathBuf]| -> Vec<CString> {
+        let base = [Path::new(RAM_BASE).join("probe"), dir.clone()];
+        let layers = layers.iter().map(|p| p.to_path_buf());
+        base.into_iter()
+            .chain(layers)
+            .chain([merged.clone()])
+            .map(|d| cstring(&d))
+            .collect()
     };
     prepared.plan = match storage {
         Storage::Overlay => Plan::Overlay {
-            ram: Some(ram_dirs().iter().map(|d| cstring(d)).collect()),
-            opts: CString::new(overlay_opts(rootfs, &upper, &work, rootless)?).expect("no NUL"),
+            ram: Some(ram_dirs(&[&upper, &work])),
+            // Upper on the private tmpfs: RAM, discarded with the mount namespace.
+            opts: CString::new(overlay_opts(rootfs, &upper, &work, rootless, true)?)
+                .expect("no NUL"),
         },
         Storage::Tmpfs => Plan::Copy {
             src: rootfs.to_path_buf(),
-            dirs: [
-                Path::new(RAM_BASE).join("probe"),
-                dir.clone(),
-                merged.clone(),
-            ]
-            .iter()
-            .map(|d| cstring(d))
-            .collect(),
+            dirs: ram_dirs(&[]),
         },
-        Storage::Bind | Storage::OverlayDisk | Storage::FuseOverlayfs => {
+        Storage::Bind => Plan::Bind {
+            src: cstring(rootfs),
+            dirs: ram_dirs(&[]),
+        },
+        Storage::OverlayDisk | Storage::FuseOverlayfs => {
             let base = containers_base(rootless);
             let mkdir = |p: &Path| {
                 std::fs::create_dir(p).map_err(|error| RootfsError::Mkdir {
@@ -282,32 +294,26 @@ pub fn prepare(
                 mkdir(&dir).map_err(|_| e)?;
             }
             prepared.dir = Some(dir.clone());
-            if storage == Storage::Bind {
-                mkdir(&merged)?;
-                Plan::Bind {
-                    src: cstring(rootfs),
+            for d in [&upper, &work, &merged] {
+                mkdir(d)?;
+            }
+            if storage == Storage::FuseOverlayfs {
+                // fuse-overlayfs runs as the caller, not in a user namespace, and has no
+                // `volatile`: plain options.
+                Plan::Fuse {
+                    opts: format!(
+                        "lowerdir={},upperdir={},workdir={}",
+                        rootfs.display(),
+                        upper.display(),
+                        work.display()
+                    ),
                 }
             } else {
-                for d in [&upper, &work, &merged] {
-                    mkdir(d)?;
-                }
-                if storage == Storage::FuseOverlayfs {
-                    // fuse-overlayfs runs as the caller, not in a user namespace, and has no
-                    // `volatile`: plain options.
-                    Plan::Fuse {
-                        opts: format!(
-                            "lowerdir={},upperdir={},workdir={}",
-                            rootfs.display(),
-                            upper.display(),
-                            work.display()
-                        ),
-                    }
-                } else {
-                    Plan::Overlay {
-                        ram: None,
-                        opts: CString::new(overlay_opts(rootfs, &upper, &work, rootless)?)
-                            .expect("no NUL"),
-                    }
+                Plan::Overlay {
+                    ram: None,
+                    // Upper on disk, like overlay2: fsync inside must stay real.
+                    opts: CString::new(overlay_opts(rootfs, &upper, &work, rootless, false)?)
+                        .expect("no NUL"),
                 }
             }
         }
@@ -408,12 +414,15 @@ impl Prepared {
                 )
                 .map_err(mount_err("overlay", m))
             }
-            Plan::Bind { src } => {
+            Plan::Bind { src, dirs } => {
+                ram_dirs(dirs)?;
+                // Not recursive: the image's own filesystem, not whatever is mounted below it
+                // (for `--rootfs /` in a nested container: the outer /proc, /dev, /sys).
                 mount(
                     Some(src.as_c_str()),
                     m.as_c_str(),
                     None::<&str>,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    MsFlags::MS_BIND,
                     None::<&str>,
                 )
                 .map_err(mount_err("bind", m))?;
@@ -470,8 +479,7 @@ impl Prepared {
             return Ok(());
         };
         if self.rootless {
-            // overlayfs makes work/work (and with `volatile` work/work/incompat/volatile)
-            // with mode 0; without CAP_DAC_OVERRIDE their owner cannot list them, so give the
+            // overlayfs makes work/work with mode 0; without CAP_DAC_OVERRIDE their owner cannot list them, so give the
             // owner access back before removing.
             open_up(&dir.join("work"));
         }
@@ -527,20 +535,24 @@ mod tests {
             Path::new("/c/upper"),
             Path::new("/c/work"),
             false,
+            true,
         )
         .unwrap();
         assert_eq!(
             o,
             "lowerdir=/img,upperdir=/c/upper,workdir=/c/work,volatile"
         );
-        let o = overlay_opts(Path::new("/img"), Path::new("/u"), Path::new("/w"), true).unwrap();
+        let disk = overlay_opts(Path::new("/i"), Path::new("/u"), Path::new("/w"), false, false);
+        assert_eq!(disk.unwrap(), "lowerdir=/i,upperdir=/u,workdir=/w");
+        let o = overlay_opts(Path::new("/img"), Path::new("/u"), Path::new("/w"), true, true)
+            .unwrap();
         assert!(matches!(
             prepare(Storage::Overlay, Path::new("/run"), "probe-y", false),
             Err(RootfsError::UnderRun { .. })
         ));
         assert!(o.ends_with(",userxattr"));
         assert!(matches!(
-            overlay_opts(Path::new("/a,b"), Path::new("/u"), Path::new("/w"), false),
+            overlay_opts(Path::new("/a,b"), Path::new("/u"), Path::new("/w"), false, true),
             Err(RootfsError::BadPath { .. })
         ));
     }

@@ -23,7 +23,7 @@ use super::report::{read_record, Reporter, SETUP_FAILED_EXIT};
 use super::rootfs::{self, Prepared};
 use super::timeline::{Snap, Source, Timeline};
 use super::timing::{now_ns, CounterGroup, Snapshot, Target};
-use super::{exec, mounts, namespaces, security, signals};
+use super::{exec, mounts, namespaces, security, signals, volumes};
 use super::{ContainerSpec, NsKind, Outcome, RuntimeError, StdioMode};
 use crate::engine::NAME_PREFIX;
 use crate::measure::timer::wait4_pid;
@@ -53,7 +53,11 @@ struct InitPlan<'a> {
     rootfs: &'a Prepared,
     storage: &'static str,
     mounts: mounts::Plan,
-    security: security::Plan,
+    /// The cgroup hierarchies again inside (privileged containers that have a cgroup).
+    cgroupfs: Option<cgroup::inside::Plan>,
+    volumes: volumes::Plan,
+    /// None when privileged: the init keeps what the caller has.
+    security: Option<security::Plan>,
     exec: exec::Plan,
     timing: bool,
 }
@@ -111,11 +115,10 @@ fn init_main(p: &InitPlan) -> ! {
         rep.fail(Phase::Rootfs, &e);
     }
     type Step = fn(&mounts::Plan) -> Result<(), mounts::MountError>;
-    let steps: [(&str, Step); 4] = [
+    let steps: [(&str, Step); 3] = [
         ("proc", mounts::Plan::proc),
         ("dev", mounts::Plan::dev),
         ("sys", mounts::Plan::sys),
-        ("pivot_root", mounts::Plan::pivot),
     ];
     for (detail, step) in steps {
         rep.mark(Phase::Mounts, detail);
@@ -123,9 +126,28 @@ fn init_main(p: &InitPlan) -> ! {
             rep.fail(Phase::Mounts, &e);
         }
     }
-    rep.mark(Phase::Security, "caps+no_new_privs");
-    if let Err(e) = p.security.apply() {
-        rep.fail(Phase::Security, &e);
+    if let Some(cg) = &p.cgroupfs {
+        rep.mark(Phase::Mounts, "cgroupfs");
+        if let Err(e) = cg.mount() {
+            rep.fail(Phase::Mounts, &e);
+        }
+    }
+    // Only with volumes: a container without any keeps the phase table it always had.
+    if !p.volumes.is_empty() {
+        rep.mark(Phase::Mounts, "volumes");
+        if let Err(e) = p.volumes.mount() {
+            rep.fail(Phase::Mounts, &e);
+        }
+    }
+    rep.mark(Phase::Mounts, "pivot_root");
+    if let Err(e) = p.mounts.pivot() {
+        rep.fail(Phase::Mounts, &e);
+    }
+    if let Some(security) = &p.security {
+        rep.mark(Phase::Security, "caps+no_new_privs");
+        if let Err(e) = security.apply() {
+            rep.fail(Phase::Security, &e);
+        }
     }
     rep.mark(Phase::Exec, "execve");
     let e = p.exec.exec();
@@ -285,9 +307,15 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
         &rootfs.merged,
         rootless,
         spec.namespaces.contains(NsKind::Net),
+        spec.privileged,
     );
+    let volumes = volumes::Plan::new(&spec.volumes, &rootfs.merged)?;
     let exec = exec::Plan::new(&spec.argv, &name)?;
-    let security = security::Plan::new();
+    let security = (!spec.privileged).then(security::Plan::new);
+    let cgroupfs = match spec.privileged && !rootless {
+        true => Some(cgroup::inside::Plan::new(layout()?, &rootfs.merged)),
+        false => None,
+    };
     check_stop()?;
 
     tl.mark(Phase::Cgroup, "create");
@@ -350,6 +378,8 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
         rootfs: &rootfs,
         storage: spec.storage.name(),
         mounts,
+        cgroupfs,
+        volumes,
         security,
         exec,
         timing: spec.timing,
@@ -538,6 +568,8 @@ mod tests {
             rootless: false,
             timing: true,
             cgroup_parent: PathBuf::new(),
+            volumes: Vec::new(),
+            privileged: false,
         };
         // In a forked child (youki's habit for privileged tests): /proc/self/fd is then ours
         // alone, not shared with the harness's other test threads.

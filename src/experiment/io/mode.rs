@@ -96,11 +96,11 @@ impl Mode {
     }
 
     /// The host directory the worker writes into, for modes that write to one: a volume
-    /// bind-mounted at /mnt, or the host itself. native-bind writes into its root, the image
-    /// directory bind-mounted (read-only in today's native runtime, which then says EROFS).
+    /// bind-mounted at /mnt (native-bind: `probe run --volume`, the analogue of docker's), or
+    /// the host itself.
     fn host_dir(self) -> Option<HostDir> {
         match self {
-            Mode::Bare | Mode::DockerVolume | Mode::PodmanVolume | Mode::RootlessVolume => Some(HostDir::Disk),
+            Mode::Bare | Mode::DockerVolume | Mode::PodmanVolume | Mode::RootlessVolume | Mode::NativeBind => Some(HostDir::Disk),
             Mode::Tmpfs => Some(HostDir::Shm),
             _ => None,
         }
@@ -244,10 +244,16 @@ impl Launcher {
                     // keeps them on a tmpfs, which would make this a second tmpfs control).
                     Mode::NativeOverlay => "overlay-disk",
                     Mode::NativeFuseOverlayfs => "fuse-overlayfs",
-                    _ => "bind",
+                    // native-bind writes to its volume; the root is the default, as docker's
+                    // volume mode keeps its overlay2 root.
+                    _ => "overlay",
                 };
                 let mut c = Command::new(&self.exe);
-                c.args(["run", "--storage", storage, "--ns", "all", "--"]).arg(IMAGE_PROBE).args(&argv);
+                c.args(["run", "--storage", storage, "--ns", "all"]);
+                if let Some(d) = &dir {
+                    c.arg("--volume").arg(format!("{}:{VOLUME_MOUNT}", d.path().display()));
+                }
+                c.arg("--").arg(IMAGE_PROBE).args(&argv);
                 c
             }
             _ => {

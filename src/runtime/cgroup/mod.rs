@@ -7,6 +7,7 @@
 //! hierarchy, which costs a mkdir/rmdir pair per controller on the hot path.
 
 mod container;
+pub mod inside;
 mod layout;
 
 pub use container::{attach_self, ContainerCgroup, Limits};

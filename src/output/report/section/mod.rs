@@ -259,9 +259,15 @@ fn front_matter(b: &Builder, run: &RunFolder) -> Vec<Block> {
         Some(true) => b.t(" It was a quick run (`--quick`): fewer reps and smaller counts than the chapter.", " Fue una corrida rápida (`--quick`): menos repeticiones y conteos más chicos que el capítulo."),
         _ => String::new(),
     };
+    // The folder's name, not its path: run folders get moved (the scripts move theirs).
+    let name = run
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     out.push(Block::Para(b.t(
-        format!("Results of `{}`, measured with probe beside the course chapter's reference figures. What carries over between machines are proportions, not absolute numbers.{quick}", run.dir.display()),
-        format!("Resultados de `{}`, medidos con probe junto a las cifras de referencia del capítulo del curso. Lo que se traslada entre máquinas son las proporciones, no los números absolutos.{quick}", run.dir.display()),
+        format!("Results of run `{name}`, measured with probe beside the course chapter's reference figures. What carries over between machines are proportions, not absolute numbers.{quick}"),
+        format!("Resultados de la corrida `{name}`, medidos con probe junto a las cifras de referencia del capítulo del curso. Lo que se traslada entre máquinas son las proporciones, no los números absolutos.{quick}"),
     )));
     if let Some(h) = &b.host {
         out.push(Block::Heading(

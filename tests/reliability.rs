@@ -1,0 +1,245 @@
+//! Faults and hostile input: killed runs leave nothing `probe cleanup` cannot remove, signals
+//! unwind, concurrent runs don't collide, and probe refuses to follow symlinks or shells.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("probe-reltest-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn s(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn labelled(engine: &str) -> usize {
+    Command::new(engine)
+        .args(["ps", "-aq", "--filter", "label=io.github.probe.owner=probe"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
+        .unwrap_or(0)
+}
+
+/// Everything of probe's the machine can show: mounts, cgroups and dirs named probe-<pid>-.
+fn leftovers() -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split(' ').nth(4).is_some_and(|mp| mp.contains("/probe-")))
+        .map(|l| format!("mount {l}"))
+        .collect();
+    let mut dirs = vec![PathBuf::from("/var/lib/probe/containers"), PathBuf::from("/run/probe")];
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        dirs.push(h.path());
+    }
+    for d in dirs {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("probe-") && name.split('-').nth(1).is_some_and(|p| p.parse::<u32>().is_ok()) {
+                out.push(e.path().display().to_string());
+            }
+        }
+    }
+    out
+}
+
+fn wait_until(what: &str, secs: u64, cond: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn spawn_probe(args: &[&str]) -> Child {
+    Command::new(probe_bin())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, sig) };
+}
+
+fn cleanup() -> String {
+    let o = Command::new(probe_bin()).args(["cleanup"]).output().unwrap();
+    assert!(o.status.success(), "cleanup failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn kill_9_during_scale_then_cleanup_leaves_nothing() {
+    if !require_engine("docker") {
+        return;
+    }
+    let t = TempDir::new("kill9");
+    let mut p = spawn_probe(&["scale", "--runtimes", "docker", "--counts", "50", "-q", "--results", t.s()]);
+    wait_until("scale to start containers", 60, || labelled("docker") >= 3);
+    signal(&p, libc::SIGKILL);
+    let _ = p.wait();
+    assert!(labelled("docker") >= 1, "a kill -9 should leave the fleet for cleanup to find");
+    let said = cleanup();
+    assert_eq!(labelled("docker"), 0, "cleanup said:\n{said}");
+    assert_eq!(leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn sigint_and_sigterm_during_native_reps_unwind_everything() {
+    if !require_root() {
+        return;
+    }
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let t = TempDir::new("sig");
+        let mut p = spawn_probe(&["startup", "--runtimes", "native", "--reps", "100000", "-q", "--results", t.s()]);
+        std::thread::sleep(Duration::from_millis(1500));
+        signal(&p, sig);
+        let status = p.wait().unwrap();
+        assert!(!status.success(), "an interrupted run must not report success");
+        assert_eq!(leftovers(), Vec::<String>::new(), "after signal {sig}, without cleanup");
+        let written = std::fs::read_dir(&t.0).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name() != "latest").count();
+        assert_eq!(written, 0, "an interrupted startup writes no half results");
+    }
+}
+
+#[test]
+fn kill_9_during_native_reps_then_cleanup_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    let t = TempDir::new("kill9n");
+    // Several kill points, so some land mid-start (rootfs mounted, cgroup made, child alive).
+    for delay_ms in [300u64, 777, 1234] {
+        let mut p = spawn_probe(&["startup", "--runtimes", "native", "--reps", "100000", "-q", "--results", t.s()]);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        signal(&p, libc::SIGKILL);
+        let _ = p.wait();
+    }
+    cleanup();
+    assert_eq!(leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn two_concurrent_runs_do_not_collide() {
+    if !require_engine("docker") {
+        return;
+    }
+    let t = TempDir::new("concurrent");
+    let args = ["startup", "--runtimes", "native,docker", "--reps", "3", "--warmup", "0", "-q", "--results", t.s()];
+    let a = spawn_probe(&args);
+    let b = spawn_probe(&args);
+    for p in [a, b] {
+        let o = p.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let runs: Vec<_> = std::fs::read_dir(&t.0).unwrap().flatten().filter(|e| e.file_name() != "latest").collect();
+    assert_eq!(runs.len(), 2, "one run folder each");
+    for r in runs {
+        let csv = std::fs::read_to_string(r.path().join("startup.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 1 + 6, "{csv}");
+    }
+    assert_eq!(labelled("docker"), 0);
+    assert_eq!(leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn a_symlinked_results_path_is_refused() {
+    let t = TempDir::new("symlink");
+    let elsewhere = t.0.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let link = t.0.join("results");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let o = Command::new(probe_bin())
+        .args(["startup", "--runtimes", "bare", "--reps", "1", "--results", link.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("symlink"));
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
+
+#[test]
+fn shell_metacharacters_are_never_interpreted() {
+    if !require_engine("docker") {
+        return;
+    }
+    let t = TempDir::new("meta");
+    let canary = t.0.join("pwned");
+    let evil = format!("$(touch {0}); `touch {0}`; touch {0} | true", canary.display());
+    for rt in ["bare", "native", "docker"] {
+        let o = Command::new(probe_bin())
+            .args(["startup", "--runtimes", rt, "--reps", "1", "--warmup", "0", "-q", "--results", t.s(), "--", "echo", &evil])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{rt}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(!canary.exists(), "{rt} ran the argument through a shell");
+    }
+}
+
+#[test]
+fn a_rootfs_whose_symlinks_point_out_cannot_reach_the_host() {
+    if !require_root() {
+        return;
+    }
+    let t = TempDir::new("evilroot");
+    let outside = t.0.join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let root = t.0.join("rootfs");
+    let image = PathBuf::from("/var/lib/probe/image/rootfs");
+    assert!(image.join("bin/busybox").exists(), "test image missing: run probe image build");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy(image.join("bin/busybox"), root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    // Every directory the runtime mounts on or writes into points out of the rootfs.
+    for d in ["proc", "dev", "sys", "tmp", "run", "etc"] {
+        std::os::unix::fs::symlink(&outside, root.join(d)).unwrap();
+    }
+    let o = Command::new(probe_bin())
+        .args(["run", "--rootfs", root.to_str().unwrap(), "--", "/bin/sh", "-c", "echo x > /tmp/f; true"])
+        .output()
+        .unwrap();
+    let _ = o.status;
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "the container wrote through a symlink onto the host");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(outside.to_str().unwrap()), "a mount landed outside the rootfs");
+    assert_eq!(leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn results_hold_no_setuid_files_or_world_writable_dirs() {
+    let t = TempDir::new("modes");
+    let o = probe(&["startup", "--runtimes", "bare", "--reps", "2", "-q", "--results", t.s()]);
+    assert!(o.status.success());
+    fn walk(p: &Path) {
+        for e in std::fs::read_dir(p).unwrap().flatten() {
+            let m = std::fs::symlink_metadata(e.path()).unwrap();
+            let mode = std::os::unix::fs::PermissionsExt::mode(&m.permissions());
+            assert_eq!(mode & 0o6000, 0, "setuid/setgid {}", e.path().display());
+            if m.is_dir() {
+                assert_eq!(mode & 0o002, 0, "world-writable {}", e.path().display());
+                walk(&e.path());
+            }
+        }
+    }
+    walk(&t.0);
+}
