@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::memory::{emit, finish, row, save};
-use super::startup::Format;
+use super::emit::{emit, finish, row, save, Format};
 use crate::engine::RuntimeKind;
 use crate::experiment::cpu::{self, RuntimeCpu};
 use crate::experiment::{cpu_exec, fleets};

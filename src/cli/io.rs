@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::startup::Format;
+use super::emit::{emit, finish, save, Format};
 use crate::experiment::io::backing::Store;
 use crate::experiment::io::mode::Mode;
 use crate::experiment::io::protocol::SyncMode;
 use crate::experiment::io::{self, ModeResult, Params, Report, Rep};
-use crate::output::results::{self, RunDir};
+use crate::output::results;
 use crate::output::seed_csv::{self, MetricRow};
 use crate::output::table::Table;
 use crate::stats;
@@ -87,26 +87,11 @@ pub fn run(a: IoArgs) -> anyhow::Result<ExitCode> {
         &crate::signals::interrupted,
     )?;
 
-    let dir = RunDir::create(&a.results, "io")?;
     let csv = seed_csv::metric_csv(&csv_rows(&report))?;
-    dir.write_atomic("io.csv", &csv)?;
     let json = serde_json::to_vec_pretty(&report)?;
-    dir.write_atomic("io.json", &json)?;
-    dir.mark_latest()?;
-
-    match a.format {
-        Format::Table => print!("{}", render(&report)),
-        Format::Csv => print!("{}", String::from_utf8_lossy(&csv)),
-        Format::Json => println!("{}", String::from_utf8_lossy(&json)),
-    }
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
-    for s in &report.skipped {
-        eprintln!("skipped {}", s.reason);
-    }
-    eprintln!("results: {}", dir.path().display());
-    Ok(ExitCode::SUCCESS)
+    let dir = save(&a.results, "io", &[("io.csv", &csv), ("io.json", &json)])?;
+    emit(a.format, &render(&report), &csv, &json);
+    finish(&report.warnings, &report.skipped, &dir)
 }
 
 /// The chapter's rows (`docker,io_overlay,<MB/s>`, write + sync like dd conv=fdatasync), then

@@ -2,17 +2,16 @@
 //! noise) and, with --cgroup, Experiment 8 (exact memory per container from its cgroup, and
 //! the engine's processes).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::startup::Format;
+use super::emit::{emit, finish, row, save, Format};
 use crate::engine::RuntimeKind;
-use crate::experiment::startup::Skipped;
 use crate::experiment::{fleets, memory, memory_cgroup};
-use crate::output::results::{self, RunDir};
+use crate::output::results;
 use crate::output::seed_csv::{self, MetricRow};
 use crate::output::table::Table;
 
@@ -103,40 +102,6 @@ fn run_cgroup(a: MemoryArgs) -> anyhow::Result<ExitCode> {
     let dir = save(&a.results, "memory-cgroup", &[("memory_cgroup.csv", &csv), ("memory_cgroup.json", &json)])?;
     emit(a.format, &render_cgroup(&report), &csv, &json);
     finish(&report.warnings, &report.skipped, &dir)
-}
-
-/// Writes the files into a new run folder and points `latest` at it. Shared by the memory,
-/// cpu and scale commands.
-pub(super) fn save(base: &Path, label: &str, files: &[(&str, &[u8])]) -> anyhow::Result<RunDir> {
-    let dir = RunDir::create(base, label)?;
-    for (name, bytes) in files {
-        dir.write_atomic(name, bytes)?;
-    }
-    dir.mark_latest()?;
-    Ok(dir)
-}
-
-pub(super) fn emit(format: Format, table: &str, csv: &[u8], json: &[u8]) {
-    match format {
-        Format::Table => print!("{table}"),
-        Format::Csv => print!("{}", String::from_utf8_lossy(csv)),
-        Format::Json => println!("{}", String::from_utf8_lossy(json)),
-    }
-}
-
-pub(super) fn finish(warnings: &[String], skipped: &[Skipped], dir: &RunDir) -> anyhow::Result<ExitCode> {
-    for w in warnings {
-        eprintln!("warning: {w}");
-    }
-    for s in skipped {
-        eprintln!("skipped {}", s.reason);
-    }
-    eprintln!("results: {}", dir.path().display());
-    Ok(ExitCode::SUCCESS)
-}
-
-pub(super) fn row(runtime: &str, metric: impl Into<String>, value: impl ToString) -> MetricRow {
-    MetricRow { runtime: runtime.into(), metric: metric.into(), value: value.to_string() }
 }
 
 /// The chapter's rows (`baseline,used_mb`, `<rt>,<N>_containers_mb`, `<rt>,overhead_mb`),

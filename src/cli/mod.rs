@@ -4,6 +4,7 @@ mod all;
 mod cleanup;
 mod cpu;
 mod doctor;
+mod emit;
 mod image;
 mod io;
 mod memory;

@@ -6,20 +6,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
+
+use super::emit::{emit, save, Format};
 
 use crate::experiment::nested::inner::{Inner, Worker};
 use crate::experiment::nested::{self, ApproachResult, Report};
-use crate::output::results::{self, RunDir};
+use crate::output::results;
 use crate::output::seed_csv::{self, MetricRow};
 use crate::output::table::{ms, Table};
-
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum Format {
-    Table,
-    Csv,
-    Json,
-}
 
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -93,17 +88,10 @@ pub fn run(a: NestedArgs) -> anyhow::Result<ExitCode> {
         &mut progress,
     )?;
 
-    let dir = RunDir::create(&a.results, "nested")?;
     let csv = seed_csv::metric_csv(&csv_rows(&report))?;
-    dir.write_atomic("nested.csv", &csv)?;
     let json = serde_json::to_vec_pretty(&report)?;
-    dir.write_atomic("nested.json", &json)?;
-    dir.mark_latest()?;
-    match a.format {
-        Format::Table => print!("{}", render(&report)),
-        Format::Csv => print!("{}", String::from_utf8_lossy(&csv)),
-        Format::Json => println!("{}", String::from_utf8_lossy(&json)),
-    }
+    let dir = save(&a.results, "nested", &[("nested.csv", &csv), ("nested.json", &json)])?;
+    emit(a.format, &render(&report), &csv, &json);
     for l in &report.leftovers {
         eprintln!("warning: left behind: {l}");
     }

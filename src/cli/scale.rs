@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::memory::{emit, finish, save};
-use super::startup::Format;
+use super::emit::{emit, finish, save, Format};
 use crate::engine::RuntimeKind;
 use crate::experiment::{fleets, scale};
 use crate::output::seed_csv::{self, ScaleRow};
