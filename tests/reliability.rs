@@ -37,12 +37,17 @@ fn labelled(engine: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// Everything of probe's the machine can show: mounts, cgroups and dirs named probe-<pid>-.
-fn leftovers() -> Vec<String> {
+/// Everything of probe's the machine can show: mounts, cgroups and dirs named probe-<pid>-,
+/// for the given probe pids (those a test started) or, with none given, for any probe.
+fn leftovers_of(pids: &[u32]) -> Vec<String> {
+    let ours = |name: &str| {
+        let pid = name.strip_prefix("probe-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+        pid.is_some_and(|p| pids.is_empty() || pids.contains(&p))
+    };
     let mut out: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
-        .filter(|l| l.split(' ').nth(4).is_some_and(|mp| mp.contains("/probe-")))
+        .filter(|l| l.split(' ').nth(4).is_some_and(|mp| mp.split('/').any(|c| ours(c))))
         .map(|l| format!("mount {l}"))
         .collect();
     let mut dirs = vec![PathBuf::from("/var/lib/probe/containers"), PathBuf::from("/run/probe")];
@@ -52,12 +57,16 @@ fn leftovers() -> Vec<String> {
     for d in dirs {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("probe-") && name.split('-').nth(1).is_some_and(|p| p.parse::<u32>().is_ok()) {
+            if ours(&name) {
                 out.push(e.path().display().to_string());
             }
         }
     }
     out
+}
+
+fn leftovers() -> Vec<String> {
+    leftovers_of(&[])
 }
 
 fn wait_until(what: &str, secs: u64, cond: impl Fn() -> bool) {
@@ -116,7 +125,7 @@ fn sigint_and_sigterm_during_native_reps_unwind_everything() {
         signal(&p, sig);
         let status = p.wait().unwrap();
         assert!(!status.success(), "an interrupted run must not report success");
-        assert_eq!(leftovers(), Vec::<String>::new(), "after signal {sig}, without cleanup");
+        assert_eq!(leftovers_of(&[p.id()]), Vec::<String>::new(), "after signal {sig}, without cleanup");
         let written = std::fs::read_dir(&t.0).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name() != "latest").count();
         assert_eq!(written, 0, "an interrupted startup writes no half results");
     }
