@@ -21,8 +21,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
-    match cli::run(args) {
+    let result = cli::run_fast_path().unwrap_or_else(|| cli::run(cli::Cli::parse()));
+    match result {
         Ok(code) => code,
         Err(err) => {
             // One line: the outermost context first, then each cause, so the phase, path and

@@ -20,6 +20,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use run::fast_path as run_fast_path;
+
 /// probe measures what Linux containers cost and shows where the time goes, at the kernel
 /// level, without any engine API. It runs the same test image on bare metal, on its own
 /// engine-less `native` container, on OCI runtimes and on Docker and Podman, and writes
@@ -42,8 +44,7 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Build or inspect the test image every runtime runs (probe-test:latest).
     Image(image::ImageArgs),
-    /// Run a command in a native container (namespaces, cgroup, overlay, pivot_root), like
-    /// `unshare` with a full container around it. Exit status is passed through.
+    // Its help text is on RunArgs, shared with run::fast_path.
     Run(run::RunArgs),
     /// Experiments 2 and 8: memory per idle container, by `free -m` (with its noise) or,
     /// with --cgroup, exactly from each container's cgroup plus the engine's processes.

@@ -13,6 +13,7 @@ use crate::measure::runner::Plan;
 use crate::output::results::{self, RunDir};
 use crate::output::seed_csv::{self, MetricRow};
 use crate::output::table::{ms, Table};
+use crate::runtime::nscost::{self, NsCost};
 use crate::stats;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -60,6 +61,9 @@ pub struct StartupArgs {
 struct StartupJson<'a> {
     report: &'a Report,
     breakdown: &'a [Breakdown],
+    /// Per-namespace create/release cost (--breakdown with native, root only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespaces: Option<&'a [NsCost]>,
 }
 
 #[derive(Serialize)]
@@ -108,6 +112,15 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
         Vec::new()
     };
 
+    let has_native = breakdowns.iter().any(|b| b.runtime == RuntimeKind::Native);
+    let namespaces = match has_native.then(nscost::for_breakdown) {
+        Some(Err(why)) => {
+            eprintln!("warning: {why}");
+            None
+        }
+        rows => rows.and_then(Result::ok),
+    };
+
     let dir = RunDir::create(&a.results, "startup")?;
     let csv = seed_csv::metric_csv(&csv_rows(&report))?;
     dir.write_atomic("startup.csv", &csv)?;
@@ -116,6 +129,7 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
     let json = serde_json::to_vec_pretty(&StartupJson {
         report: &report,
         breakdown: &breakdowns,
+        namespaces: namespaces.as_deref(),
     })?;
     dir.write_atomic("startup.json", &json)?;
     if a.breakdown {
@@ -132,6 +146,9 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
             print!("{}", render(&report));
             for b in &breakdowns {
                 print!("\n{}", render_breakdown(b));
+                if let (RuntimeKind::Native, Some(rows)) = (b.runtime, &namespaces) {
+                    print!("\n{}", render_namespaces(rows));
+                }
             }
             if let Some(t) = &tracer {
                 print!("{}", t.report(&report.results, &breakdowns));
@@ -257,5 +274,18 @@ fn render_breakdown(b: &Breakdown) -> String {
         ]);
     }
     out.push_str(&t.render());
+    out
+}
+
+fn render_namespaces(rows: &[NsCost]) -> String {
+    let reps = rows.first().map_or(0, |r| r.reps);
+    let mut out = format!("Namespaces, each type alone ({reps} reps, µs)\n");
+    let mut t = Table::new(["type", "create median", "create p95", "release median", "release p95"]);
+    let us = |ns: u64| format!("{:.0}", ns as f64 / 1e3);
+    for r in rows {
+        t.row([r.ns.to_string(), us(r.create_median_ns), us(r.create_p95_ns), us(r.release_median_ns), us(r.release_p95_ns)]);
+    }
+    out.push_str(&t.render());
+    out.push_str(&format!("{}\n", nscost::RELEASE_NOTE));
     out
 }

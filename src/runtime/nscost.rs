@@ -86,6 +86,23 @@ fn summarize(
     }
 }
 
+/// Reps of the table `probe startup --breakdown` prints beside the native phases: about a
+/// second here (net's deferred release, ~45 ms a rep, dominates).
+const BREAKDOWN_REPS: usize = 20;
+
+/// What the release columns mean, printed under that table.
+pub const RELEASE_NOTE: &str = "release = until the kernel has really freed the namespace: deferred kernel work \
+(net: cleanup_net in a kworker after RCU grace periods; pid: an RCU grace period) that runs after the container \
+is gone, competing for the CPUs with whatever starts next; no container start pays it directly";
+
+/// The rows for `probe startup --breakdown`, or why there are none.
+pub fn for_breakdown() -> Result<Vec<NsCost>, String> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Err("per-namespace cost table skipped: it needs root (its helper maps root into a user namespace)".into());
+    }
+    measure(BREAKDOWN_REPS).map_err(|e| e.to_string())
+}
+
 /// Measures every namespace type `reps` times (root only: the helper maps root into its user
 /// namespace). Takes about reps × (slowest release); net dominates.
 pub fn measure(reps: usize) -> Result<Vec<NsCost>, NsCostError> {

@@ -1,6 +1,6 @@
 //! The container's cgroup: one directory per hierarchy that carries a controller we limit or
-//! account (memory, pids, cpu) plus the unified tree when it exists, so the v2 path and
-//! CLONE_INTO_CGROUP are exercised even on a hybrid host.
+//! account (memory, pids, cpu, cpuacct) plus the unified tree when it exists, so the v2 path
+//! and CLONE_INTO_CGROUP are exercised even on a hybrid host.
 
 use std::fs;
 use std::io::{ErrorKind, Write};
@@ -24,7 +24,9 @@ pub struct Limits {
 
 /// The CFS period the cpu limit is expressed in (the kernel's default period, 100 ms).
 const CPU_PERIOD_US: u64 = 100_000;
-const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
+/// cpuacct: where v1 mounts it apart from cpu, its own directory is the only counter of the
+/// container's exact CPU time (cpuacct.usage); co-mounted, the cpu directory already is.
+const CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "cpuacct"];
 
 pub struct ContainerCgroup {
     /// Directories created, in creation order (removed in reverse).
@@ -268,7 +270,10 @@ fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
 }
 
 /// rmdir, retrying on EBUSY for up to 200 ms: a cgroup whose last task was just reaped can
-/// still be marked populated for a moment (the css offline work is asynchronous).
+/// still be marked populated for a moment (the css offline work is asynchronous). EBUSY also
+/// means child cgroups: those a runtime inside a privileged container made and could not
+/// remove (it was killed with the container). They hold no task once the container is
+/// reaped, so they are removed first, deepest first.
 fn rmdir_retry(dir: &Path) -> Result<(), CgroupError> {
     let deadline = Instant::now() + Duration::from_millis(200);
     loop {
@@ -276,6 +281,10 @@ fn rmdir_retry(dir: &Path) -> Result<(), CgroupError> {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                let children = fs::read_dir(dir).into_iter().flatten().flatten();
+                for child in children.filter(|c| c.file_type().is_ok_and(|t| t.is_dir())) {
+                    rmdir_retry(&child.path())?;
+                }
                 std::thread::sleep(Duration::from_micros(200));
             }
             Err(error) => {

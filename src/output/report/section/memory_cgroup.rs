@@ -32,6 +32,8 @@ struct Fits {
     cgroup: Option<Fit>,
     container_pss: Option<Fit>,
     engine_pss: Option<Fit>,
+    /// Shared daemons (dockerd, containerd): their intercept is the engine's fixed cost.
+    daemon_pss: Option<Fit>,
 }
 
 /// `stats::LinearFit` as written (it is Serialize only).
@@ -97,7 +99,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
             per.map(|f| format!("{:.2}", f.r2))
                 .unwrap_or_else(|| "—".into()),
             x.fits
-                .engine_pss
+                .daemon_pss
                 .map(|f| sig(f.intercept / 1024.0))
                 .unwrap_or_else(|| "—".into()),
             x.fits
