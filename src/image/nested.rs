@@ -215,11 +215,10 @@ fn configs() -> Vec<(String, String)> {
 /// deleting through a bind mount deletes the host's files.
 fn unmount_under(root: &Path) -> anyhow::Result<()> {
     let prefix = root.to_string_lossy().to_string();
-    let info = fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
-    let mut points: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .map(unescape_mountinfo)
+    let mut points: Vec<String> = crate::trace::mountinfo::read(Path::new("/proc/self/mountinfo"))
+        .context("reading /proc/self/mountinfo")?
+        .into_iter()
+        .map(|m| m.mount_point)
         .filter(|p| *p == prefix || p.starts_with(&format!("{prefix}/")))
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.len()));
@@ -229,25 +228,6 @@ fn unmount_under(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-fn unescape_mountinfo(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            let oct: String = chars.by_ref().take(3).collect();
-            if let Ok(b) = u8::from_str_radix(&oct, 8) {
-                out.push(b as char);
-                continue;
-            }
-            out.push('\\');
-            out.push_str(&oct);
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 /// Removes a half-built tree safely: unmount first, and refuse if anything is still mounted.
 fn remove_tree(dir: &Path) -> anyhow::Result<()> {
@@ -492,8 +472,6 @@ mod tests {
 
     #[test]
     fn mountinfo_escapes_decode() {
-        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
-        assert_eq!(unescape_mountinfo("/plain"), "/plain");
     }
 
     #[test]

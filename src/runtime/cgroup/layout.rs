@@ -57,15 +57,15 @@ impl CgroupLayout {
     pub fn parse(mountinfo: &str, unified_controllers: &str) -> Option<CgroupLayout> {
         let mut v1 = BTreeMap::new();
         let mut unified = None;
-        for m in mountinfo.lines().filter_map(parse_mountinfo_line) {
-            match m.fstype {
+        for m in crate::trace::mountinfo::parse(mountinfo) {
+            match m.fstype.as_str() {
                 "cgroup2" => {
                     // The first cgroup2 mount wins: later ones are bind mounts of the same tree
                     // (e.g. inside containers) and would only shadow it.
                     unified.get_or_insert_with(|| PathBuf::from(&m.mount_point));
                 }
                 "cgroup" => {
-                    for opt in m.super_opts.split(',') {
+                    for opt in m.super_options.split(',') {
                         if V1_CONTROLLERS.contains(&opt) {
                             v1.entry(opt.to_string())
                                 .or_insert_with(|| PathBuf::from(&m.mount_point));
@@ -113,10 +113,17 @@ impl CgroupLayout {
 /// Detects this host's cgroup layout.
 pub fn detect() -> Result<CgroupLayout, CgroupError> {
     let read = |p: &Path| {
-        std::fs::read_to_string(p).map_err(|error| CgroupError::Read {
-            path: p.to_path_buf(),
-            error,
-        })
+        use std::io::Read;
+        // procfs and cgroupfs report size 0, so read_to_string would start at 32 bytes and
+        // double: 8 read(2)s for this host's mountinfo, each resuming the kernel's walk.
+        let mut text = String::with_capacity(16 << 10);
+        std::fs::File::open(p)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .map(|_| text)
+            .map_err(|error| CgroupError::Read {
+                path: p.to_path_buf(),
+                error,
+            })
     };
     let is_v2_root = nix::sys::statfs::statfs(CGROUP_ROOT)
         .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
@@ -141,51 +148,6 @@ pub fn detect() -> Result<CgroupLayout, CgroupError> {
     Ok(CgroupLayout::parse(&mountinfo, &controllers).unwrap_or(probe))
 }
 
-/// The fields of one /proc/<pid>/mountinfo line that matter here (proc(5)).
-#[derive(Debug, PartialEq, Eq)]
-pub struct MountInfo<'a> {
-    pub mount_point: String,
-    pub fstype: &'a str,
-    pub source: &'a str,
-    pub super_opts: &'a str,
-}
-
-/// Parses one mountinfo line: `id parent maj:min root mount-point opts [optional...] - fstype
-/// source super-opts`. The optional fields are variable in number, hence the " - " split.
-pub fn parse_mountinfo_line(line: &str) -> Option<MountInfo<'_>> {
-    let (pre, post) = line.split_once(" - ")?;
-    let mount_point = unescape_octal(pre.split(' ').nth(4)?);
-    let mut post = post.split(' ');
-    Some(MountInfo {
-        mount_point,
-        fstype: post.next()?,
-        source: post.next()?,
-        super_opts: post.next()?,
-    })
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo octal.
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match oct {
-            Some(d) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            None => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 #[cfg(test)]
 mod tests {
@@ -256,17 +218,6 @@ mod tests {
     #[test]
     fn no_cgroup_mount_is_none() {
         assert!(CgroupLayout::parse("22 1 8:1 / / rw - ext4 /dev/sda1 rw\n", "").is_none());
-    }
-
-    #[test]
-    fn mountinfo_line_with_optional_fields_and_escapes() {
-        let m = parse_mountinfo_line("36 35 98:0 /mnt1 /mnt\\040two rw,noatime master:1 shared:2 - ext3 /dev/root rw,errors=continue").unwrap();
-        assert_eq!(m.mount_point, "/mnt two");
-        assert_eq!(
-            (m.fstype, m.source, m.super_opts),
-            ("ext3", "/dev/root", "rw,errors=continue")
-        );
-        assert!(parse_mountinfo_line("garbage").is_none());
     }
 
     #[test]
