@@ -21,13 +21,7 @@ use crate::host::HostInfo;
 use crate::measure::runner::Progress;
 use crate::stats::{self, Ratio, Summary};
 
-#[derive(Deserialize, Serialize, Clone, Debug)]
-pub struct Probe {
-    pub experiment: String,
-    pub title: String,
-    pub defaults: Defaults,
-    pub reference: Reference,
-}
+pub type Probe = super::reference::ProbeFile<Defaults, Reference>;
 
 #[derive(Deserialize, Serialize, Clone, Debug)]
 pub struct Defaults {

@@ -170,13 +170,7 @@ pub struct Defaults {
     pub modes: Vec<String>,
 }
 
-#[derive(Deserialize, Serialize, Clone, Debug)]
-pub struct IoProbe {
-    pub experiment: String,
-    pub title: String,
-    pub defaults: Defaults,
-    pub reference: Reference,
-}
+pub type IoProbe = super::reference::ProbeFile<Defaults, Reference>;
 
 pub fn probe_file() -> IoProbe {
     serde_json::from_str(include_str!("../../probes/io.json")).expect("probes/io.json is checked by a unit test")

@@ -16,13 +16,7 @@ use crate::measure::runner::Progress;
 use crate::stats::{self, Summary};
 use crate::trace::procfs;
 
-#[derive(Deserialize, Serialize, Clone, Debug)]
-pub struct Probe {
-    pub experiment: String,
-    pub title: String,
-    pub defaults: Defaults,
-    pub reference: Reference,
-}
+pub type Probe = super::reference::ProbeFile<Defaults, Reference>;
 
 #[derive(Deserialize, Serialize, Clone, Debug)]
 pub struct Defaults {

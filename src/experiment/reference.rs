@@ -5,13 +5,16 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// One probes/<experiment>.json: its parameters' defaults and the chapter's figures.
 #[derive(Deserialize, Serialize, Clone, Debug)]
-pub struct StartupProbe {
+pub struct ProbeFile<D, R> {
     pub experiment: String,
     pub title: String,
-    pub defaults: StartupDefaults,
-    pub reference: Reference,
+    pub defaults: D,
+    pub reference: R,
 }
+
+pub type StartupProbe = ProbeFile<StartupDefaults, Reference>;
 
 #[derive(Deserialize, Serialize, Clone, Debug)]
 pub struct StartupDefaults {

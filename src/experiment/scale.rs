@@ -17,13 +17,7 @@ use crate::measure::runner::Progress;
 use crate::runtime::cgroup::CgroupLayout;
 use crate::stats::{self, Summary};
 
-#[derive(Deserialize, Serialize, Clone, Debug)]
-pub struct Probe {
-    pub experiment: String,
-    pub title: String,
-    pub defaults: Defaults,
-    pub reference: Reference,
-}
+pub type Probe = super::reference::ProbeFile<Defaults, Reference>;
 
 #[derive(Deserialize, Serialize, Clone, Debug)]
 pub struct Defaults {
