@@ -3,38 +3,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use common::*;
 
 /// A scratch folder, with any mount on it undone and everything removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("probe-test-io-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-
-    fn sub(&self, name: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::create_dir_all(&p).unwrap();
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        for d in std::fs::read_dir(&self.0).into_iter().flatten().flatten() {
-            let _ = Command::new("umount").arg(d.path()).output();
-        }
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -69,7 +43,7 @@ fn bare_and_docker_volume_are_durable_in_the_chapter_schema() {
     if !require_engine("docker") {
         return;
     }
-    let t = Scratch::new("durable");
+    let t = TempDir::new("durable");
     let (results, work) = (t.sub("results"), t.sub("work"));
     let (o, pid) = io(&[
         "--modes", "bare,docker-volume", "--size", "8", "--reps", "2", "--idle-ms", "300", "--quiet",
@@ -104,7 +78,7 @@ fn full_target_gives_a_clear_error() {
     if !require_root() {
         return;
     }
-    let t = Scratch::new("full");
+    let t = TempDir::new("full");
     let tiny = t.sub("tiny");
     assert!(succeeds("mount", &["-t", "tmpfs", "-o", "size=1m", "tmpfs", tiny.to_str().unwrap()]));
     let results = t.0.join("results");
@@ -122,7 +96,7 @@ fn read_only_target_is_refused_with_its_path() {
     if !require_root() {
         return;
     }
-    let t = Scratch::new("ro");
+    let t = TempDir::new("ro");
     let ro = t.sub("ro");
     assert!(succeeds("mount", &["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", ro.to_str().unwrap()]));
     let (o, _) = io(&["--modes", "bare", "--size", "1", "--reps", "1", "--dir", ro.to_str().unwrap(), "--results", t.0.join("r").to_str().unwrap()]);

@@ -3,20 +3,13 @@
 
 mod common;
 
-use std::path::PathBuf;
+use common::TempDir;
+
 use std::process::Command;
 
 use serde_json::Value;
 
 /// A results folder removed at the end, even when an assertion fails.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn run_nested(results: &std::path::Path) -> Value {
     let out = Command::new(common::probe_bin())
         .args(["nested", "--quiet", "--depth", "2", "--native-reps", "2", "--format", "json", "--results"])
@@ -52,7 +45,7 @@ fn every_approach_reports_an_outcome_and_every_failure_a_cause() {
     let build = common::probe(&["image", "build", "--nested"]);
     assert!(build.status.success(), "image build --nested: {}", String::from_utf8_lossy(&build.stderr));
 
-    let scratch = Scratch(std::env::temp_dir().join(format!("probe-nested-test-{}", std::process::id())));
+    let scratch = TempDir(std::env::temp_dir().join(format!("probe-nested-test-{}", std::process::id())));
     let first = run_nested(&scratch.0);
     let results = first["results"].as_array().unwrap();
     assert_eq!(results.len(), 8, "the chapter's 2 + 6 approaches");

@@ -9,26 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("probe-reltest-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn s(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn labelled(engine: &str) -> usize {
     Command::new(engine)
         .args(["ps", "-aq", "--filter", "label=io.github.probe.owner=probe"])

@@ -4,30 +4,14 @@
 
 mod common;
 
+use common::TempDir;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{json, Value};
 
 /// A temp folder removed on drop, even when an assertion fails.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("probe-report-test-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 fn host() -> Value {
     json!({"date": "2026-01-01T00:00:00Z", "kernel": "6.18.0", "cpu_model": "Test CPU", "cpus": 2, "memory_total_mb": 24000,
            "runtimes": [{"runtime": "docker", "version": "20.10.24"}, {"runtime": "podman", "version": "4.3.1"}]})
@@ -210,7 +194,7 @@ fn report(run: &Path, lang: &str) -> (String, String) {
 
 #[test]
 fn report_of_a_fixture_run_has_every_experiment_chart_and_verdict() {
-    let s = Scratch::new("en");
+    let s = TempDir::new("en");
     fixture(&s.0);
     let (md, html) = report(&s.0, "en");
     for heading in [
@@ -393,7 +377,7 @@ fn prose_words(md: &str) -> Vec<String> {
 
 #[test]
 fn spanish_report_has_no_english_prose() {
-    let s = Scratch::new("es");
+    let s = TempDir::new("es");
     fixture(&s.0);
     let (md, html) = report(&s.0, "es");
     assert!(
@@ -421,7 +405,7 @@ fn spanish_report_has_no_english_prose() {
 
 #[test]
 fn failed_and_unavailable_experiments_are_reported_and_the_rest_still_are() {
-    let s = Scratch::new("partial");
+    let s = TempDir::new("partial");
     fixture(&s.0);
     fs::remove_dir_all(s.0.join("cpu")).unwrap();
     fs::remove_dir_all(s.0.join("scale")).unwrap();
@@ -457,7 +441,7 @@ fn failed_and_unavailable_experiments_are_reported_and_the_rest_still_are() {
 
 #[test]
 fn a_folder_without_results_is_refused_with_advice() {
-    let s = Scratch::new("empty");
+    let s = TempDir::new("empty");
     let out = common::probe(&["report", s.0.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

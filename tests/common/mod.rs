@@ -53,3 +53,33 @@ pub fn succeeds(cmd: &str, args: &[&str]) -> bool {
 pub fn require_engine(engine: &str) -> bool {
     require_root() && require(succeeds(engine, &["info"]), &format!("{engine} is not usable (`{engine} info` fails): run scripts/setup-engines.sh"))
 }
+
+/// A scratch directory under the system temp dir, unique per test process and tag, removed
+/// on drop even when the test fails.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("probe-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn s(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+
+    /// A subdirectory, created.
+    pub fn sub(&self, name: &str) -> std::path::PathBuf {
+        let p = self.0.join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
