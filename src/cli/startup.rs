@@ -102,6 +102,7 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
             explicit,
             plan,
             quiet: a.quiet,
+            breakdown: a.breakdown,
         },
         &crate::signals::interrupted,
         tracer.as_mut().map(|t| t as &mut dyn crate::measure::runner::RepObserver),
@@ -152,6 +153,18 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
             }
             if let Some(t) = &tracer {
                 print!("{}", t.report(&report.results, &breakdowns));
+            }
+            let native: Vec<String> = report
+                .results
+                .iter()
+                .filter(|r| r.runtime == RuntimeKind::Native && a.breakdown)
+                .flat_map(breakdown::explain_outliers)
+                .collect();
+            if !native.is_empty() {
+                println!("\nNative outliers explained (from its own phase counters):");
+                for l in native {
+                    println!("  {l}");
+                }
             }
         }
         Format::Csv => print!("{}", String::from_utf8_lossy(&csv)),

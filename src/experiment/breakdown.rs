@@ -136,3 +136,117 @@ mod tests {
         assert!((b.min_coverage - 0.9).abs() < 1e-9);
     }
 }
+
+/// One line per outlier rep of a runtime that timed its own phases (native): the phases that
+/// moved most from their median, with what the counters saw there — time off-CPU (wall minus
+/// task-clock), context switches, page faults. Engines get theirs from the tracer.
+pub fn explain_outliers(result: &RuntimeResult) -> Vec<String> {
+    if result.samples.iter().all(|s| s.phases.is_empty()) {
+        return Vec::new();
+    }
+    type Key = (Phase, Option<String>);
+    let median_of = |k: &Key| {
+        let v: Vec<f64> = result
+            .samples
+            .iter()
+            .map(|s| s.phases.iter().filter(|p| (p.phase, p.detail.clone()) == *k).map(|p| p.dur_ns as f64).sum())
+            .collect();
+        stats::median(&v)
+    };
+    let summary = result.summary();
+    let mut out = Vec::new();
+    for &i in &summary.outliers {
+        let sample = &result.samples[i];
+        let mut devs: Vec<(String, f64, f64, &crate::phase::PhaseRecord)> = sample
+            .phases
+            .iter()
+            .map(|p| {
+                let k: Key = (p.phase, p.detail.clone());
+                let name = match &k.1 {
+                    Some(d) => format!("{} {d}", k.0),
+                    None => k.0.to_string(),
+                };
+                (name, p.dur_ns as f64, median_of(&k), p)
+            })
+            .collect();
+        devs.sort_by(|a, b| (b.1 - b.2).abs().total_cmp(&(a.1 - a.2).abs()));
+        let parts: Vec<String> = devs
+            .iter()
+            .take(2)
+            .map(|(name, v, m, p)| {
+                let c = &p.counters;
+                let off_cpu = c.task_clock_ns.map(|t| format!("{:.2} ms off-CPU", (p.dur_ns.saturating_sub(t)) as f64 / 1e6));
+                let seen: Vec<String> = [
+                    off_cpu,
+                    c.context_switches.map(|n| format!("{n} context switches")),
+                    c.page_faults.map(|n| format!("{n} page faults")),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                let seen = if seen.is_empty() { "counters n/a".to_string() } else { seen.join(", ") };
+                format!("{name} {:+.2} ms ({:.2} vs median {:.2} ms; {seen})", (v - m) / 1e6, v / 1e6, m / 1e6)
+            })
+            .collect();
+        out.push(format!(
+            "{} rep {} ({:.2} ms vs median {:.2} ms): {}",
+            result.runtime,
+            i + 1,
+            sample.wall_ms(),
+            summary.median,
+            parts.join("; ")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod outlier_tests {
+    use super::*;
+    use crate::measure::Sample;
+    use crate::phase::{Counters, PhaseRecord};
+
+    #[test]
+    fn names_the_phase_that_moved_and_what_the_counters_saw() {
+        let sample = |exec_ms: u64| Sample {
+            start_mono_ns: 0,
+            pid: 1,
+            wall_ns: (2 + exec_ms) * 1_000_000,
+            user_ns: 0,
+            sys_ns: 0,
+            exit_code: 0,
+            phases: vec![
+                PhaseRecord {
+                    phase: Phase::Cgroup,
+                    detail: None,
+                    start_ns: 0,
+                    dur_ns: 2_000_000,
+                    counters: Counters::default(),
+                    overhead_ns: 0,
+                },
+                PhaseRecord {
+                    phase: Phase::Exec,
+                    detail: Some("execve".into()),
+                    start_ns: 2_000_000,
+                    dur_ns: exec_ms * 1_000_000,
+                    counters: Counters {
+                        task_clock_ns: Some(1_000_000),
+                        page_faults: Some(7),
+                        ..Counters::default()
+                    },
+                    overhead_ns: 0,
+                },
+            ],
+        };
+        let r = RuntimeResult {
+            runtime: crate::engine::RuntimeKind::Native,
+            warmup: vec![],
+            samples: vec![sample(1), sample(1), sample(1), sample(1), sample(30)],
+        };
+        let lines = explain_outliers(&r);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("native rep 5"), "{}", lines[0]);
+        assert!(lines[0].contains("exec execve +29.00 ms"), "{}", lines[0]);
+        assert!(lines[0].contains("29.00 ms off-CPU") && lines[0].contains("7 page faults"), "{}", lines[0]);
+    }
+}

@@ -14,6 +14,8 @@ pub struct Config {
     pub explicit: bool,
     pub plan: Plan,
     pub quiet: bool,
+    /// Phases are being cut: advice points at the explanations instead of suggesting it.
+    pub breakdown: bool,
 }
 
 #[derive(Serialize, Debug)]
@@ -72,7 +74,7 @@ pub fn run(
 ) -> anyhow::Result<Report> {
     let (mut runtimes, skipped) = open_runtimes(&cfg.runtimes, cfg.explicit)?;
     let results = runner::run(&mut runtimes, &cfg.plan, cfg.quiet, interrupted, observer)?;
-    let warnings = runner::advice(&cfg.plan, &results);
+    let warnings = runner::advice(&cfg.plan, &results, cfg.breakdown);
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
     Ok(Report {
         experiment: "startup",

@@ -122,7 +122,7 @@ pub fn run(
 }
 
 /// hyperfine-style warnings: each says what looks wrong and what to do about it.
-pub fn advice(plan: &Plan, results: &[RuntimeResult]) -> Vec<String> {
+pub fn advice(plan: &Plan, results: &[RuntimeResult], breakdown: bool) -> Vec<String> {
     let mut out = Vec::new();
     if plan.reps < 5 {
         out.push(format!(
@@ -135,11 +135,12 @@ pub fn advice(plan: &Plan, results: &[RuntimeResult]) -> Vec<String> {
         for &i in &s.outliers {
             out.push(format!(
                 "{} rep {} took {:.1} ms against a median of {:.1} ms: an outlier. Background load or cold caches \
-                 can cause this; rerun with more --reps on a quiet machine, or use --breakdown to see which phase deviated",
+                 can cause this; rerun with more --reps on a quiet machine{}",
                 r.runtime,
                 i + 1,
                 r.samples[i].wall_ms(),
-                s.median
+                s.median,
+                if breakdown { " (the phase that deviated is named below)" } else { ", or use --breakdown to see which phase deviated" }
             ));
         }
         let first = r.warmup.first().or(r.samples.first());
