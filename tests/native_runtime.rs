@@ -2,100 +2,13 @@
 //! coverage, and that every failure and every signal leaves nothing behind. Needs root.
 
 mod common;
+mod native_support;
 
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A throwaway rootfs: busybox hard-linked (or copied) plus applet symlinks, removed on drop.
-struct TestRootfs(PathBuf);
-
-impl TestRootfs {
-    fn new(tag: &str, with_mountpoints: bool) -> TestRootfs {
-        let dir =
-            std::env::temp_dir().join(format!("probe-test-rootfs-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("bin")).unwrap();
-        let bb = dir.join("bin/busybox");
-        let host_bb = ["/bin/busybox", "/usr/bin/busybox"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("busybox is needed for the native tests: apt-get install busybox-static");
-        if std::fs::hard_link(host_bb, &bb).is_err() {
-            std::fs::copy(host_bb, &bb).unwrap();
-        }
-        for applet in [
-            "sh", "true", "false", "sleep", "echo", "cat", "hostname", "kill", "ls", "id",
-        ] {
-            symlink("busybox", dir.join("bin").join(applet)).unwrap();
-        }
-        if with_mountpoints {
-            for d in ["proc", "dev", "sys", "tmp"] {
-                std::fs::create_dir(dir.join(d)).unwrap();
-            }
-        }
-        TestRootfs(dir)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TestRootfs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run(args: &[&str]) -> (Output, u32) {
-    let child = Command::new(common::probe_bin())
-        .arg("run")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn probe");
-    let pid = child.id();
-    (child.wait_with_output().unwrap(), pid)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Everything a container of probe process `pid` could leave behind: cgroup directories,
-/// per-container directories, mounts visible from here.
-fn leftovers(pid: u32) -> Vec<String> {
-    let prefix = format!("probe-{pid}-");
-    let mut found = Vec::new();
-    let mut dirs: Vec<PathBuf> = vec!["/var/lib/probe/containers".into(), "/sys/fs/cgroup".into()];
-    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-        dirs.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
-    }
-    for d in dirs {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                found.push(e.path().display().to_string());
-            }
-        }
-    }
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    found.extend(
-        mountinfo
-            .lines()
-            .filter(|l| l.contains(&prefix))
-            .map(str::to_string),
-    );
-    found
-}
-
-fn assert_clean(pid: u32, what: &str) {
-    let l = leftovers(pid);
-    assert!(l.is_empty(), "{what}: left behind {l:#?}");
-}
+use native_support::{assert_clean, run, stderr, TestRootfs};
 
 #[test]
 fn exit_status_passes_through() {

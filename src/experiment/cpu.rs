@@ -240,9 +240,9 @@ fn rep(runner: &Runner, kind: RuntimeKind, parent: &CpuParent, argv: &[String], 
 fn cpu_source(kind: RuntimeKind, runner: &Runner) -> Result<String, String> {
     match runner {
         Runner::Bare(_) => Ok(BARE_CPU.into()),
-        // The native runtime puts its container in a cpu cgroup but not a cpuacct one, so on
-        // a v1 host with the two mounted apart no counter holds the container alone; the
-        // container is probe's grandchild, so wait4 sees it (with `probe run`'s own setup).
+        // The container is `probe run`'s child, so wait4 of `probe run` sees its CPU exactly,
+        // plus `probe run`'s own few ms of setup. Its cpuacct cgroup would drop that setup
+        // but is gone (with the container) before `probe run` exits.
         Runner::Native(_) => Ok("wait4 rusage of `probe run` and its container (includes probe's own few ms of setup)".into()),
         Runner::Engine { accounted: true, .. } => {
             Ok("cgroup CPU counter of a parent cgroup made for the run (--cgroup-parent), monitors subtracted".into())

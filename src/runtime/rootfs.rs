@@ -324,6 +324,17 @@ pub fn prepare(
 /// Mounts the private tmpfs on /run and makes `dirs` in it.
 fn ram_dirs(dirs: &[CString]) -> Result<(), RootfsError> {
     let base = c"/run";
+    // The root probe itself runs in may lack it (nested in a container whose image has no /run).
+    match nix::unistd::mkdir(base, nix::sys::stat::Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(errno) => {
+            return Err(RootfsError::Mount {
+                fstype: "tmpfs (mkdir)",
+                target: RAM_BASE.into(),
+                errno,
+            })
+        }
+    }
     mount(
         Some(c"tmpfs"),
         base,
