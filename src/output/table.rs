@@ -25,10 +25,8 @@ impl Table {
                 width[i] = width[i].max(c.chars().count());
             }
         }
-        let numeric = |s: &str| {
-            s.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '-' || c == '+' || c == '×')
-                && s != "-"
-        };
+        // A lone "-" (no value) sits where the numbers are, right-aligned with them.
+        let numeric = |s: &str| s.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '-' || c == '+' || c == '×');
         let line = |r: &Vec<String>| {
             let cells: Vec<String> = (0..cols)
                 .map(|i| {
