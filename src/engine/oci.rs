@@ -43,6 +43,21 @@ impl OciRuntime {
         if !nix::unistd::Uid::effective().is_root() {
             return Err(unusable("needs root".into(), "run probe with sudo"));
         }
+        // crun 1.x refuses v1 and hybrid hosts ("cgroups in hybrid mode not supported"): say
+        // so up front rather than fail on the first rep.
+        if kind == RuntimeKind::Crun {
+            let layout = crate::runtime::cgroup::detect().map(|l| l.kind);
+            if !matches!(layout, Ok(crate::runtime::cgroup::LayoutKind::V2)) {
+                let what = match layout {
+                    Ok(k) => format!("{k:?}").to_lowercase(),
+                    Err(e) => e.to_string(),
+                };
+                return Err(unusable(
+                    format!("crun needs a cgroup v2-only host; this one is {what}"),
+                    "use runc here (podman's runtime is set to runc for the same reason)",
+                ));
+            }
+        }
         let rootfs = crate::image::rootfs_dir();
         if !rootfs.join("bin/busybox").exists() {
             return Err(unusable(
