@@ -73,7 +73,27 @@ pub enum Command {
     Report(report::ReportArgs),
 }
 
+/// Experiments first remove what an earlier, killed probe left (only resources whose owner
+/// is gone), so a `kill -9` never leaks past the next run. `probe run` skips this: it is an
+/// interactive tool whose start-up time is the point.
+fn sweep_stale() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    let done = crate::cleanup::run(&crate::cleanup::Options { all: false, dry_run: false });
+    let n = done.containers.len() + done.mounts.len() + done.cgroups.len() + done.dirs.len();
+    if n > 0 {
+        eprintln!("probe: removed {n} leftovers of an earlier probe that was killed (see `probe cleanup --dry-run`)");
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if matches!(
+        cli.command,
+        Command::Startup(_) | Command::Memory(_) | Command::Cpu(_) | Command::Scale(_) | Command::Io(_) | Command::Nested(_)
+    ) {
+        sweep_stale();
+    }
     match cli.command {
         Command::Startup(a) => startup::run(a),
         Command::Cleanup(a) => cleanup::run(a),

@@ -55,7 +55,8 @@ pub fn require_engine(engine: &str) -> bool {
 }
 
 /// A scratch directory under the system temp dir, unique per test process and tag, removed
-/// on drop even when the test fails.
+/// on drop even when the test fails — after undoing any mount a test made inside it (a
+/// mounted dir cannot be removed, and would outlive the test).
 pub struct TempDir(pub std::path::PathBuf);
 
 impl TempDir {
@@ -80,6 +81,17 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        let prefix = format!("{}/", self.0.display());
+        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .filter(|m| m.starts_with(&prefix))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = Command::new("umount").arg("-l").arg(&m).output();
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
