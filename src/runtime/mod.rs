@@ -5,6 +5,7 @@
 pub mod cgroup;
 pub mod enter;
 mod exec;
+mod fault;
 mod mounts;
 pub mod namespaces;
 pub mod nscost;

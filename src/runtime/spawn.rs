@@ -23,7 +23,7 @@ use super::report::{read_record, Reporter, SETUP_FAILED_EXIT};
 use super::rootfs::{self, Prepared};
 use super::timeline::{Snap, Source, Timeline};
 use super::timing::{now_ns, CounterGroup, Snapshot, Target};
-use super::{exec, mounts, namespaces, security, signals, volumes};
+use super::{exec, fault, mounts, namespaces, security, signals, volumes};
 use super::{ContainerSpec, NsKind, Outcome, RuntimeError, StdioMode};
 use crate::engine::NAME_PREFIX;
 use crate::measure::timer::wait4_pid;
@@ -62,6 +62,21 @@ struct InitPlan<'a> {
     timing: bool,
 }
 
+/// A phase edge in the init, with the fault-injection hook (runtime::fault; inert unless
+/// PROBE_FAULT is set): an injected `fail` exits through the same path as a failed step.
+fn mark(rep: &mut Reporter, phase: Phase, detail: &str) {
+    rep.mark(phase, detail);
+    if fault::init_fails(phase, detail) {
+        rep.fail(
+            phase,
+            &format_args!(
+                "{phase}: {detail}: injected fault (PROBE_FAULT): {}",
+                Errno::EIO
+            ),
+        );
+    }
+}
+
 /// The container's init from clone3 to execve. Never returns: it execs or exits.
 fn init_main(p: &InitPlan) -> ! {
     if let Some(fd) = p.sync_r {
@@ -84,7 +99,7 @@ fn init_main(p: &InitPlan) -> ! {
     }
     let mut rep = Reporter::new(p.report_w, p.timing);
     for (fd, path) in &p.v1_attach {
-        rep.mark(Phase::Cgroup, "attach");
+        mark(&mut rep, Phase::Cgroup, "attach");
         if let Err(errno) = cgroup::attach_self(*fd) {
             rep.fail(
                 Phase::Cgroup,
@@ -93,7 +108,7 @@ fn init_main(p: &InitPlan) -> ! {
         }
     }
     for &kind in &p.unshare {
-        rep.mark(Phase::Namespaces, kind.name());
+        mark(&mut rep, Phase::Namespaces, kind.name());
         if let Err(e) = namespaces::unshare(kind) {
             rep.fail(Phase::Namespaces, &e);
         }
@@ -106,11 +121,11 @@ fn init_main(p: &InitPlan) -> ! {
             }
         }
     }
-    rep.mark(Phase::Mounts, "make-rprivate");
+    mark(&mut rep, Phase::Mounts, "make-rprivate");
     if let Err(e) = p.mounts.make_private() {
         rep.fail(Phase::Mounts, &e);
     }
-    rep.mark(Phase::Rootfs, p.storage);
+    mark(&mut rep, Phase::Rootfs, p.storage);
     if let Err(e) = p.rootfs.mount() {
         rep.fail(Phase::Rootfs, &e);
     }
@@ -121,35 +136,35 @@ fn init_main(p: &InitPlan) -> ! {
         ("sys", mounts::Plan::sys),
     ];
     for (detail, step) in steps {
-        rep.mark(Phase::Mounts, detail);
+        mark(&mut rep, Phase::Mounts, detail);
         if let Err(e) = step(&p.mounts) {
             rep.fail(Phase::Mounts, &e);
         }
     }
     if let Some(cg) = &p.cgroupfs {
-        rep.mark(Phase::Mounts, "cgroupfs");
+        mark(&mut rep, Phase::Mounts, "cgroupfs");
         if let Err(e) = cg.mount() {
             rep.fail(Phase::Mounts, &e);
         }
     }
     // Only with volumes: a container without any keeps the phase table it always had.
     if !p.volumes.is_empty() {
-        rep.mark(Phase::Mounts, "volumes");
+        mark(&mut rep, Phase::Mounts, "volumes");
         if let Err(e) = p.volumes.mount() {
             rep.fail(Phase::Mounts, &e);
         }
     }
-    rep.mark(Phase::Mounts, "pivot_root");
+    mark(&mut rep, Phase::Mounts, "pivot_root");
     if let Err(e) = p.mounts.pivot() {
         rep.fail(Phase::Mounts, &e);
     }
     if let Some(security) = &p.security {
-        rep.mark(Phase::Security, "caps+no_new_privs");
+        mark(&mut rep, Phase::Security, "caps+no_new_privs");
         if let Err(e) = security.apply() {
             rep.fail(Phase::Security, &e);
         }
     }
-    rep.mark(Phase::Exec, "execve");
+    mark(&mut rep, Phase::Exec, "execve");
     let e = p.exec.exec();
     rep.fail(Phase::Exec, &e)
 }
@@ -276,6 +291,8 @@ fn timed_snapshot(group: Option<&CounterGroup>) -> (Snapshot, u64) {
 pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
     let mut tl = Timeline::start(spec.timing, Phase::Rootfs, "prepare");
     signals::install();
+    // Fault injection (runtime::fault, issue 9): one branch per parent edge without PROBE_FAULT.
+    fault::at(Phase::Rootfs, "prepare")?;
     check_stop()?;
     // Asking for a user namespace is asking for rootless mode, whoever asks.
     let rootless = spec.rootless || spec.namespaces.contains(NsKind::User);
@@ -319,6 +336,7 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
     check_stop()?;
 
     tl.mark(Phase::Cgroup, "create");
+    fault::at(Phase::Cgroup, "create")?;
     let cgroup = match rootless {
         true => None,
         false => Some(ContainerCgroup::create(
@@ -340,12 +358,9 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
         .filter(|k| k.on_clone())
         .map(NsKind::name)
         .collect();
-    tl.mark(
-        Phase::Namespaces,
-        ["clone3".to_string(), on_clone.join("+")]
-            .join(" ")
-            .trim_end(),
-    );
+    let clone_detail = ["clone3".to_string(), on_clone.join("+")].join(" ");
+    tl.mark(Phase::Namespaces, clone_detail.trim_end());
+    fault::at(Phase::Namespaces, clone_detail.trim_end())?;
     let (report_r, report_w) = pipe()?;
     let sync = if rootless { Some(pipe()?) } else { None };
     let null = match spec.stdio {
@@ -428,6 +443,7 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
                 None => {
                     reached_exec = rec.phase() == Phase::Exec;
                     tl.mark_from_init(&rec);
+                    fault::on_init_mark(rec.phase(), rec.detail());
                 }
             },
             Ok(None) => break,
@@ -443,6 +459,7 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
     }
     let t_exec_done = now_ns();
     if failure.is_none() && reached_exec {
+        fault::at(Phase::Workload, "")?;
         let (s, cost) = timed_snapshot(exec_group.as_ref());
         tl.reopen_last(Snap {
             source: Source::Exec,
@@ -466,6 +483,7 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
     }
     let waited = init.wait();
     let t_reaped = now_ns();
+    fault::at(Phase::Teardown, "cgroup rmdir")?;
     let (s, cost) = timed_snapshot(exec_group.as_ref());
     tl.mark_at(
         t_reaped,
