@@ -81,19 +81,44 @@ pub fn run(opts: &Options) -> Cleaned {
 fn containers(opts: &Options, out: &mut Cleaned) {
     for kind in [RuntimeKind::Docker, RuntimeKind::Podman, RuntimeKind::PodmanRootless] {
         let Ok(engine) = CliEngine::locate(kind) else { continue };
-        let filter = format!("label={OWNER_LABEL}");
-        let Ok(list) = engine.query(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]) else {
-            continue;
+        let stale_names = || -> Vec<String> {
+            let filter = format!("label={OWNER_LABEL}");
+            engine
+                .query(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"])
+                .map(|list| list.lines().map(str::trim).filter(|n| stale(n, opts.all)).map(str::to_string).collect())
+                .unwrap_or_default()
         };
-        let names: Vec<&str> = list.lines().map(str::trim).filter(|n| stale(n, opts.all)).collect();
+        let names = stale_names();
         if names.is_empty() {
             continue;
         }
-        let mut args = vec!["rm", "-f"];
-        args.extend(&names);
-        match if opts.dry_run { Ok(String::new()) } else { engine.query(&args) } {
-            Ok(_) => out.containers.extend(names.iter().map(|n| format!("{kind} {n}"))),
-            Err(e) => out.failed.push(format!("{kind} rm -f {}: {e}", names.join(" "))),
+        if opts.dry_run {
+            out.containers.extend(names.iter().map(|n| format!("{kind} {n}")));
+            continue;
+        }
+        // A killed run may leave an `rm -f` of its own in flight ("removal ... already in
+        // progress"): give it a moment and judge by what is still listed.
+        let mut error = None;
+        for attempt in 0..3 {
+            let left = if attempt == 0 { names.clone() } else { stale_names() };
+            if left.is_empty() {
+                error = None;
+                break;
+            }
+            let mut args = vec!["rm", "-f"];
+            args.extend(left.iter().map(String::as_str));
+            match engine.query(&args) {
+                Ok(_) => {
+                    error = None;
+                    break;
+                }
+                Err(e) => error = Some(e),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        match error {
+            None => out.containers.extend(names.iter().map(|n| format!("{kind} {n}"))),
+            Some(e) => out.failed.push(format!("{kind} rm -f {}: {e}", names.join(" "))),
         }
     }
 }
