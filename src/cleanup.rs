@@ -69,6 +69,16 @@ pub struct Options {
     pub dry_run: bool,
 }
 
+/// True when probe runs in a child pid namespace (inside a container): owner pids from the
+/// host are not visible there, so every host resource would look stale. /proc/self/status
+/// lists one NSpid per namespace level (proc(5)).
+pub fn in_child_pid_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("NSpid:")).map(|v| v.split_whitespace().count() > 1))
+        .unwrap_or(false)
+}
+
 pub fn run(opts: &Options) -> Cleaned {
     let mut out = Cleaned::default();
     containers(opts, &mut out);

@@ -325,19 +325,20 @@ fn limits_reach_the_cgroup() {
             (d.join("cpu.max"), "50000 100000"),
         ]
     };
+    // The cgroup directory appears before its limits are written: wait for the values, not
+    // for the files.
+    let read_all = || -> Vec<String> {
+        files
+            .iter()
+            .map(|(f, _)| std::fs::read_to_string(f).unwrap_or_default().trim().to_string())
+            .collect()
+    };
     let end = Instant::now() + Duration::from_secs(2);
-    while !files[0].0.exists() && Instant::now() < end {
+    let mut got = read_all();
+    while files.iter().zip(&got).any(|((_, want), g)| g != want) && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(10));
+        got = read_all();
     }
-    let got: Vec<String> = files
-        .iter()
-        .map(|(f, _)| {
-            std::fs::read_to_string(f)
-                .unwrap_or_default()
-                .trim()
-                .to_string()
-        })
-        .collect();
     signal(child.id(), libc::SIGTERM);
     child.wait().unwrap();
     for ((f, want), got) in files.iter().zip(got) {

@@ -24,6 +24,10 @@ pub fn run(a: CleanupArgs) -> anyhow::Result<ExitCode> {
         nix::unistd::Uid::effective().is_root(),
         "cleanup needs root (mounts, cgroups and engine containers are root's): run `sudo probe cleanup`"
     );
+    anyhow::ensure!(
+        !cleanup::in_child_pid_namespace(),
+        "cleanup cannot run inside a container: the owners' pids are not visible here; run it on the host"
+    );
     let done = cleanup::run(&cleanup::Options { all: a.all, dry_run: a.dry_run });
     if a.json {
         println!("{}", serde_json::to_string_pretty(&done)?);

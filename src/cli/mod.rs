@@ -77,7 +77,9 @@ pub enum Command {
 /// is gone), so a `kill -9` never leaks past the next run. `probe run` skips this: it is an
 /// interactive tool whose start-up time is the point.
 fn sweep_stale() {
-    if !nix::unistd::Uid::effective().is_root() {
+    // Inside a container (the nested experiment's worker, with the host's docker socket) the
+    // owners' pids are invisible and everything would look stale.
+    if !nix::unistd::Uid::effective().is_root() || crate::cleanup::in_child_pid_namespace() {
         return;
     }
     let done = crate::cleanup::run(&crate::cleanup::Options { all: false, dry_run: false });
@@ -88,10 +90,12 @@ fn sweep_stale() {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if matches!(
-        cli.command,
-        Command::Startup(_) | Command::Memory(_) | Command::Cpu(_) | Command::Scale(_) | Command::Io(_) | Command::Nested(_)
-    ) {
+    let experiment = match &cli.command {
+        Command::Startup(_) | Command::Memory(_) | Command::Cpu(_) | Command::Scale(_) | Command::Io(_) => true,
+        Command::Nested(a) => a.worker.is_none(),
+        _ => false,
+    };
+    if experiment {
         sweep_stale();
     }
     match cli.command {

@@ -305,6 +305,25 @@ impl Snapshot {
     }
 }
 
+/// The nesting image declares its engines' stores as anonymous volumes. `run --rm` removes
+/// them with the container, except when the container never started (docker 20.10 leaves
+/// them when runc init fails, as with --privileged here): remove volumes that appeared during
+/// this run and that no container uses any more.
+fn remove_new_dangling_volumes(engines: &[&CliEngine], before: &Snapshot) {
+    for e in engines {
+        let dangling = e.query(&["volume", "ls", "-q", "--filter", "dangling=true"]).unwrap_or_default();
+        let new: Vec<&str> = dangling
+            .lines()
+            .filter(|v| !v.is_empty() && !before.0.contains(&format!("{} volume {v}", e.kind())))
+            .collect();
+        if !new.is_empty() {
+            let mut args = vec!["volume", "rm"];
+            args.extend(&new);
+            let _ = e.query(&args);
+        }
+    }
+}
+
 /// A container this run asked an engine for; the id comes from --cidfile once it exists.
 struct Created {
     engine: RuntimeKind,
@@ -339,6 +358,7 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool, progress: &mut dyn FnMut
         results.push(run_approach(a, engine, &mounts, &cfg, &mut created)?);
     }
     let native = native::run(&mounts.exe, cfg.native_depth, cfg.native_reps, &probe.defaults.native_level_flags, interrupted, progress);
+    remove_new_dangling_volumes(&engine_refs, &before);
     let leftovers = Snapshot::take(&engine_refs, &created).new_since(&before);
     let mut kinds: Vec<RuntimeKind> = engines.iter().map(|e| e.kind()).collect();
     kinds.push(RuntimeKind::Native);
