@@ -236,3 +236,37 @@ fn results_hold_no_setuid_files_or_world_writable_dirs() {
     }
     walk(&t.0);
 }
+
+/// Ctrl-C in the middle of each experiment that holds containers or files: it stops, says it
+/// was interrupted, and leaves nothing — no engine container, no mount, no cgroup, no temp file.
+#[test]
+fn sigint_during_each_experiment_leaves_nothing() {
+    if !require_engine("docker") {
+        return;
+    }
+    let t = TempDir::new("sigint-exp");
+    let io_dir = t.sub("io");
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("memory --cgroup", vec!["memory", "--cgroup", "--runtimes", "docker,native", "--counts", "0,3,5"]),
+        ("memory", vec!["memory", "--runtimes", "docker", "--counts", "5,10"]),
+        ("cpu --exec", vec!["cpu", "--exec", "--runtimes", "bare,docker,native", "--count", "5000000"]),
+        ("cpu", vec!["cpu", "--runtimes", "docker,native", "--count", "5000000"]),
+        ("io", vec!["io", "--modes", "bare,docker-volume,docker-overlay", "--size", "64", "--reps", "5", "--dir", io_dir.to_str().unwrap()]),
+        ("scale", vec!["scale", "--runtimes", "docker,native", "--counts", "20"]),
+    ];
+    for (name, mut args) in cases {
+        args.extend(["-q", "--results", t.s()]);
+        let mut p = spawn_probe(&args);
+        // Let it get into the middle: containers started or the file half-written.
+        std::thread::sleep(Duration::from_millis(2500));
+        signal(&p, libc::SIGINT);
+        let start = Instant::now();
+        let status = p.wait().unwrap();
+        assert!(start.elapsed() < Duration::from_secs(60), "{name}: took too long to stop");
+        assert!(!status.success(), "{name}: an interrupted run must not report success");
+        assert_eq!(labelled("docker"), 0, "{name}: docker containers left");
+        assert_eq!(leftovers_of(&[p.id()]), Vec::<String>::new(), "{name}: leftovers");
+        let files: Vec<_> = std::fs::read_dir(&io_dir).unwrap().flatten().map(|e| e.path()).collect();
+        assert!(files.is_empty(), "{name}: files left in the io dir: {files:?}");
+    }
+}
