@@ -8,48 +8,12 @@
 mod common;
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use common::*;
 
 const PHASES: [&str; 8] = ["rootfs", "cgroup", "namespaces", "mounts", "security", "exec", "workload", "teardown"];
 const ACTIONS: [&str; 4] = ["kill", "fail", "sigint", "sigterm"];
-
-/// Mounts, cgroups (any hierarchy) and container dirs named probe-<pid>- for these pids.
-fn leftovers_of(pids: &[u32]) -> Vec<String> {
-    let ours = |name: &str| {
-        let pid = name.strip_prefix("probe-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
-        pid.is_some_and(|p| pids.contains(&p))
-    };
-    let mut out: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter(|l| l.split(' ').nth(4).is_some_and(|mp| mp.split('/').any(&ours)))
-        .map(|l| format!("mount {l}"))
-        .collect();
-    let mut dirs = vec![PathBuf::from("/var/lib/probe/containers"), PathBuf::from("/run/probe"), PathBuf::from("/sys/fs/cgroup")];
-    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        if h.path().is_dir() {
-            dirs.push(h.path());
-        }
-    }
-    for d in dirs {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if ours(&name) {
-                out.push(e.path().display().to_string());
-            }
-        }
-    }
-    out
-}
-
-fn cleanup() -> String {
-    let o = Command::new(probe_bin()).args(["cleanup"]).output().unwrap();
-    assert!(o.status.success(), "cleanup failed: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// Run folders written (the `latest` link aside).
 fn results_in(dir: &std::path::Path) -> Vec<String> {
@@ -90,7 +54,7 @@ fn check(action: &str, phase: &str, t: &TempDir) -> Vec<String> {
         // nothing on the host yet: its directories live in the init's private tmpfs.
         let strands = !matches!(phase, "rootfs" | "cgroup");
         expect(!strands || !leftovers_of(&[pid]).is_empty(), "a kill -9 mid-start left nothing: did the fault fire?".into());
-        let said = cleanup();
+        let said = probe_cleanup();
         expect(leftovers_of(&[pid]).is_empty(), format!("after cleanup: {:?} (cleanup said: {said})", leftovers_of(&[pid])));
     } else {
         expect(!o.status.success(), "exited 0".into());

@@ -17,34 +17,6 @@ fn labelled(engine: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// Everything of probe's the machine can show: mounts, cgroups and dirs named probe-<pid>-,
-/// for the given probe pids (those a test started) or, with none given, for any probe.
-fn leftovers_of(pids: &[u32]) -> Vec<String> {
-    let ours = |name: &str| {
-        let pid = name.strip_prefix("probe-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
-        pid.is_some_and(|p| pids.is_empty() || pids.contains(&p))
-    };
-    let mut out: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter(|l| l.split(' ').nth(4).is_some_and(|mp| mp.split('/').any(|c| ours(c))))
-        .map(|l| format!("mount {l}"))
-        .collect();
-    let mut dirs = vec![PathBuf::from("/var/lib/probe/containers"), PathBuf::from("/run/probe")];
-    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        dirs.push(h.path());
-    }
-    for d in dirs {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if ours(&name) {
-                out.push(e.path().display().to_string());
-            }
-        }
-    }
-    out
-}
-
 fn leftovers() -> Vec<String> {
     leftovers_of(&[])
 }
@@ -71,12 +43,6 @@ fn signal(child: &Child, sig: i32) {
     unsafe { libc::kill(child.id() as i32, sig) };
 }
 
-fn cleanup() -> String {
-    let o = Command::new(probe_bin()).args(["cleanup"]).output().unwrap();
-    assert!(o.status.success(), "cleanup failed: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 #[test]
 fn kill_9_during_scale_then_cleanup_leaves_nothing() {
     if !require_engine("docker") {
@@ -88,7 +54,7 @@ fn kill_9_during_scale_then_cleanup_leaves_nothing() {
     signal(&p, libc::SIGKILL);
     let _ = p.wait();
     assert!(labelled("docker") >= 1, "a kill -9 should leave the fleet for cleanup to find");
-    let said = cleanup();
+    let said = probe_cleanup();
     assert_eq!(labelled("docker"), 0, "cleanup said:\n{said}");
     assert_eq!(leftovers(), Vec::<String>::new());
 }

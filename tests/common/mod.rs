@@ -95,3 +95,40 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Mounts, cgroups (any hierarchy, and the cgroup root) and container dirs named
+/// probe-<pid>-... for the given probe pids (those a test started) or, with none, for any.
+pub fn leftovers_of(pids: &[u32]) -> Vec<String> {
+    let ours = |name: &str| {
+        let pid = name.strip_prefix("probe-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+        pid.is_some_and(|p| pids.is_empty() || pids.contains(&p))
+    };
+    let mut out: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split(' ').nth(4).is_some_and(|mp| mp.split('/').any(&ours)))
+        .map(|l| format!("mount {l}"))
+        .collect();
+    let mut dirs: Vec<std::path::PathBuf> = ["/var/lib/probe/containers", "/run/probe", "/sys/fs/cgroup"].map(Into::into).to_vec();
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        if h.path().is_dir() {
+            dirs.push(h.path());
+        }
+    }
+    for d in dirs {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if ours(&name) {
+                out.push(e.path().display().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// `probe cleanup`, which must succeed; returns what it said.
+pub fn probe_cleanup() -> String {
+    let o = Command::new(probe_bin()).args(["cleanup"]).output().unwrap();
+    assert!(o.status.success(), "cleanup failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
