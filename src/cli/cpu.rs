@@ -48,7 +48,7 @@ pub fn run(a: CpuArgs) -> anyhow::Result<ExitCode> {
     crate::output::results::check_writable(&a.results)?;
     crate::signals::install();
     let explicit = a.runtimes.is_some();
-    if a.exec {
+    let (report, label, experiment, how) = if a.exec {
         let d = cpu_exec::probe().defaults;
         let report = cpu_exec::run(cpu_exec::Config {
             runtimes: a.runtimes.clone().unwrap_or_else(|| fleets::parse_kinds(&d.runtimes)),
@@ -59,29 +59,24 @@ pub fn run(a: CpuArgs) -> anyhow::Result<ExitCode> {
             settle: Duration::from_millis(d.settle_ms),
             quiet: a.quiet,
         })?;
-        let csv = seed_csv::metric_csv(&rows(&report.results))?;
-        let json = serde_json::to_vec_pretty(&report)?;
-        let dir = save(&a.results, "cpu-exec", &[("cpu_exec.csv", &csv), ("cpu_exec.json", &json)])?;
-        let title = format!(
-            "Experiment 7: `{}` exec'd into a running container, {} reps after {} warmup",
-            report.argv[2], report.reps, report.warmup
-        );
-        emit(a.format, &render(&title, &report.results, report.pmu_na.as_deref(), &report.reference.overhead_pct), &csv, &json);
-        return finish(&report.warnings, &report.skipped, &dir);
-    }
-    let d = cpu::probe().defaults;
-    let report = cpu::run(cpu::Config {
-        runtimes: a.runtimes.clone().unwrap_or_else(|| fleets::parse_kinds(&d.runtimes)),
-        explicit,
-        count: a.count.unwrap_or(d.count),
-        reps: a.reps.unwrap_or(d.reps),
-        warmup: a.warmup.unwrap_or(d.warmup),
-        quiet: a.quiet,
-    })?;
+        (report, "cpu_exec", "Experiment 7", "exec'd into a running container")
+    } else {
+        let d = cpu::probe().defaults;
+        let report = cpu::run(cpu::Config {
+            runtimes: a.runtimes.clone().unwrap_or_else(|| fleets::parse_kinds(&d.runtimes)),
+            explicit,
+            count: a.count.unwrap_or(d.count),
+            reps: a.reps.unwrap_or(d.reps),
+            warmup: a.warmup.unwrap_or(d.warmup),
+            quiet: a.quiet,
+        })?;
+        (report, "cpu", "Experiment 3", "in a new container per run")
+    };
     let csv = seed_csv::metric_csv(&rows(&report.results))?;
     let json = serde_json::to_vec_pretty(&report)?;
-    let dir = save(&a.results, "cpu", &[("cpu.csv", &csv), ("cpu.json", &json)])?;
-    let title = format!("Experiment 3: `{}` in a new container per run, {} reps after {} warmup", report.argv[2], report.reps, report.warmup);
+    let (csv_name, json_name) = (format!("{label}.csv"), format!("{label}.json"));
+    let dir = save(&a.results, report.experiment, &[(&csv_name, &csv), (&json_name, &json)])?;
+    let title = format!("{experiment}: `{}` {how}, {} reps after {} warmup", report.argv[2], report.reps, report.warmup);
     emit(a.format, &render(&title, &report.results, report.pmu_na.as_deref(), &report.reference.overhead_pct), &csv, &json);
     finish(&report.warnings, &report.skipped, &dir)
 }

@@ -150,6 +150,7 @@ pub struct Config {
     pub quiet: bool,
 }
 
+/// What `probe cpu` and `probe cpu --exec` (experiment "cpu-exec") report.
 #[derive(Serialize, Debug)]
 pub struct Report {
     pub experiment: &'static str,

@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use nix::sys::signal::Signal;
-use serde::Serialize;
 
-use super::cpu::{self, Reference, Rep, RuntimeCpu};
-use super::startup::Skipped;
+use super::cpu::{self, Report, Rep, RuntimeCpu};
 use super::workload;
 use crate::engine::detached::Fleet;
 use crate::engine::RuntimeKind;
@@ -33,21 +31,6 @@ pub struct Config {
     pub warmup: u32,
     pub settle: Duration,
     pub quiet: bool,
-}
-
-#[derive(Serialize, Debug)]
-pub struct Report {
-    pub experiment: &'static str,
-    pub host: HostInfo,
-    pub count: u64,
-    pub argv: Vec<String>,
-    pub reps: u32,
-    pub warmup: u32,
-    pub pmu_na: Option<String>,
-    pub results: Vec<RuntimeCpu>,
-    pub skipped: Vec<Skipped>,
-    pub warnings: Vec<String>,
-    pub reference: Reference,
 }
 
 /// Where an exec'd process's CPU time can be read: the container's own cgroup (exec puts
