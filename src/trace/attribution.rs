@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::cut::{self, Span};
-use super::event::{Event, PAGE_FAULT};
+use super::event::{Event, FAULTS_PER_SAMPLE, PAGE_FAULT};
 use super::oncpu;
 use super::procs::{Procs, RUNTIMES};
 use crate::phase::{Counters, Phase, PhaseRecord};
@@ -28,6 +28,7 @@ pub struct SliceStats {
     /// timers, or other load.
     pub off_cpu_ns: Option<u64>,
     pub switches: Option<u64>,
+    /// Estimated from samples: each sample counts for the faults its period stands for.
     pub page_faults: Option<u64>,
     pub block_io: u64,
     /// The process with the most on-CPU time in the slice, and that time.
@@ -343,7 +344,7 @@ fn with_stats(ev: &[Event], procs: &Procs, w: Window, spans: Vec<Span>) -> Vec<S
                 match e.short_name() {
                     "sched_switch" => sw += 1,
                     "block_rq_issue" => bio += 1,
-                    n if n == PAGE_FAULT => pf += 1,
+                    n if n == PAGE_FAULT => pf += e.uint(FAULTS_PER_SAMPLE).unwrap_or(1),
                     _ => {}
                 }
             }
@@ -535,5 +536,16 @@ mod tests {
         let r = a.records();
         assert!(r.iter().all(|p| p.counters.task_clock_ns.is_none() && p.counters.cycles.is_none()));
         assert!(r.iter().all(|p| p.counters.page_faults.is_none()), "page faults not traced → n/a");
+    }
+
+    #[test]
+    fn sampled_page_faults_count_for_their_period() {
+        let mut events = docker_run();
+        let fault = |t: u64| ev(t, 303, 303, PAGE_FAULT, &[(FAULTS_PER_SAMPLE, i(16))]);
+        events.extend([fault(83), fault(84), ev(85, 999, 999, PAGE_FAULT, &[(FAULTS_PER_SAMPLE, i(16))])]);
+        events.sort_by_key(|e| e.time_ns);
+        let a = attribute(&events, Window { start: 0, end: 100 * MS, root: 100 }, &names);
+        let teardown: u64 = a.slices.iter().filter(|s| s.phase == Phase::Teardown).filter_map(|s| s.stats.page_faults).sum();
+        assert_eq!(teardown, 32, "two samples of the run's init at 1 in 16; pid 999 is not in the run");
     }
 }

@@ -9,6 +9,9 @@ use super::format::Value;
 /// The name given to sampled page faults (a perf software event, not a tracepoint).
 pub const PAGE_FAULT: &str = "page-faults";
 
+/// The field of a [`PAGE_FAULT`] event holding how many faults its sample stands for.
+pub const FAULTS_PER_SAMPLE: &str = "faults";
+
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Event {
     /// CLOCK_MONOTONIC nanoseconds, the clock of `Sample::start_mono_ns`.

@@ -83,7 +83,7 @@ fn kernel_saw(t: &RepTrace, phase: Phase) -> String {
         parts.push(format!("{} with no run process on a CPU", ms(off as f64)));
     }
     if let Some(pf) = sum(&|s| s.page_faults) {
-        parts.push(format!("{pf} page faults"));
+        parts.push(format!("≈{pf} page faults"));
     }
     parts.push(format!("{} block I/O requests", slices.iter().map(|s| s.stats.block_io).sum::<u64>()));
     if let Some((name, ns)) = top.iter().max_by_key(|(_, &ns)| ns) {

@@ -12,8 +12,8 @@ use std::rc::Rc;
 use perf_event::events::{Software, Tracepoint};
 use perf_event::{Builder, Clock, Counter, SampleFlag, Sampler};
 
-use super::event::{Event, PAGE_FAULT};
-use super::format::{EventFormat, FormatError};
+use super::event::{Event, FAULTS_PER_SAMPLE, PAGE_FAULT};
+use super::format::{EventFormat, FormatError, Value};
 use super::record::{self, PerfRecord};
 
 /// `_IO('$', 5)` from include/uapi/linux/perf_event.h; neither libc nor perf-event2 exports it.
@@ -54,13 +54,14 @@ pub enum TraceError {
 pub struct Options {
     /// `system/name` tracepoints.
     pub tracepoints: Vec<String>,
-    /// Also sample every page fault (software event, period 1).
-    pub page_faults: bool,
+    /// Also sample page faults (a software event): one sample per this many faults.
+    pub page_fault_period: Option<u64>,
 }
 
 enum Source {
     Tracepoint(Rc<EventFormat>),
-    PageFaults,
+    /// With the sampling period: each sample stands for that many faults.
+    PageFaults(u64),
 }
 
 struct Ring {
@@ -88,6 +89,7 @@ fn builder<'a>(cpu: usize) -> Builder<'a> {
         .any_pid()
         // Period 1 is never throttled: perf_swevent_overflow() only throttles from the
         // second overflow of one event on, and a period-1 event overflows exactly once.
+        // (Page faults use a longer period; a throttle would be counted, not hidden.)
         .sample_period(1)
         .sample(SampleFlag::IDENTIFIER | SampleFlag::TID | SampleFlag::TIME | SampleFlag::CPU | SampleFlag::RAW)
         // Every event sharing a ring must use the same clock (perf_event_set_output()).
@@ -141,7 +143,7 @@ impl Session {
                 Err(e) => return Err(e.into()),
             }
         }
-        if formats.is_empty() && !opts.page_faults {
+        if formats.is_empty() && opts.page_fault_period.is_none() {
             return Err(TraceError::NoEvents);
         }
         let mut sources = HashMap::new();
@@ -153,9 +155,9 @@ impl Session {
                 sources.insert(c.id(), Source::Tracepoint(f.clone()));
                 counters.push(c);
             }
-            if opts.page_faults {
-                let c = open_one(builder(cpu).event(Software::PAGE_FAULTS), PAGE_FAULT, cpu)?;
-                sources.insert(c.id(), Source::PageFaults);
+            if let Some(period) = opts.page_fault_period {
+                let c = open_one(builder(cpu).event(Software::PAGE_FAULTS).sample_period(period), PAGE_FAULT, cpu)?;
+                sources.insert(c.id(), Source::PageFaults(period));
                 counters.push(c);
             }
             let mut followers = counters.split_off(1);
@@ -246,13 +248,13 @@ impl Session {
                             name: f.name.clone(),
                             fields: f.decode(s.raw).into_iter().collect(),
                         }),
-                        Some(Source::PageFaults) => events.push(Event {
+                        Some(Source::PageFaults(period)) => events.push(Event {
                             time_ns: s.time,
                             cpu: s.cpu,
                             pid: s.pid,
                             tid: s.tid,
                             name: PAGE_FAULT.to_string(),
-                            fields: Default::default(),
+                            fields: [(FAULTS_PER_SAMPLE.to_string(), Value::Int(*period as i64))].into(),
                         }),
                         None => self.malformed += 1,
                     },
