@@ -100,3 +100,63 @@ fn trace_reports_exit_status_and_counts() {
     assert!(text.contains("sched_process_exec"), "{text}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("lost 0"));
 }
+
+#[test]
+fn startup_breakdown_puts_engines_beside_native() {
+    if !common::require_engine("docker") || !common::require_engine("podman") {
+        return;
+    }
+    let dir = common::TempDir::new("breakdown");
+    let png = dir.0.join("timeline.png");
+    let results = dir.0.join("results");
+    let out = common::probe(&[
+        "startup", "--breakdown", "--runtimes", "native,docker,podman", "--reps", "3", "--quiet",
+        "--results", results.to_str().unwrap(), "--timeline", png.to_str().unwrap(), "--", "true",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for rt in ["native", "docker", "podman"] {
+        assert!(text.contains(&format!("Phases of {rt} (median total")), "no phase table for {rt}:\n{text}");
+    }
+    let stacked = text.split("Where the time goes").nth(1).expect("stacked comparison");
+    assert!(["native ", "docker ", "podman "].iter().all(|r| stacked.contains(r)), "{stacked}");
+
+    let json: Value = serde_json::from_slice(&std::fs::read(results.join("latest/startup.json")).unwrap()).unwrap();
+    let breakdowns = json["breakdown"].as_array().unwrap();
+    for b in breakdowns.iter().filter(|b| b["runtime"] != "native") {
+        assert!(b["min_coverage"].as_f64().unwrap() >= 0.95, "{b}");
+        let phases: Vec<&str> = b["rows"].as_array().unwrap().iter().map(|r| r["phase"].as_str().unwrap()).collect();
+        for p in ["engine", "runtime", "cgroup", "namespaces", "mounts", "exec", "teardown"] {
+            assert!(phases.contains(&p), "{}: no {p} in {phases:?}", b["runtime"]);
+        }
+    }
+    // Page faults are sampled 1 in 16: every engine rep's count is a multiple of 16, and a
+    // docker run faults thousands of times.
+    for r in json["report"]["results"].as_array().unwrap().iter().filter(|r| r["runtime"] != "native") {
+        for s in r["samples"].as_array().unwrap() {
+            let faults: u64 = s["phases"].as_array().unwrap().iter().filter_map(|p| p["counters"]["page_faults"].as_u64()).sum();
+            assert!(faults >= 1000 && faults % 16 == 0, "{}: {faults} page faults", r["runtime"]);
+        }
+    }
+    let head = std::fs::read(&png).expect("timeline written");
+    assert!(head.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    // An existing file is refused before anything runs.
+    let again = common::probe(&["startup", "--breakdown", "--runtimes", "native", "--timeline", png.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+#[test]
+fn trace_timeline_is_svg() {
+    if !common::require_root() {
+        return;
+    }
+    let dir = common::TempDir::new("timeline");
+    let svg = dir.0.join("t.svg");
+    let out = common::probe(&["trace", "--timeline", svg.to_str().unwrap(), "--", "sh", "-c", "true"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let body = std::fs::read_to_string(&svg).unwrap();
+    assert!(body.starts_with("<svg") && body.contains("phases"), "{}", &body[..body.len().min(200)]);
+    let hidden: Vec<_> = std::fs::read_dir(&dir.0).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+    assert!(hidden.is_empty(), "temporary file left: {hidden:?}");
+}

@@ -10,6 +10,7 @@ use crate::engine::RuntimeKind;
 use crate::experiment::breakdown::{self, Breakdown};
 use crate::experiment::startup::{self, Report};
 use crate::measure::runner::Plan;
+use crate::trace::observer::StartupTracer;
 use crate::output::results::{self, RunDir};
 use crate::output::seed_csv::{self, MetricRow};
 use crate::output::table::{ms, Table};
@@ -39,9 +40,10 @@ pub struct StartupArgs {
     /// Also cut each start into phases (native: timed in-process) and show where time goes.
     #[arg(long)]
     pub breakdown: bool,
-    /// With --breakdown: draw each traced engine's median rep as an SVG timeline of
-    /// processes and phases.
-    #[arg(long, value_name = "FILE.svg", requires = "breakdown")]
+    /// With --breakdown: draw each runtime's median rep (native's phases, each traced
+    /// engine's phases and processes) as one timeline: SVG or PNG, by the file's extension
+    /// (a new file; an existing one is not replaced).
+    #[arg(long, value_name = "FILE.svg|png", requires = "breakdown", value_parser = crate::trace::timeline::check_path)]
     pub timeline: Option<PathBuf>,
     /// What to print on stdout; the run folder always gets CSV and JSON.
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -95,7 +97,7 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
     if a.breakdown && !kinds.contains(&RuntimeKind::Native) && !explicit {
         kinds.insert(1, RuntimeKind::Native);
     }
-    let mut tracer = if a.breakdown { crate::trace::observer::StartupTracer::start_or_explain() } else { None };
+    let mut tracer = if a.breakdown { StartupTracer::start_or_explain() } else { None };
     let report = startup::run(
         startup::Config {
             runtimes: kinds,
@@ -137,8 +139,11 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
         dir.write_atomic("phases.csv", &phases_csv(&report)?)?;
     }
     dir.mark_latest()?;
-    if let (Some(t), Some(path)) = (&tracer, &a.timeline) {
-        t.write_timeline(path, &report.results)?;
+    if let Some(path) = &a.timeline {
+        let runs = StartupTracer::timeline_runs(tracer.as_ref(), &report.results);
+        let runs: Vec<(String, &_)> = runs.iter().map(|(t, a)| (t.clone(), a)).collect();
+        anyhow::ensure!(!runs.is_empty(), "--timeline: no rep has phases to draw (the results are saved in {})", dir.path().display());
+        crate::trace::timeline::write(path, &runs)?;
         eprintln!("timeline: {}", path.display());
     }
 

@@ -32,8 +32,9 @@ pub struct TraceArgs {
     /// instead of the tables.
     #[arg(long)]
     pub json: bool,
-    /// Also draw the run as an SVG timeline of processes and phases.
-    #[arg(long, value_name = "FILE.svg")]
+    /// Also draw the run as a timeline of processes and phases: SVG or PNG, by the file's
+    /// extension (a new file; an existing one is not replaced).
+    #[arg(long, value_name = "FILE.svg|png", value_parser = timeline::check_path)]
     pub timeline: Option<PathBuf>,
     /// The command to trace.
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -91,7 +92,7 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", render(&att, &events, root));
         if let Some(path) = &a.timeline {
-            std::fs::write(path, timeline::svg(&[(a.command.join(" "), &att)])).with_context(|| format!("writing {}", path.display()))?;
+            timeline::write(path, &[(a.command.join(" "), &att)])?;
             eprintln!("timeline: {}", path.display());
         }
     }

@@ -396,6 +396,27 @@ fn proc_lines(ev: &[Event], procs: &Procs, w: Window) -> Vec<ProcLine> {
 }
 
 impl Attribution {
+    /// A run timed in-process (native): its phase records as slices, with the counters
+    /// they carry; no processes (the run is one container of probe's own).
+    pub fn from_records(window: Window, records: &[PhaseRecord]) -> Attribution {
+        let slices = records
+            .iter()
+            .map(|r| Slice {
+                phase: r.phase,
+                detail: r.detail.clone(),
+                start: window.start + r.start_ns,
+                end: window.start + r.start_ns + r.dur_ns,
+                stats: SliceStats {
+                    on_cpu_ns: r.counters.task_clock_ns,
+                    switches: r.counters.context_switches,
+                    page_faults: r.counters.page_faults,
+                    ..Default::default()
+                },
+            })
+            .collect();
+        Attribution { window, slices, procs: Vec::new(), container_cgroup: None, init_pid: None }
+    }
+
     /// Phase records relative to the window start, as `Sample::phases` carries them.
     pub fn records(&self) -> Vec<PhaseRecord> {
         self.slices
@@ -536,6 +557,25 @@ mod tests {
         let r = a.records();
         assert!(r.iter().all(|p| p.counters.task_clock_ns.is_none() && p.counters.cycles.is_none()));
         assert!(r.iter().all(|p| p.counters.page_faults.is_none()), "page faults not traced → n/a");
+    }
+
+    #[test]
+    fn native_records_become_slices_and_back() {
+        let rec = |phase, start_ns, dur_ns| PhaseRecord {
+            phase,
+            detail: None,
+            start_ns,
+            dur_ns,
+            counters: Counters { page_faults: Some(3), ..Default::default() },
+            overhead_ns: 0,
+        };
+        let records = [rec(Phase::Cgroup, 0, 200), rec(Phase::Exec, 200, 500)];
+        let a = Attribution::from_records(Window { start: 1_000, end: 1_700, root: 1 }, &records);
+        assert_eq!((a.slices[1].start, a.slices[1].end), (1_200, 1_700));
+        assert!((a.coverage() - 1.0).abs() < 1e-9);
+        let back = a.records();
+        assert_eq!((back[1].phase, back[1].start_ns, back[1].dur_ns), (Phase::Exec, 200, 500));
+        assert_eq!(back[0].counters.page_faults, Some(3));
     }
 
     #[test]

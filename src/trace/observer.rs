@@ -1,9 +1,6 @@
 //! `probe startup --breakdown` for engines: one tracing session for the whole run, drained
 //! around every rep; engine reps get their wall time cut into phases.
 
-use std::path::Path;
-
-use anyhow::Context;
 use serde::Serialize;
 
 use super::attribution::{self, Attribution, Window};
@@ -115,17 +112,20 @@ impl StartupTracer {
         out
     }
 
-    /// Draws, for every traced runtime, its median rep.
-    pub fn write_timeline(&self, path: &Path, results: &[RuntimeResult]) -> anyhow::Result<()> {
+    /// Each runtime's median rep among those with phases, as the timeline draws them:
+    /// traced engines with their processes, native from its in-process phase records.
+    pub fn timeline_runs(tracer: Option<&Self>, results: &[RuntimeResult]) -> Vec<(String, Attribution)> {
         let mut runs = Vec::new();
         for r in results {
-            let mut traced: Vec<(&Sample, &RepTrace)> = r.samples.iter().filter_map(|s| self.trace_of(s).map(|t| (s, t))).collect();
-            traced.sort_by_key(|(s, _)| s.wall_ns);
-            if let Some((s, t)) = traced.get(traced.len() / 2) {
-                runs.push((format!("{} — median rep, {:.1} ms", r.runtime, s.wall_ms()), &t.attribution));
-            }
+            let mut timed: Vec<&Sample> = r.samples.iter().filter(|s| !s.phases.is_empty()).collect();
+            timed.sort_by_key(|s| s.wall_ns);
+            let Some(s) = timed.get(timed.len() / 2) else { continue };
+            let a = match tracer.and_then(|t| t.trace_of(s)) {
+                Some(t) => t.attribution.clone(),
+                None => Attribution::from_records(Window { start: s.start_mono_ns, end: s.start_mono_ns + s.wall_ns, root: s.pid }, &s.phases),
+            };
+            runs.push((format!("{} — median rep, {:.1} ms", r.runtime, s.wall_ms()), a));
         }
-        anyhow::ensure!(!runs.is_empty(), "--timeline: no engine rep was traced, nothing to draw");
-        std::fs::write(path, super::timeline::svg(&runs)).with_context(|| format!("writing {}", path.display()))
+        runs
     }
 }

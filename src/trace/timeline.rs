@@ -1,95 +1,178 @@
-//! One traced run drawn as SVG, the way `systemd-analyze plot` draws a boot: a band of
-//! phases on top, then one bar per process of the run over the same time axis.
+//! Traced runs drawn the way `systemd-analyze plot` draws a boot: per run a band of phases,
+//! then one bar per process over the same time axis; runs stacked on one shared scale.
+//! Drawn with plotters, so one routine gives SVG or PNG (chosen by the file's extension).
 
-use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::attribution::Attribution;
+use crate::output::font::{ensure_font, FONT};
 use crate::phase::Phase;
 
-const WIDTH: f64 = 1200.0;
-const LEFT: f64 = 190.0;
-const ROW: f64 = 16.0;
+const WIDTH: u32 = 1200;
+const LEFT: i32 = 200;
+const RIGHT: i32 = 20;
+const ROW: i32 = 16;
+const LEGEND: i32 = 40;
 
-fn color(p: Phase) -> &'static str {
-    match p {
-        Phase::Client => "#8dd3c7",
-        Phase::Engine => "#fdb462",
-        Phase::Rootfs => "#b3de69",
-        Phase::Runtime => "#80b1d3",
-        Phase::Cgroup => "#fb8072",
-        Phase::Namespaces => "#bebada",
-        Phase::Mounts => "#ffed6f",
-        Phase::Security => "#ccebc5",
-        Phase::Exec => "#e31a1c",
-        Phase::Workload => "#33a02c",
-        Phase::Teardown => "#d9d9d9",
-        Phase::Unattributed => "#ffffff",
+fn color(p: Phase) -> RGBColor {
+    let (r, g, b) = match p {
+        Phase::Client => (0x8d, 0xd3, 0xc7),
+        Phase::Engine => (0xfd, 0xb4, 0x62),
+        Phase::Rootfs => (0xb3, 0xde, 0x69),
+        Phase::Runtime => (0x80, 0xb1, 0xd3),
+        Phase::Cgroup => (0xfb, 0x80, 0x72),
+        Phase::Namespaces => (0xbe, 0xba, 0xda),
+        Phase::Mounts => (0xff, 0xed, 0x6f),
+        Phase::Security => (0xcc, 0xeb, 0xc5),
+        Phase::Exec => (0xe3, 0x1a, 0x1c),
+        Phase::Workload => (0x33, 0xa0, 0x2c),
+        Phase::Teardown => (0xd9, 0xd9, 0xd9),
+        Phase::Unattributed => (0xff, 0xff, 0xff),
+    };
+    RGBColor(r, g, b)
+}
+
+/// What `--timeline` accepts: a new `.svg` or `.png` file in an existing folder. Checked
+/// before the run, so a long run never ends in a refusal to write its picture.
+pub fn check_path(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("svg" | "png") => {}
+        _ => return Err(format!("{s}: the timeline file must end in .svg or .png")),
     }
+    if path.exists() {
+        return Err(format!("{s} already exists: remove it or name another file"));
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(format!("{}: no such folder for the timeline file", dir.display()));
+    }
+    Ok(path)
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+/// Draws `runs` (title, attribution) into `path`, SVG or PNG by its extension. Written to a
+/// temporary file beside it and linked into place, so the file appears whole or not at all,
+/// and an existing file is never replaced.
+pub fn write(path: &Path, runs: &[(String, &Attribution)]) -> Result<()> {
+    ensure_font()?;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("timeline");
+    // Same extension: BitMapBackend picks the image format from it.
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp.{ext}", std::process::id()));
+    let size = (WIDTH, height(runs));
+    let drawn = match ext {
+        "svg" => render(&SVGBackend::new(&tmp, size).into_drawing_area(), runs),
+        "png" => render(&BitMapBackend::new(&tmp, size).into_drawing_area(), runs),
+        _ => Err(anyhow!("{}: the timeline file must end in .svg or .png", path.display())),
+    };
+    let placed = drawn.and_then(|()| {
+        std::fs::hard_link(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    });
+    let _ = std::fs::remove_file(&tmp);
+    placed
 }
 
-/// `runs` are (title, attribution) pairs, drawn one under the other on a shared scale.
-pub fn svg(runs: &[(String, &Attribution)]) -> String {
-    let longest = runs.iter().map(|(_, a)| a.window.end - a.window.start).max().unwrap_or(1).max(1) as f64;
-    let scale = (WIDTH - LEFT - 20.0) / longest;
-    let x = |a: &Attribution, t: u64| LEFT + (t.saturating_sub(a.window.start)) as f64 * scale;
-    let mut body = String::new();
-    let mut y = 20.0;
+fn height(runs: &[(String, &Attribution)]) -> u32 {
+    let rows: usize = runs.iter().map(|(_, a)| a.procs.len()).sum();
+    (runs.len() as i32 * (20 + 14 + ROW + 4 + 20) + rows as i32 * ROW + LEGEND + 10) as u32
+}
+
+fn render<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, runs: &[(String, &Attribution)]) -> Result<()> {
+    draw(root, runs).map_err(|e| anyhow!("drawing the timeline: {e}"))?;
+    root.present().map_err(|e| anyhow!("writing the timeline: {e}"))
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    runs: &[(String, &Attribution)],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let text = |size: u32| TextStyle::from((FONT, size).into_font()).color(&BLACK);
+    let span = |a: &Attribution| (a.window.end - a.window.start).max(1) as f64;
+    let longest = runs.iter().map(|(_, a)| span(a)).fold(1.0, f64::max);
+    // Runs share one scale so they compare at a glance, except a run under a quarter of the
+    // longest (native beside docker: 4 ms against 250), whose phases would be a few pixels:
+    // it gets its own scale, and its title says so.
+    let own_scale = |a: &Attribution| span(a) * 4.0 < longest;
+    let scale_of = |a: &Attribution| (WIDTH as i32 - LEFT - RIGHT) as f64 / if own_scale(a) { span(a) } else { longest };
+    let x = |a: &Attribution, t: u64| LEFT + (t.saturating_sub(a.window.start) as f64 * scale_of(a)) as i32;
+    let bar = |x0: i32, x1: i32, y: i32, h: i32, fill: RGBColor| {
+        // At least a pixel wide: a 20 µs mount must still show.
+        Rectangle::new([(x0, y), (x1.max(x0 + 1), y + h)], fill.filled())
+    };
+    let outline = |x0: i32, x1: i32, y: i32, h: i32| {
+        Rectangle::new([(x0, y), (x1.max(x0 + 1), y + h)], RGBColor(0x66, 0x66, 0x66).stroke_width(1))
+    };
+    let mut y = 10;
     for (title, a) in runs {
-        let _ = writeln!(body, r#"<text x="10" y="{y}" font-weight="bold">{}</text>"#, esc(title));
-        y += 8.0;
-        // time axis: a tick every 10/20/50/100 ms, whichever gives ≤ 15 ticks
-        let step_ms = [10u64, 20, 50, 100, 200, 500, 1000].into_iter().find(|s| longest / 1e6 / *s as f64 <= 15.0).unwrap_or(1000);
-        let span_ms = (a.window.end - a.window.start) / 1_000_000;
-        for k in (0..=span_ms).step_by(step_ms as usize) {
-            let tx = x(a, a.window.start + k * 1_000_000);
-            let _ = writeln!(body, r##"<line x1="{tx:.1}" y1="{y}" x2="{tx:.1}" y2="{}" stroke="#eee"/><text x="{tx:.1}" y="{}" font-size="9">{k} ms</text>"##, y + ROW * (a.procs.len() + 2) as f64, y + 8.0);
+        let title = if own_scale(a) { format!("{title} (own time scale)") } else { title.clone() };
+        root.draw(&Text::new(title, (10, y), text(13)))?;
+        y += 20;
+        let bottom = y + 14 + ROW + 4 + ROW * a.procs.len() as i32;
+        // A tick every 0.1/0.2/0.5/1/2/5/10/... ms, whichever gives at most 15 on this scale.
+        let shown_ms = if own_scale(a) { span(a) } else { longest } / 1e6;
+        let step = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0]
+            .into_iter()
+            .find(|s| shown_ms / s <= 15.0)
+            .unwrap_or(10_000.0);
+        let mut k = 0.0;
+        while k <= span(a) / 1e6 {
+            let tx = x(a, a.window.start + (k * 1e6) as u64);
+            root.draw(&PathElement::new([(tx, y + 12), (tx, bottom)], RGBColor(0xdd, 0xdd, 0xdd)))?;
+            let label = if step < 1.0 { format!("{k:.1} ms") } else { format!("{k:.0} ms") };
+            root.draw(&Text::new(label, (tx, y), text(9).pos(Pos::new(HPos::Center, VPos::Top))))?;
+            k += step;
         }
-        y += 12.0;
-        let _ = writeln!(body, r#"<text x="10" y="{}">phases</text>"#, y + 11.0);
+        y += 14;
+        root.draw(&Text::new("phases", (10, y + 2), text(11)))?;
         for s in &a.slices {
             let (x0, x1) = (x(a, s.start), x(a, s.end));
-            let label = match &s.detail {
-                Some(d) => format!("{} ({d})", s.phase),
-                None => s.phase.to_string(),
-            };
-            let _ = writeln!(
-                body,
-                r##"<rect x="{x0:.2}" y="{y}" width="{:.2}" height="{}" fill="{}" stroke="#666" stroke-width="0.3"><title>{} {:.2} ms</title></rect>"##,
-                (x1 - x0).max(0.5),
-                ROW - 2.0,
-                color(s.phase),
-                esc(&label),
-                (s.end - s.start) as f64 / 1e6
-            );
-            if x1 - x0 > 7.0 * s.phase.name().len() as f64 {
-                let _ = writeln!(body, r#"<text x="{:.2}" y="{}" font-size="10">{}</text>"#, x0 + 2.0, y + 11.0, s.phase);
+            root.draw(&bar(x0, x1, y, ROW - 2, color(s.phase)))?;
+            root.draw(&outline(x0, x1, y, ROW - 2))?;
+            let label = s.phase.to_string();
+            if (x1 - x0) as usize > 7 * label.len() {
+                root.draw(&Text::new(label, (x0 + 2, y + 2), text(10)))?;
             }
         }
-        y += ROW + 4.0;
+        y += ROW + 4;
         for p in &a.procs {
-            let (x0, x1) = (x(a, p.start), x(a, p.end));
-            let _ = writeln!(
-                body,
-                r##"<text x="10" y="{}" font-size="10">{} [{}]</text><rect x="{x0:.2}" y="{y}" width="{:.2}" height="{}" fill="#9ecae1"><title>{} pid {} {:.2}–{:.2} ms</title></rect>"##,
-                y + 11.0,
-                esc(&p.name),
-                p.tgid,
-                (x1 - x0).max(0.5),
-                ROW - 4.0,
-                esc(&p.name),
-                p.tgid,
-                (p.start - a.window.start) as f64 / 1e6,
-                (p.end - a.window.start) as f64 / 1e6
-            );
+            root.draw(&Text::new(format!("{} [{}]", p.name, p.tgid), (10, y + 1), text(10)))?;
+            root.draw(&bar(x(a, p.start), x(a, p.end), y, ROW - 4, RGBColor(0x9e, 0xca, 0xe1)))?;
             y += ROW;
         }
-        y += 20.0;
+        y += 20;
     }
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{y}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n{body}</svg>\n"
-    )
+    // The legend: a PNG has no tooltips, so every colour is named here.
+    let mut lx = 10;
+    for p in Phase::ALL {
+        root.draw(&bar(lx, lx + 12, y, 12, color(p)))?;
+        root.draw(&outline(lx, lx + 12, y, 12))?;
+        let name = p.to_string();
+        root.draw(&Text::new(name.clone(), (lx + 16, y), text(10)))?;
+        lx += 16 + 7 * name.len() as i32 + 14;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_paths() {
+        assert!(check_path("/tmp/x.txt").unwrap_err().contains(".svg or .png"));
+        assert!(check_path("/no/such/dir/t.svg").unwrap_err().contains("no such folder"));
+        assert!(check_path("/").is_err());
+        let existing = std::env::temp_dir().join(format!("probe-timeline-test-{}.svg", std::process::id()));
+        std::fs::write(&existing, "x").unwrap();
+        let e = check_path(existing.to_str().unwrap()).unwrap_err();
+        std::fs::remove_file(&existing).unwrap();
+        assert!(e.contains("already exists"), "{e}");
+        assert_eq!(check_path("t.png").unwrap(), PathBuf::from("t.png"));
+    }
 }
