@@ -160,3 +160,57 @@ fn trace_timeline_is_svg() {
     let hidden: Vec<_> = std::fs::read_dir(&dir.0).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
     assert!(hidden.is_empty(), "temporary file left: {hidden:?}");
 }
+
+#[test]
+fn trace_without_root_runs_the_command_untraced() {
+    if !common::require_root() {
+        return;
+    }
+    // nobody: no capability, and tracefs is root-only.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .args([common::probe_bin(), "trace", "--", "sh", "-c", "exit 4"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(4), "the command's own status: {stderr}");
+    assert!(stdout.contains("ran in") && stdout.contains("not traced"), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "one line says why: {stderr}");
+    assert!(stderr.contains("needs root"), "{stderr}");
+}
+
+#[test]
+fn breakdown_without_tracefs_falls_back_to_totals() {
+    if !common::require_engine("docker") {
+        return;
+    }
+    let dir = common::TempDir::new("no-tracefs");
+    // tracefs unmounted in a private mount namespace only: the rest of the machine keeps it.
+    let script = format!(
+        "umount -l /sys/kernel/tracing 2>/dev/null; umount -l /sys/kernel/debug 2>/dev/null; \
+         exec {} startup --breakdown --runtimes docker --reps 2 --quiet --results {} -- true",
+        common::probe_bin(),
+        dir.0.join("results").display()
+    );
+    let out = Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    let notes: Vec<&str> = stderr.lines().filter(|l| l.contains("tracing unavailable")).collect();
+    assert_eq!(notes.len(), 1, "{stderr}");
+    assert!(notes[0].contains("tracefs is not mounted") && notes[0].contains("totals only"), "{}", notes[0]);
+    assert!(stdout.lines().any(|l| l.starts_with("docker ")), "docker's total is still measured: {stdout}");
+    assert!(!stdout.contains("Phases of docker"), "no docker phases without tracing: {stdout}");
+}
+
+#[test]
+fn trace_window_ends_when_the_command_exits() {
+    if !common::require_root() {
+        return;
+    }
+    // The tracer wakes every 250 ms to copy its rings; the window must still end at the
+    // command's exit, not at the next wake-up.
+    let v = trace_json(&["sleep", "0.05"]);
+    let w = &v["attribution"]["window"];
+    let ms = (w["end"].as_u64().unwrap() - w["start"].as_u64().unwrap()) as f64 / 1e6;
+    assert!((50.0..200.0).contains(&ms), "window of `sleep 0.05`: {ms:.1} ms");
+}

@@ -1,6 +1,7 @@
 //! `probe trace -- CMD...`: trace any command system-wide and show its phase timeline and
 //! what each of its processes did in the kernel.
 
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
@@ -46,8 +47,15 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
         Some(list) => event_options(list)?,
         None => trace::default_options(),
     };
-    let mut session = trace::open(&opts).context("cannot trace")?;
-    for m in &session.missing {
+    let (mut session, untraced_why) = match trace::open(&opts) {
+        Ok(s) => (Some(s), String::new()),
+        Err(e) if e.is_unavailable() => {
+            eprintln!("note: kernel tracing unavailable ({e}); running the command untraced, wall time only");
+            (None, e.to_string())
+        }
+        Err(e) => return Err(e).context("cannot trace"),
+    };
+    for m in session.iter().flat_map(|s| &s.missing) {
         eprintln!("note: this kernel has no tracepoint {m}; not traced");
     }
     crate::signals::install();
@@ -57,10 +65,17 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
         .spawn()
         .with_context(|| format!("spawning {}", a.command[0]))?;
     let root = child.id();
+    // The wait wakes the moment the command exits (its pidfd turns readable), so the window
+    // ends there and not up to a poll period later.
+    let pidfd = timer::pidfd_open(root).with_context(|| format!("pidfd_open({root})"))?;
     let mut forwarded = false;
     let status = loop {
-        session.wait(250);
-        session.collect();
+        let mut fds = session.as_ref().map(|s| s.ring_fds()).unwrap_or_default();
+        fds.push(pidfd.as_raw_fd());
+        poll_any(&fds, 250);
+        if let Some(s) = &mut session {
+            s.collect();
+        }
         if let Some(st) = child.try_wait()? {
             break st;
         }
@@ -73,6 +88,15 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let end = timer::monotonic_ns();
+    let Some(mut session) = session else {
+        let ms = (end - start) as f64 / 1e6;
+        if a.json {
+            println!("{}", serde_json::json!({ "command": a.command, "traced": false, "why": untraced_why, "wall_ms": ms }));
+        } else {
+            println!("{} ran in {ms:.1} ms (not traced: wall time only)", a.command.join(" "));
+        }
+        return Ok(exit_code(status));
+    };
     session.stop()?;
     let events = session.drain();
     let (lost, throttled, malformed) = (session.lost(), session.throttled(), session.malformed());
@@ -101,10 +125,23 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
         inside.len(),
         if lost > 0 { " — the phases above miss events: trace fewer --events" } else { "" }
     );
-    Ok(match status.code() {
+    Ok(exit_code(status))
+}
+
+/// The command's own status, shell style (128+signal when a signal ended it).
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    match status.code() {
         Some(c) => ExitCode::from(c as u8),
         None => ExitCode::from(128 + crate::signals::signal().unwrap_or(0) as u8),
-    })
+    }
+}
+
+/// Blocks until one of `fds` is readable or `timeout_ms` passes (a signal ends it early too,
+/// so a Ctrl-C gets looked at promptly).
+fn poll_any(fds: &[std::os::fd::RawFd], timeout_ms: i32) {
+    let mut pfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    // SAFETY: pfds is a valid array of pollfd for its length.
+    unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
 }
 
 /// Splits `--events` into tracepoints and the page-fault pseudo-event `page-faults[:N]`.

@@ -7,7 +7,7 @@
 //! (remove the container, signal `probe run`, kill a process).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -54,16 +54,6 @@ fn hw_counters(pid: u32) -> Option<(Counter, Counter)> {
     Some((open(Hardware::CPU_CYCLES)?, open(Hardware::INSTRUCTIONS)?))
 }
 
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
 /// Runs `cmd` (stdio to /dev/null) to completion and times it; `count_hw` attaches cycle and
 /// instruction counters to the child when the PMU allows. On Ctrl-C, `stop(child_pid)` is
 /// called once and the wait goes on until the child is gone.
@@ -73,7 +63,7 @@ pub fn time_child(cmd: &mut Command, count_hw: bool, stop: &mut dyn FnMut(u32)) 
     let child = cmd.spawn()?;
     let pid = child.id();
     let mut hw = if count_hw { hw_counters(pid) } else { None };
-    let pidfd = pidfd_open(pid)?;
+    let pidfd = crate::measure::timer::pidfd_open(pid)?;
     let mut stopped = false;
     loop {
         let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };

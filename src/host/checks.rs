@@ -122,14 +122,15 @@ fn privilege_checks() -> Vec<Check> {
 }
 
 fn tracing_checks() -> Vec<Check> {
-    let Some(dir) = crate::trace::tracefs_dir() else {
-        return vec![check(
-            "tracing",
-            "tracefs",
-            false,
-            "not mounted",
-            Some("mount -t tracefs nodev /sys/kernel/tracing"),
-        )];
+    let dir = match crate::trace::tracefs_dir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            let fix = match e {
+                crate::trace::session::TraceError::NotPermitted(_) => "run probe doctor with sudo",
+                _ => "mount -t tracefs nodev /sys/kernel/tracing",
+            };
+            return vec![check("tracing", "tracefs", false, e.to_string(), Some(fix))];
+        }
     };
     let mut out = vec![check("tracing", "tracefs", true, dir.display().to_string(), None)];
     let missing: Vec<&str> = crate::trace::TRACEPOINTS

@@ -3,6 +3,7 @@
 //! count any other child reaped meanwhile).
 
 use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::Command;
 use std::time::Instant;
 
@@ -92,4 +93,15 @@ pub fn time_command(cmd: &mut Command) -> io::Result<Sample> {
         exit_code,
         phases: Vec::new(),
     })
+}
+
+/// A pidfd for `pid`: pollable, readable once the process has exited.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }

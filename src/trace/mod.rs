@@ -27,14 +27,18 @@ pub const TRACEPOINTS: &[&str] = &[
     "ext4/ext4_sync_file_exit",
 ];
 
-/// Where tracefs is mounted, if anywhere.
-pub fn tracefs_dir() -> Option<std::path::PathBuf> {
-    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-        .into_iter()
-        .map(std::path::PathBuf::from)
-        .find(|p| p.join("events").is_dir())
+/// Where tracefs is mounted: the first of its two usual places whose `events/` can be
+/// listed. Mounted but unreadable (it is root-only by default) is told apart from absent.
+pub fn tracefs_dir() -> Result<std::path::PathBuf, session::TraceError> {
+    for dir in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"].map(std::path::PathBuf::from) {
+        match std::fs::read_dir(dir.join("events")) {
+            Ok(_) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Err(session::TraceError::NotPermitted(dir)),
+            Err(_) => {}
+        }
+    }
+    Err(session::TraceError::NoTracefs)
 }
-
 pub mod cgroupfs;
 pub mod diskstats;
 pub mod attribution;
@@ -85,6 +89,6 @@ pub fn default_options() -> session::Options {
 
 /// Opens a session, or says in one line why tracing is impossible here.
 pub fn open(opts: &session::Options) -> Result<session::Session, session::TraceError> {
-    let dir = tracefs_dir().ok_or(session::TraceError::NoTracefs)?;
+    let dir = tracefs_dir()?;
     session::Session::open(&dir, opts)
 }

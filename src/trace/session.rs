@@ -28,6 +28,8 @@ pub const RING_BYTES: usize = 16 << 20;
 pub enum TraceError {
     #[error("tracefs is not mounted (mount it: mount -t tracefs nodev /sys/kernel/tracing)")]
     NoTracefs,
+    #[error("{}: permission denied (system-wide tracing needs root: run with sudo)", .0.join("events").display())]
+    NotPermitted(std::path::PathBuf),
     #[error(transparent)]
     Format(#[from] FormatError),
     #[error("perf_event_open({event}, cpu {cpu}): {source}{hint}")]
@@ -47,6 +49,21 @@ pub enum TraceError {
     Cpus(std::io::Error),
     #[error("none of the requested tracepoints exists in this kernel")]
     NoEvents,
+}
+
+impl TraceError {
+    /// This machine or user cannot trace at all (as opposed to a bad request, like an
+    /// event list naming nothing that exists): callers fall back to totals only.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            TraceError::NoTracefs | TraceError::NotPermitted(_) => true,
+            TraceError::Open { source, .. } => matches!(
+                source.raw_os_error(),
+                Some(libc::EACCES | libc::EPERM | libc::ENOENT | libc::EOPNOTSUPP | libc::ENOSYS)
+            ),
+            _ => false,
+        }
+    }
 }
 
 /// What a session records.
@@ -270,16 +287,9 @@ impl Session {
         events
     }
 
-    /// Blocks until some ring is a quarter full or `timeout_ms` passes (EINTR included, so
-    /// a Ctrl-C gets looked at promptly).
-    pub fn wait(&self, timeout_ms: i32) {
-        let mut fds: Vec<libc::pollfd> = self
-            .rings
-            .iter()
-            .map(|r| libc::pollfd { fd: r.sampler.as_raw_fd(), events: libc::POLLIN, revents: 0 })
-            .collect();
-        // SAFETY: fds is a valid array of pollfd for its length.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    /// The rings' fds: each polls readable once its ring is a quarter full.
+    pub fn ring_fds(&self) -> Vec<std::os::fd::RawFd> {
+        self.rings.iter().map(|r| r.sampler.as_raw_fd()).collect()
     }
 
     /// Records the kernel dropped because a ring was full, since the session opened.
