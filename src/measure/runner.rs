@@ -133,6 +133,13 @@ pub fn advice(plan: &Plan, results: &[RuntimeResult], breakdown: bool) -> Vec<St
     for r in results {
         let s = r.summary();
         for &i in &s.outliers {
+            // Only a rep with phases can have its deviation explained: bare never has any,
+            // and an engine has none when tracing was unavailable.
+            let why = match (breakdown, !r.samples[i].phases.is_empty()) {
+                (true, true) => " (the outlier lines of the breakdown name the phase that deviated)",
+                (false, _) if r.runtime != RuntimeKind::Bare => ", or use --breakdown to see which phase deviated",
+                _ => "",
+            };
             out.push(format!(
                 "{} rep {} took {:.1} ms against a median of {:.1} ms: an outlier. Background load or cold caches \
                  can cause this; rerun with more --reps on a quiet machine{}",
@@ -140,7 +147,7 @@ pub fn advice(plan: &Plan, results: &[RuntimeResult], breakdown: bool) -> Vec<St
                 i + 1,
                 r.samples[i].wall_ms(),
                 s.median,
-                if breakdown { " (the phase that deviated is named below)" } else { ", or use --breakdown to see which phase deviated" }
+                why
             ));
         }
         let first = r.warmup.first().or(r.samples.first());
@@ -161,4 +168,44 @@ pub fn advice(plan: &Plan, results: &[RuntimeResult], breakdown: bool) -> Vec<St
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phase::{Phase, PhaseRecord};
+
+    fn result(runtime: RuntimeKind, phases: bool) -> RuntimeResult {
+        let sample = |ms: f64| Sample {
+            start_mono_ns: 0,
+            pid: 1,
+            wall_ns: (ms * 1e6) as u64,
+            user_ns: 0,
+            sys_ns: 0,
+            exit_code: 0,
+            phases: if phases {
+                vec![PhaseRecord { phase: Phase::Exec, detail: None, start_ns: 0, dur_ns: 1, counters: Default::default(), overhead_ns: 0 }]
+            } else {
+                Vec::new()
+            },
+        };
+        let samples = [10.0, 10.1, 9.9, 10.0, 10.2, 9.8, 10.0, 30.0].map(sample).to_vec();
+        RuntimeResult { runtime, warmup: Vec::new(), samples }
+    }
+
+    fn outlier_line(runtime: RuntimeKind, phases: bool, breakdown: bool) -> String {
+        let plan = Plan { argv: vec!["true".into()], reps: 8, warmup: 0 };
+        let lines = advice(&plan, &[result(runtime, phases)], breakdown);
+        lines.into_iter().find(|l| l.contains("rep 8")).expect("rep 8 is an outlier")
+    }
+
+    #[test]
+    fn outlier_advice_points_only_where_a_phase_can_be_named() {
+        assert!(outlier_line(RuntimeKind::Native, true, true).contains("name the phase"));
+        assert!(outlier_line(RuntimeKind::Docker, false, false).contains("use --breakdown"));
+        // bare has no phases to break down; a traced-out engine has none to name.
+        let bare = outlier_line(RuntimeKind::Bare, false, false);
+        assert!(!bare.contains("breakdown") && !bare.contains("phase"), "{bare}");
+        assert!(!outlier_line(RuntimeKind::Docker, false, true).contains("phase"));
+    }
 }
