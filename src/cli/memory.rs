@@ -10,7 +10,8 @@ use clap::Args;
 
 use super::emit::{emit, finish, row, save, Format};
 use crate::engine::RuntimeKind;
-use crate::experiment::{fleets, memory, memory_cgroup};
+use crate::experiment::fleets::FleetPlan;
+use crate::experiment::{memory, memory_cgroup};
 use crate::output::results;
 use crate::output::seed_csv::{self, MetricRow};
 use crate::output::table::Table;
@@ -65,15 +66,11 @@ pub fn run(a: MemoryArgs) -> anyhow::Result<ExitCode> {
 fn run_free(a: MemoryArgs) -> anyhow::Result<ExitCode> {
     let d = memory::probe().defaults;
     let report = memory::run(memory::Config {
-        explicit: a.runtimes.is_some(),
-        runtimes: a.runtimes.clone().unwrap_or_else(|| fleets::parse_kinds(&d.runtimes)),
-        counts: a.counts.clone().unwrap_or(d.counts),
-        command: d.command,
+        fleet: FleetPlan::new(a.runtimes.clone(), &d.runtimes, a.counts.clone().unwrap_or(d.counts), d.command, a.quiet),
         noise_reads: a.noise_reads.unwrap_or(d.noise_reads),
         noise_interval: Duration::from_millis(d.noise_interval_ms),
         settle: Duration::from_millis(a.settle.unwrap_or(d.settle_ms)),
         pause: Duration::from_millis(d.pause_ms),
-        quiet: a.quiet,
     })?;
     let csv = seed_csv::metric_csv(&free_rows(&report))?;
     let json = serde_json::to_vec_pretty(&report)?;
@@ -89,13 +86,9 @@ fn run_cgroup(a: MemoryArgs) -> anyhow::Result<ExitCode> {
     counts.dedup();
     anyhow::ensure!(counts.len() >= 2, "--counts needs at least two different counts to fit a line");
     let report = memory_cgroup::run(memory_cgroup::Config {
-        explicit: a.runtimes.is_some(),
-        runtimes: a.runtimes.clone().unwrap_or_else(|| fleets::parse_kinds(&d.runtimes)),
-        counts,
+        fleet: FleetPlan::new(a.runtimes.clone(), &d.runtimes, counts, d.command, a.quiet),
         warmup: a.warmup.unwrap_or(d.warmup),
-        command: d.command,
         settle_timeout: Duration::from_millis(a.settle_timeout.unwrap_or(d.settle_timeout_ms)),
-        quiet: a.quiet,
     })?;
     let csv = seed_csv::metric_csv(&cgroup_rows(&report))?;
     let json = serde_json::to_vec_pretty(&report)?;

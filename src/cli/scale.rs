@@ -9,7 +9,8 @@ use clap::Args;
 
 use super::emit::{emit, finish, save, Format};
 use crate::engine::RuntimeKind;
-use crate::experiment::{fleets, scale};
+use crate::experiment::fleets::FleetPlan;
+use crate::experiment::scale;
 use crate::output::seed_csv::{self, ScaleRow};
 use crate::output::table::Table;
 
@@ -35,21 +36,16 @@ pub struct ScaleArgs {
 
 pub fn run(a: ScaleArgs) -> anyhow::Result<ExitCode> {
     let d = scale::probe().defaults;
-    let explicit = a.runtimes.is_some();
-    let runtimes = a.runtimes.clone().unwrap_or_else(|| fleets::parse_kinds(&d.runtimes));
     let counts = a.counts.clone().unwrap_or_else(|| d.counts.clone());
-    scale::check_counts(&runtimes, &counts, &d)?;
+    let fleet = FleetPlan::new(a.runtimes.clone(), &d.runtimes, counts, d.command.clone(), a.quiet);
+    scale::check_counts(&fleet.runtimes, &fleet.counts, &d)?;
     crate::output::results::check_writable(&a.results)?;
     crate::signals::install();
     let report = scale::run(scale::Config {
-        runtimes,
-        explicit,
-        counts,
-        command: d.command.clone(),
+        fleet,
         nonlinear_ratio: d.nonlinear_ratio,
         settle_timeout: Duration::from_millis(d.settle_timeout_ms),
         pause: Duration::from_millis(d.pause_ms),
-        quiet: a.quiet,
     })?;
     let rows: Vec<ScaleRow> = report
         .results

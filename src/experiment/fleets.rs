@@ -5,6 +5,30 @@ use super::startup::Skipped;
 use crate::engine::detached::Fleet;
 use crate::engine::RuntimeKind;
 
+/// What every fleet experiment (memory, memory --cgroup, scale) is told: which runtimes, how
+/// many containers per step, what they run.
+pub struct FleetPlan {
+    pub runtimes: Vec<RuntimeKind>,
+    /// The user named the runtimes: one that cannot run is an error, not a skip.
+    pub explicit: bool,
+    pub counts: Vec<u32>,
+    pub command: Vec<String>,
+    pub quiet: bool,
+}
+
+impl FleetPlan {
+    /// The user's `--runtimes`, or the probe file's default names.
+    pub fn new(runtimes: Option<Vec<RuntimeKind>>, defaults: &[String], counts: Vec<u32>, command: Vec<String>, quiet: bool) -> Self {
+        FleetPlan {
+            explicit: runtimes.is_some(),
+            runtimes: runtimes.unwrap_or_else(|| parse_kinds(defaults)),
+            counts,
+            command,
+            quiet,
+        }
+    }
+}
+
 /// Runtimes named by the user must all work; default ones that cannot run are skipped with
 /// the reason. `tag` goes into every container name (`probe-<pid>-<tag>-<runtime>-<n>`).
 pub fn open(kinds: &[RuntimeKind], explicit: bool, tag: &str) -> anyhow::Result<(Vec<Fleet>, Vec<Skipped>)> {

@@ -43,17 +43,13 @@ pub fn probe() -> Probe {
 }
 
 pub struct Config {
-    pub runtimes: Vec<RuntimeKind>,
-    pub explicit: bool,
-    pub counts: Vec<u32>,
-    pub command: Vec<String>,
+    pub fleet: super::fleets::FleetPlan,
     pub noise_reads: u32,
     pub noise_interval: Duration,
     /// Wait after the last start before reading (the chapter's `sleep 3`).
     pub settle: Duration,
     /// Wait after removing a batch (the chapter's `sleep 2`).
     pub pause: Duration,
-    pub quiet: bool,
 }
 
 /// `free`'s "used" read repeatedly with nothing changing: its spread is the instrument's noise.
@@ -129,7 +125,7 @@ fn batch(fleet: &mut Fleet, count: u32, cfg: &Config) -> anyhow::Result<Batch> {
     let before = procfs::meminfo()?;
     for _ in 0..count {
         anyhow::ensure!(!crate::signals::interrupted(), "interrupted while starting {} containers", fleet.kind());
-        fleet.start(&cfg.command)?;
+        fleet.start(&cfg.fleet.command)?;
     }
     std::thread::sleep(cfg.settle);
     let after = procfs::meminfo()?;
@@ -148,8 +144,8 @@ fn batch(fleet: &mut Fleet, count: u32, cfg: &Config) -> anyhow::Result<Batch> {
 }
 
 pub fn run(cfg: Config) -> anyhow::Result<Report> {
-    let (mut fleets, skipped) = super::fleets::open(&cfg.runtimes, cfg.explicit, "mem")?;
-    let progress = Progress::new((2 + fleets.len() * cfg.counts.len()) as u64, cfg.quiet);
+    let (mut fleets, skipped) = super::fleets::open(&cfg.fleet.runtimes, cfg.fleet.explicit, "mem")?;
+    let progress = Progress::new((2 + fleets.len() * cfg.fleet.counts.len()) as u64, cfg.fleet.quiet);
     // Idle reads before and after the batches: noise that sets in during the run (a build,
     // a backup) widens the band instead of passing for a container's cost.
     progress.step("noise: idle reads of free".into());
@@ -158,7 +154,7 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     let mut results = Vec::new();
     for fleet in &mut fleets {
         let mut batches = Vec::new();
-        for &count in &cfg.counts {
+        for &count in &cfg.fleet.counts {
             progress.step(format!("{} {count} containers", fleet.kind()));
             batches.push(batch(fleet, count, &cfg)?);
         }
@@ -175,8 +171,8 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     Ok(Report {
         experiment: "memory",
         host: HostInfo::collect(&kinds),
-        counts: cfg.counts.clone(),
-        command: cfg.command.clone(),
+        counts: cfg.fleet.counts.clone(),
+        command: cfg.fleet.command.clone(),
         noise,
         results,
         skipped,

@@ -43,13 +43,9 @@ pub fn probe() -> Probe {
 }
 
 pub struct Config {
-    pub runtimes: Vec<RuntimeKind>,
-    pub explicit: bool,
-    pub counts: Vec<u32>,
+    pub fleet: super::fleets::FleetPlan,
     pub warmup: u32,
-    pub command: Vec<String>,
     pub settle_timeout: Duration,
-    pub quiet: bool,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -126,7 +122,7 @@ fn measure(fleet: &mut Fleet, layout: &CgroupLayout, cfg: &Config, progress: &Pr
     let kind = fleet.kind();
     for _ in 0..cfg.warmup {
         anyhow::ensure!(!crate::signals::interrupted(), "interrupted during {kind} warm-up");
-        fleet.start(&cfg.command)?;
+        fleet.start(&cfg.fleet.command)?;
     }
     let mut cgroup_na = None;
     if cfg.warmup > 0 {
@@ -136,10 +132,10 @@ fn measure(fleet: &mut Fleet, layout: &CgroupLayout, cfg: &Config, progress: &Pr
         fleet.remove_all()?;
     }
     let mut points = Vec::new();
-    for &count in &cfg.counts {
+    for &count in &cfg.fleet.counts {
         while (fleet.containers().len() as u32) < count {
             anyhow::ensure!(!crate::signals::interrupted(), "interrupted while starting {kind} containers");
-            fleet.start(&cfg.command)?;
+            fleet.start(&cfg.fleet.command)?;
         }
         fleet.resolve_pids()?;
         if cfg.warmup == 0 && count > 0 && cgroup_na.is_none() {
@@ -178,8 +174,8 @@ fn advice(results: &[RuntimeMemory]) -> Vec<String> {
 
 pub fn run(cfg: Config) -> anyhow::Result<Report> {
     let layout = crate::runtime::cgroup::detect()?;
-    let (mut fleets, skipped) = super::fleets::open(&cfg.runtimes, cfg.explicit, "memcg")?;
-    let progress = Progress::new((fleets.len() * cfg.counts.len()) as u64, cfg.quiet);
+    let (mut fleets, skipped) = super::fleets::open(&cfg.fleet.runtimes, cfg.fleet.explicit, "memcg")?;
+    let progress = Progress::new((fleets.len() * cfg.fleet.counts.len()) as u64, cfg.fleet.quiet);
     let mut results = Vec::new();
     for fleet in &mut fleets {
         results.push(measure(fleet, &layout, &cfg, &progress)?);
@@ -189,8 +185,8 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     Ok(Report {
         experiment: "memory-cgroup",
         host: HostInfo::collect(&kinds),
-        counts: cfg.counts.clone(),
-        command: cfg.command.clone(),
+        counts: cfg.fleet.counts.clone(),
+        command: cfg.fleet.command.clone(),
         warnings: advice(&results),
         results,
         skipped,

@@ -43,14 +43,10 @@ pub fn probe() -> Probe {
 }
 
 pub struct Config {
-    pub runtimes: Vec<RuntimeKind>,
-    pub explicit: bool,
-    pub counts: Vec<u32>,
-    pub command: Vec<String>,
+    pub fleet: super::fleets::FleetPlan,
     pub nonlinear_ratio: f64,
     pub settle_timeout: Duration,
     pub pause: Duration,
-    pub quiet: bool,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -156,7 +152,7 @@ fn step(fleet: &mut Fleet, layout: &CgroupLayout, count: u32, cgroup_na: &mut Op
     let started = Instant::now();
     for i in 0..count {
         anyhow::ensure!(!crate::signals::interrupted(), "interrupted while starting {kind} container {}", i + 1);
-        fleet.start(&cfg.command)?;
+        fleet.start(&cfg.fleet.command)?;
         progress.step(format!("{kind}: {}/{count} started", i + 1));
     }
     let total_s = started.elapsed().as_secs_f64();
@@ -215,13 +211,13 @@ fn advice(results: &[RuntimeScale], limit: f64) -> Vec<String> {
 
 pub fn run(cfg: Config) -> anyhow::Result<Report> {
     let layout = crate::runtime::cgroup::detect()?;
-    let (mut fleets, skipped) = super::fleets::open(&cfg.runtimes, cfg.explicit, "scale")?;
-    let progress = Progress::new(fleets.len() as u64 * cfg.counts.iter().map(|&c| c as u64).sum::<u64>(), cfg.quiet);
+    let (mut fleets, skipped) = super::fleets::open(&cfg.fleet.runtimes, cfg.fleet.explicit, "scale")?;
+    let progress = Progress::new(fleets.len() as u64 * cfg.fleet.counts.iter().map(|&c| c as u64).sum::<u64>(), cfg.fleet.quiet);
     let mut results = Vec::new();
     for fleet in &mut fleets {
         let mut cgroup_na = None;
         let mut steps = Vec::new();
-        for &count in &cfg.counts {
+        for &count in &cfg.fleet.counts {
             steps.push(step(fleet, &layout, count, &mut cgroup_na, &cfg, &progress)?);
         }
         results.push(RuntimeScale { runtime: fleet.kind(), cgroup_na: cgroup_na.flatten(), growth: growth(&steps, cfg.nonlinear_ratio), steps });
@@ -231,8 +227,8 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     Ok(Report {
         experiment: "scale",
         host: HostInfo::collect(&kinds),
-        counts: cfg.counts.clone(),
-        command: cfg.command.clone(),
+        counts: cfg.fleet.counts.clone(),
+        command: cfg.fleet.command.clone(),
         nonlinear_ratio: cfg.nonlinear_ratio,
         warnings: advice(&results, cfg.nonlinear_ratio),
         results,

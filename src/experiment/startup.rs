@@ -45,12 +45,12 @@ pub fn default_runtimes() -> Vec<RuntimeKind> {
         .collect()
 }
 
+/// The runtimes that opened, and those skipped with why.
+pub type Opened = (Vec<Box<dyn Runtime>>, Vec<Skipped>);
+
 /// Opens every runtime before anything is measured, so a missing engine or image fails the
 /// run at once instead of after minutes of reps.
-pub fn open_runtimes(
-    kinds: &[RuntimeKind],
-    explicit: bool,
-) -> anyhow::Result<(Vec<Box<dyn Runtime>>, Vec<Skipped>)> {
+pub fn open_runtimes(kinds: &[RuntimeKind], explicit: bool) -> anyhow::Result<Opened> {
     let mut open = Vec::new();
     let mut skipped = Vec::new();
     for &kind in kinds {
