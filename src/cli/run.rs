@@ -174,7 +174,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let outcome = match runtime::run(&spec) {
         Ok(o) => o,
         // Like a shell whose foreground job was interrupted: say so, exit 128+SIGINT.
-        Err(e @ runtime::RuntimeError::Interrupted) => {
+        Err(e @ runtime::RuntimeError::Interrupted { .. }) => {
             eprintln!("probe: run: {e}");
             return Ok(ExitCode::from(130));
         }

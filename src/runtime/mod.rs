@@ -131,8 +131,8 @@ pub enum RuntimeError {
     Wait(std::io::Error),
     #[error("rootless mode cannot apply {0}: cgroup limits need a delegated cgroup, which probe does not set up (run as root)")]
     RootlessLimits(&'static str),
-    #[error("interrupted by a signal; the container and everything made for it were removed")]
-    Interrupted,
+    #[error("interrupted by a signal during {during}; the container and everything made for it were removed")]
+    Interrupted { during: String },
 }
 
 /// Whether an unprivileged user could create a user namespace here (Debian's

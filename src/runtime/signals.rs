@@ -11,10 +11,13 @@
 //! A handler installed before ours (e.g. crate::signals, used by `probe startup`) is chained
 //! so its own flag is still set.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Once;
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// CLOCK_MONOTONIC ns of the signal that requested the stop (0: none yet): an error can then
+/// name the phase the container was in when it came, not the edge where it was noticed.
+static STOP_AT_NS: AtomicU64 = AtomicU64::new(0);
 /// pidfd of the running container's init (-1: none). A pidfd cannot hit a recycled pid.
 static CHILD_PIDFD: AtomicI32 = AtomicI32::new(-1);
 static FORWARD_FIRST: AtomicBool = AtomicBool::new(false);
@@ -52,6 +55,8 @@ extern "C" fn on_signal(sig: libc::c_int) {
         pidfd_send(pidfd, sig);
         return;
     }
+    // clock_gettime(2) is async-signal-safe (signal-safety(7)).
+    let _ = STOP_AT_NS.compare_exchange(0, crate::measure::timer::monotonic_ns(), Ordering::SeqCst, Ordering::SeqCst);
     STOP.store(true, Ordering::SeqCst);
     if pidfd >= 0 {
         pidfd_send(pidfd, libc::SIGKILL);
@@ -86,6 +91,11 @@ pub fn install() {
 /// True once a stop was requested; stays true for the rest of the process.
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
+}
+
+/// When the stop was requested (CLOCK_MONOTONIC ns), if it was.
+pub fn stop_time_ns() -> Option<u64> {
+    Some(STOP_AT_NS.load(Ordering::SeqCst)).filter(|&t| t != 0)
 }
 
 /// Registers the container's init; kills it at once if a stop came in meanwhile.

@@ -273,11 +273,17 @@ fn write_id_maps(pid: libc::pid_t) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-fn check_stop() -> Result<(), RuntimeError> {
-    if signals::stop_requested() {
-        return Err(RuntimeError::Interrupted);
+/// Unwinds if a stop was requested, naming the phase the container was in when it came.
+fn check_stop(tl: &Timeline) -> Result<(), RuntimeError> {
+    match signals::stop_requested() {
+        true => Err(interrupted(tl)),
+        false => Ok(()),
     }
-    Ok(())
+}
+
+fn interrupted(tl: &Timeline) -> RuntimeError {
+    let during = signals::stop_time_ns().map_or_else(|| "the run".into(), |t| tl.phase_at(t));
+    RuntimeError::Interrupted { during }
 }
 
 fn timed_snapshot(group: Option<&CounterGroup>) -> (Snapshot, u64) {
@@ -293,7 +299,7 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
     signals::install();
     // Fault injection (runtime::fault, issue 9): one branch per parent edge without PROBE_FAULT.
     fault::at(Phase::Rootfs, "prepare")?;
-    check_stop()?;
+    check_stop(&tl)?;
     // Asking for a user namespace is asking for rootless mode, whoever asks.
     let rootless = spec.rootless || spec.namespaces.contains(NsKind::User);
     if !spec.namespaces.contains(NsKind::Mnt) {
@@ -333,7 +339,7 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
         true => Some(cgroup::inside::Plan::new(layout()?, &rootfs.merged)),
         false => None,
     };
-    check_stop()?;
+    check_stop(&tl)?;
 
     tl.mark(Phase::Cgroup, "create");
     fault::at(Phase::Cgroup, "create")?;
@@ -346,7 +352,7 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
             &spec.limits,
         )?),
     };
-    check_stop()?;
+    check_stop(&tl)?;
 
     let ns = if rootless {
         spec.namespaces.with(NsKind::User)
@@ -502,13 +508,16 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
     tl.mark(Phase::Teardown, "rootfs cleanup");
     let rootfs_removed = rootfs.remove();
     drop((report_r, null));
+    let stopped = signals::stop_requested().then(|| interrupted(&tl));
     let phases = tl.finish();
 
     if let Some(e) = failure {
         return Err(e);
     }
     let (exit_code, ru) = waited.map_err(RuntimeError::Wait)?;
-    check_stop()?;
+    if let Some(e) = stopped {
+        return Err(e);
+    }
     if !reached_exec {
         return Err(RuntimeError::InitDied { status: exit_code });
     }

@@ -95,6 +95,15 @@ impl Timeline {
         });
     }
 
+    /// Which phase was running at `t` (CLOCK_MONOTONIC ns), for an error message.
+    pub fn phase_at(&self, t: u64) -> String {
+        match self.marks.iter().rev().find(|m| m.t_ns <= t) {
+            Some(m) if m.detail.is_empty() => m.phase.to_string(),
+            Some(m) => format!("{} ({})", m.phase, m.detail),
+            None => "before this container started".into(),
+        }
+    }
+
     /// A phase edge in the parent, now.
     pub fn mark(&mut self, phase: Phase, detail: &str) {
         let t = now_ns();
