@@ -97,7 +97,9 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
     if a.breakdown && !kinds.contains(&RuntimeKind::Native) && !explicit {
         kinds.insert(1, RuntimeKind::Native);
     }
-    let mut tracer = if a.breakdown { StartupTracer::start_or_explain() } else { None };
+    // Native times its own phases; only engines need the kernel tracer.
+    let traced = a.breakdown && kinds.iter().any(|k| k.is_engine());
+    let mut tracer = if traced { StartupTracer::start_or_explain() } else { None };
     let report = startup::run(
         startup::Config {
             runtimes: kinds,
