@@ -2,14 +2,12 @@
 //! (containers removed, mounts and cgroups released) before probe exits. The terminal still
 //! delivers Ctrl-C to the engine CLIs in our process group, which stop their containers.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_signal(sig: libc::c_int) {
-    // Only async-signal-safe work here: two atomic stores.
-    SIGNAL.store(sig, Ordering::SeqCst);
+extern "C" fn on_signal(_sig: libc::c_int) {
+    // Only async-signal-safe work here: an atomic store.
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
@@ -31,10 +29,3 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// The signal that interrupted us, to exit with 128+sig like a shell would.
-pub fn signal() -> Option<i32> {
-    match SIGNAL.load(Ordering::SeqCst) {
-        0 => None,
-        s => Some(s),
-    }
-}

@@ -99,6 +99,9 @@ fn trace_reports_exit_status_and_counts() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("sched_process_exec"), "{text}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("lost 0"));
+    // Killed by a signal: 128 + that signal, as a shell reports it.
+    let killed = Command::new(common::probe_bin()).args(["trace", "--", "sh", "-c", "kill -9 $$"]).output().unwrap();
+    assert_eq!(killed.status.code(), Some(128 + 9));
 }
 
 #[test]

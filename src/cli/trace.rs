@@ -66,18 +66,26 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("spawning {}", a.command[0]))?;
     let root = child.id();
     // The wait wakes the moment the command exits (its pidfd turns readable), so the window
-    // ends there and not up to a poll period later.
-    let pidfd = timer::pidfd_open(root).with_context(|| format!("pidfd_open({root})"))?;
+    // ends there and not up to a poll period later. Without pidfds (Linux < 5.3, a seccomp
+    // filter) it looks every 5 ms instead.
+    let pidfd = timer::pidfd_open(root).ok();
+    let timeout_ms = if pidfd.is_some() { 250 } else { 5 };
     let mut forwarded = false;
     let status = loop {
         let mut fds = session.as_ref().map(|s| s.ring_fds()).unwrap_or_default();
-        fds.push(pidfd.as_raw_fd());
-        poll_any(&fds, 250);
+        fds.extend(pidfd.as_ref().map(|p| p.as_raw_fd()));
+        poll_any(&fds, timeout_ms);
         if let Some(s) = &mut session {
             s.collect();
         }
-        if let Some(st) = child.try_wait()? {
-            break st;
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) => {}
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e).context(format!("waiting for {}", a.command[0]));
+            }
         }
         // A Ctrl-C reaches the whole foreground group; a `kill -INT probe` does not, so
         // pass it on once and keep tracing until the command has unwound.
@@ -94,6 +102,9 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::json!({ "command": a.command, "traced": false, "why": untraced_why, "wall_ms": ms }));
         } else {
             println!("{} ran in {ms:.1} ms (not traced: wall time only)", a.command.join(" "));
+        }
+        if let Some(path) = &a.timeline {
+            eprintln!("note: --timeline: nothing traced, so {} was not drawn", path.display());
         }
         return Ok(exit_code(status));
     };
@@ -117,24 +128,26 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
         );
     } else {
         print!("{}", render(&att, &events, root));
-        if let Some(path) = &a.timeline {
-            timeline::write(path, &[(a.command.join(" "), &att)])?;
-            eprintln!("timeline: {}", path.display());
-        }
     }
     eprintln!(
         "{} events in the window; lost {lost}, throttled {throttled}, unparsed {malformed}{}",
         inside.len(),
         if lost > 0 { " — the phases above miss events: trace fewer --events" } else { "" }
     );
+    if let Some(path) = &a.timeline {
+        timeline::write(path, &[(a.command.join(" "), &att)])?;
+        eprintln!("timeline: {}", path.display());
+    }
     Ok(exit_code(status))
 }
 
 /// The command's own status, shell style (128+signal when a signal ended it).
 fn exit_code(status: std::process::ExitStatus) -> ExitCode {
-    match status.code() {
-        Some(c) => ExitCode::from(c as u8),
-        None => ExitCode::from(128 + crate::signals::signal().unwrap_or(0) as u8),
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => ExitCode::from(c as u8),
+        (None, Some(sig)) => ExitCode::from(128 + sig as u8),
+        (None, None) => ExitCode::FAILURE,
     }
 }
 

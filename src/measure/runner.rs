@@ -133,11 +133,13 @@ pub fn advice(plan: &Plan, results: &[RuntimeResult], breakdown: bool) -> Vec<St
     for r in results {
         let s = r.summary();
         for &i in &s.outliers {
-            // Only a rep with phases can have its deviation explained: bare never has any,
-            // and an engine has none when tracing was unavailable.
+            // Only a rep with phases can have its deviation explained: --breakdown gives them
+            // to native and the engines, never to bare, runc or crun, and to an engine only
+            // when it could be traced.
+            let can_break_down = r.runtime == RuntimeKind::Native || r.runtime.is_engine();
             let why = match (breakdown, !r.samples[i].phases.is_empty()) {
                 (true, true) => " (the outlier lines of the breakdown name the phase that deviated)",
-                (false, _) if r.runtime != RuntimeKind::Bare => ", or use --breakdown to see which phase deviated",
+                (false, _) if can_break_down => ", or use --breakdown to see which phase deviated",
                 _ => "",
             };
             out.push(format!(
@@ -204,8 +206,10 @@ mod tests {
         assert!(outlier_line(RuntimeKind::Native, true, true).contains("name the phase"));
         assert!(outlier_line(RuntimeKind::Docker, false, false).contains("use --breakdown"));
         // bare has no phases to break down; a traced-out engine has none to name.
-        let bare = outlier_line(RuntimeKind::Bare, false, false);
-        assert!(!bare.contains("breakdown") && !bare.contains("phase"), "{bare}");
+        for no_phases in [RuntimeKind::Bare, RuntimeKind::Runc] {
+            let line = outlier_line(no_phases, false, false);
+            assert!(!line.contains("breakdown") && !line.contains("phase"), "{line}");
+        }
         assert!(!outlier_line(RuntimeKind::Docker, false, true).contains("phase"));
     }
 }

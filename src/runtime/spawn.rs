@@ -515,14 +515,15 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
         return Err(e);
     }
     let (exit_code, ru) = waited.map_err(RuntimeError::Wait)?;
+    // Before the stop: its message says everything was removed, which must then be true.
+    cgroup_removed?;
+    rootfs_removed?;
     if let Some(e) = stopped {
         return Err(e);
     }
     if !reached_exec {
         return Err(RuntimeError::InitDied { status: exit_code });
     }
-    cgroup_removed?;
-    rootfs_removed?;
     let tv_ns = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1_000;
     Ok(Outcome {
         exit_code,

@@ -97,10 +97,12 @@ impl Timeline {
 
     /// Which phase was running at `t` (CLOCK_MONOTONIC ns), for an error message.
     pub fn phase_at(&self, t: u64) -> String {
-        match self.marks.iter().rev().find(|m| m.t_ns <= t) {
+        // The latest edge at or before `t`, by time: an init's marks are read late, so they
+        // are not pushed in time order.
+        match self.marks.iter().filter(|m| m.t_ns <= t).max_by_key(|m| m.t_ns) {
             Some(m) if m.detail.is_empty() => m.phase.to_string(),
             Some(m) => format!("{} ({})", m.phase, m.detail),
-            None => "before this container started".into(),
+            None => "the previous run (this container had not started)".into(),
         }
     }
 

@@ -57,6 +57,8 @@ impl TraceError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             TraceError::NoTracefs | TraceError::NotPermitted(_) => true,
+            // tracefs mounted with a mode or gid that lets events/ be listed, not read.
+            TraceError::Format(FormatError::Read { source, .. }) => source.kind() == std::io::ErrorKind::PermissionDenied,
             TraceError::Open { source, .. } => matches!(
                 source.raw_os_error(),
                 Some(libc::EACCES | libc::EPERM | libc::ENOENT | libc::EOPNOTSUPP | libc::ENOSYS)

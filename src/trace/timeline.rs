@@ -2,6 +2,7 @@
 //! then one bar per process over the same time axis; runs stacked on one shared scale.
 //! Drawn with plotters, so one routine gives SVG or PNG (chosen by the file's extension).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
@@ -18,6 +19,8 @@ const LEFT: i32 = 200;
 const RIGHT: i32 = 20;
 const ROW: i32 = 16;
 const LEGEND: i32 = 40;
+/// Process rows drawn per run; a `make -j` can fork thousands, and a PNG is 3 bytes a pixel.
+const MAX_PROCS: usize = 300;
 
 fn color(p: Phase) -> RGBColor {
     let (r, g, b) = match p {
@@ -37,21 +40,26 @@ fn color(p: Phase) -> RGBColor {
     RGBColor(r, g, b)
 }
 
-/// What `--timeline` accepts: a new `.svg` or `.png` file in an existing folder. Checked
-/// before the run, so a long run never ends in a refusal to write its picture.
+/// What `--timeline` accepts: a new `.svg` or `.png` file in an existing, writable folder,
+/// with a font to draw text. Checked before the run, so a long run does not end in a refusal
+/// to write its picture.
 pub fn check_path(s: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(s);
     match path.extension().and_then(|e| e.to_str()) {
         Some("svg" | "png") => {}
         _ => return Err(format!("{s}: the timeline file must end in .svg or .png")),
     }
-    if path.exists() {
+    if path.symlink_metadata().is_ok() {
         return Err(format!("{s} already exists: remove it or name another file"));
     }
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !dir.is_dir() {
         return Err(format!("{}: no such folder for the timeline file", dir.display()));
     }
+    if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
+        return Err(format!("{}: folder not writable for the timeline file", dir.display()));
+    }
+    ensure_font().map_err(|e| format!("{s}: {e}"))?;
     Ok(path)
 }
 
@@ -62,23 +70,53 @@ pub fn write(path: &Path, runs: &[(String, &Attribution)]) -> Result<()> {
     ensure_font()?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("timeline");
-    // Same extension: BitMapBackend picks the image format from it.
+    // Same extension: BitMapBackend picks the image format from it. Created here with
+    // O_EXCL, so whatever plotters then opens is this new regular file, not a planted link.
     let tmp = path.with_file_name(format!(".{name}.{}.tmp.{ext}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
     let size = (WIDTH, height(runs));
     let drawn = match ext {
-        "svg" => render(&SVGBackend::new(&tmp, size).into_drawing_area(), runs),
+        "svg" => {
+            // Drawn into memory and written here: the backend's own file writer drops its
+            // last write error on the floor.
+            let mut svg = String::new();
+            let drawn = {
+                let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+                render(&root, runs)
+            };
+            drawn.and_then(|()| Ok(file.write_all(svg.as_bytes()).and_then(|()| file.sync_all())?))
+        }
         "png" => render(&BitMapBackend::new(&tmp, size).into_drawing_area(), runs),
-        _ => Err(anyhow!("{}: the timeline file must end in .svg or .png", path.display())),
+        _ => Err(anyhow!("the timeline file must end in .svg or .png")),
     };
-    let placed = drawn.and_then(|()| {
-        std::fs::hard_link(&tmp, path).with_context(|| format!("writing {}", path.display()))
-    });
+    let placed = drawn.and_then(|()| place(&tmp, path));
     let _ = std::fs::remove_file(&tmp);
-    placed
+    placed.with_context(|| format!("writing the timeline {}", path.display()))
+}
+
+/// Moves the finished file into place without replacing one that appeared meanwhile: a hard
+/// link fails if the name exists. Filesystems without hard links (vfat, some FUSE) get a
+/// rename after a last look, which leaves a small race.
+fn place(tmp: &Path, path: &Path) -> Result<()> {
+    match std::fs::hard_link(tmp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e.into()),
+        Err(_) if path.symlink_metadata().is_err() => Ok(std::fs::rename(tmp, path)?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Process rows drawn for a run, and whether some were left out.
+fn rows(a: &Attribution) -> (usize, bool) {
+    (a.procs.len().min(MAX_PROCS), a.procs.len() > MAX_PROCS)
 }
 
 fn height(runs: &[(String, &Attribution)]) -> u32 {
-    let rows: usize = runs.iter().map(|(_, a)| a.procs.len()).sum();
+    let rows: usize = runs.iter().map(|(_, a)| rows(a).0 + rows(a).1 as usize).sum();
     (runs.len() as i32 * (20 + 14 + ROW + 4 + 20) + rows as i32 * ROW + LEGEND + 10) as u32
 }
 
@@ -113,7 +151,8 @@ fn draw<DB: DrawingBackend>(
         let title = if own_scale(a) { format!("{title} (own time scale)") } else { title.clone() };
         root.draw(&Text::new(title, (10, y), text(13)))?;
         y += 20;
-        let bottom = y + 14 + ROW + 4 + ROW * a.procs.len() as i32;
+        let (shown, cut) = rows(a);
+        let bottom = y + 14 + ROW + 4 + ROW * shown as i32;
         // A tick every 0.1/0.2/0.5/1/2/5/10/... ms, whichever gives at most 15 on this scale.
         let shown_ms = if own_scale(a) { span(a) } else { longest } / 1e6;
         let step = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0]
@@ -140,9 +179,14 @@ fn draw<DB: DrawingBackend>(
             }
         }
         y += ROW + 4;
-        for p in &a.procs {
+        for p in a.procs.iter().take(shown) {
             root.draw(&Text::new(format!("{} [{}]", p.name, p.tgid), (10, y + 1), text(10)))?;
             root.draw(&bar(x(a, p.start), x(a, p.end), y, ROW - 4, RGBColor(0x9e, 0xca, 0xe1)))?;
+            y += ROW;
+        }
+        if cut {
+            let more = format!("… {} more processes, not drawn (probe trace --json has them all)", a.procs.len() - shown);
+            root.draw(&Text::new(more, (10, y + 1), text(10)))?;
             y += ROW;
         }
         y += 20;
