@@ -12,7 +12,7 @@ use crate::measure::timer;
 use crate::output::table::Table;
 use crate::trace::attribution::{self, Window};
 use crate::trace::procs::{self, Procs};
-use crate::trace::event::PAGE_FAULT;
+use crate::trace::event::{FAULTS_PER_SAMPLE, PAGE_FAULT};
 use crate::trace::{self, session::Options, summary, timeline};
 
 #[derive(Args, Debug)]
@@ -186,7 +186,10 @@ fn render(att: &attribution::Attribution, events: &[trace::event::Event], root: 
         att.coverage() * 100.0,
         att.container_cgroup.as_deref().map(|c| format!("; container cgroup {c}")).unwrap_or_default()
     );
-    let mut t = Table::new(["start ms", "dur ms", "phase", "detail", "on-CPU ms", "off-CPU ms", "faults ≈", "block I/O", "busiest"]);
+    // Sampled faults are estimates; `page-faults:1` counts are exact.
+    let sampled = events.iter().any(|e| e.name == PAGE_FAULT && e.uint(FAULTS_PER_SAMPLE).is_some_and(|n| n > 1));
+    let faults = if sampled { "faults ≈" } else { "faults" };
+    let mut t = Table::new(["start ms", "dur ms", "phase", "detail", "on-CPU ms", "off-CPU ms", faults, "block I/O", "busiest"]);
     let opt = |v: Option<u64>, div: f64| v.map(|x| format!("{:.2}", x as f64 / div)).unwrap_or_else(|| "n/a".into());
     for s in &att.slices {
         t.row([

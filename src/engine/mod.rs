@@ -57,6 +57,12 @@ impl RuntimeKind {
         }
     }
 
+    /// True for runtimes whose starts `--breakdown` cuts into phases: native times its own,
+    /// engines are traced. bare, runc and crun only have a total.
+    pub fn has_phases(self) -> bool {
+        self == RuntimeKind::Native || self.is_engine()
+    }
+
     /// True for runtimes that run a full engine (daemon or CLI engine) around an OCI runtime.
     pub fn is_engine(self) -> bool {
         matches!(

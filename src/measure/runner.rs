@@ -133,13 +133,11 @@ pub fn advice(plan: &Plan, results: &[RuntimeResult], breakdown: bool) -> Vec<St
     for r in results {
         let s = r.summary();
         for &i in &s.outliers {
-            // Only a rep with phases can have its deviation explained: --breakdown gives them
-            // to native and the engines, never to bare, runc or crun, and to an engine only
-            // when it could be traced.
-            let can_break_down = r.runtime == RuntimeKind::Native || r.runtime.is_engine();
+            // Only a rep with phases can have its deviation explained (an engine has none
+            // when it could not be traced).
             let why = match (breakdown, !r.samples[i].phases.is_empty()) {
                 (true, true) => " (the outlier lines of the breakdown name the phase that deviated)",
-                (false, _) if can_break_down => ", or use --breakdown to see which phase deviated",
+                (false, _) if r.runtime.has_phases() => ", or use --breakdown to see which phase deviated",
                 _ => "",
             };
             out.push(format!(

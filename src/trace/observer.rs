@@ -23,8 +23,6 @@ pub struct RepTrace {
 
 pub struct StartupTracer {
     session: Session,
-    /// Whether the session is recording: only around engine reps.
-    recording: bool,
     pub reps: Vec<RepTrace>,
 }
 
@@ -32,7 +30,6 @@ impl StartupTracer {
     pub fn start() -> Result<Self, TraceError> {
         Ok(StartupTracer {
             session: super::open(&super::default_options())?,
-            recording: true,
             reps: Vec::new(),
         })
     }
@@ -52,10 +49,7 @@ impl RepObserver for StartupTracer {
         // Only engine reps are cut from the trace; native times itself, and recording during
         // its reps would only add the tracer's cost to its phases (sampled page faults and
         // context switches in its own process).
-        if runtime.is_engine() != self.recording {
-            self.recording = runtime.is_engine();
-            self.session.set_enabled(self.recording)?;
-        }
+        self.session.set_enabled(runtime.is_engine())?;
         // Whatever happened between reps is not this rep's business.
         self.session.drain();
         // A docker rep's ~30k decoded events leave ~15 MB of freed heap behind. Every native
