@@ -34,22 +34,22 @@ proptest! {
 
     #[test]
     fn mountinfo(text in procish()) {
-        let _ = crate::trace::mountinfo::parse(&text);
-        let _ = crate::runtime::cgroup::CgroupLayout::parse(&text, &text);
+        let _ = crate::sys::mountinfo::parse(&text);
+        let _ = crate::sys::cgroup::CgroupLayout::parse(&text, &text);
     }
 
     #[test]
     fn diskstats(text in procish()) {
-        let _ = crate::trace::diskstats::parse(&text);
+        let _ = crate::sys::diskstats::parse(&text);
     }
 
     #[test]
     fn proc_files(text in procish()) {
-        let _ = crate::trace::procfs::MemInfo::parse(&text);
-        let _ = crate::trace::procfs::parse_cgroup(&text);
-        let _ = crate::trace::procfs::parse_smaps_rollup(&text);
-        let _ = crate::trace::procfs::parse_status(&text);
-        let _ = crate::trace::cgroupfs::parse_flat(&text);
+        let _ = crate::sys::procfs::MemInfo::parse(&text);
+        let _ = crate::sys::procfs::parse_cgroup(&text);
+        let _ = crate::sys::procfs::parse_smaps_rollup(&text);
+        let _ = crate::sys::procfs::parse_status(&text);
+        let _ = crate::sys::cgroup::process::parse_flat(&text);
     }
 
     #[test]
@@ -77,12 +77,12 @@ proptest! {
 
     #[test]
     fn probes_files(text in ".{0,300}") {
-        let _ = serde_json::from_str::<crate::experiment::reference::StartupProbe>(&text);
+        let _ = serde_json::from_str::<crate::experiment::common::reference::StartupProbe>(&text);
     }
 
     #[test]
     fn names_and_ldd(text in procish()) {
-        let _ = crate::cleanup::owner_pid(&text);
-        let _ = crate::image::build::parse_ldd(&text);
+        let _ = crate::runtimes::cleanup::owner_pid(&text);
+        let _ = crate::runtimes::image::build::parse_ldd(&text);
     }
 }

@@ -34,7 +34,7 @@ pub struct AllArgs {
 }
 
 pub fn run(a: AllArgs) -> anyhow::Result<ExitCode> {
-    crate::signals::install();
+    crate::sys::signals::install();
     let (run_dir, quick) = match &a.resume {
         Some(dir) => (
             dir.canonicalize()
@@ -68,7 +68,7 @@ pub fn run(a: AllArgs) -> anyhow::Result<ExitCode> {
     };
     let started = Instant::now();
     let mut display = Display::new(quick, &all::read_journal(&run_dir)?);
-    let entries = all::run(&cfg, &crate::signals::interrupted, &mut display)?;
+    let entries = all::run(&cfg, &crate::sys::signals::interrupted, &mut display)?;
     display.finish();
 
     let mut t = Table::new(["experiment", "status", "seconds", "note"]);
@@ -85,7 +85,7 @@ pub fn run(a: AllArgs) -> anyhow::Result<ExitCode> {
     }
     print!("{}", t.render());
     eprintln!("total {:.0} s", started.elapsed().as_secs_f64());
-    if crate::signals::interrupted() {
+    if crate::sys::signals::interrupted() {
         eprintln!(
             "interrupted: resume with `probe all --resume {}`",
             run_dir.display()

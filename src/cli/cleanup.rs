@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::cleanup;
+use crate::runtimes::cleanup;
 
 #[derive(Args, Debug)]
 pub struct CleanupArgs {

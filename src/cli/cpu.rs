@@ -8,9 +8,10 @@ use std::time::Duration;
 use clap::Args;
 
 use super::emit::{emit, finish, row, save, Format};
-use crate::engine::RuntimeKind;
+use crate::ground::RuntimeKind;
 use crate::experiment::cpu::{self, RuntimeCpu};
-use crate::experiment::{cpu_exec, fleets};
+use crate::experiment::common::fleets;
+use crate::experiment::cpu::exec as cpu_exec;
 use crate::output::seed_csv::{self, MetricRow};
 use crate::output::table::Table;
 
@@ -46,7 +47,7 @@ pub struct CpuArgs {
 
 pub fn run(a: CpuArgs) -> anyhow::Result<ExitCode> {
     crate::output::results::check_writable(&a.results)?;
-    crate::signals::install();
+    crate::sys::signals::install();
     let explicit = a.runtimes.is_some();
     let (report, label, experiment, how) = if a.exec {
         let d = cpu_exec::probe().defaults;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::host::checks;
+use crate::experiment::doctor;
 use crate::output::table::Table;
 
 #[derive(Args, Debug)]
@@ -15,7 +15,7 @@ pub struct DoctorArgs {
 }
 
 pub fn run(a: DoctorArgs) -> anyhow::Result<ExitCode> {
-    let all = checks::run_all();
+    let all = doctor::run_all();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(ExitCode::SUCCESS);

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::image::build;
+use crate::runtimes::image::build;
 
 #[derive(Args, Debug)]
 pub struct ImageArgs {
@@ -36,7 +36,7 @@ pub fn run(a: ImageArgs) -> anyhow::Result<ExitCode> {
     match a.action {
         ImageAction::Build { force, json, nested } => {
             let report = build::build(force, build::log)?;
-            let nested_report = if nested { Some(crate::image::nested::build(force, build::log)?) } else { None };
+            let nested_report = if nested { Some(crate::runtimes::image::nested::build(force, build::log)?) } else { None };
             if json {
                 println!("{}", serde_json::to_string_pretty(&serde_json::json!({"test": &report, "nested": &nested_report}))?);
             } else {

@@ -14,7 +14,7 @@ use crate::experiment::io::{self, ModeResult, Params, Report, Rep};
 use crate::output::results;
 use crate::output::seed_csv::{self, MetricRow};
 use crate::output::table::Table;
-use crate::stats;
+use crate::ground::stats;
 
 const MIB: u64 = 1 << 20;
 
@@ -75,7 +75,7 @@ pub fn run(a: IoArgs) -> anyhow::Result<ExitCode> {
         dir: a.dir.clone().unwrap_or(d.dir),
     };
     results::check_writable(&a.results)?;
-    crate::signals::install();
+    crate::sys::signals::install();
     let report = io::run(
         io::Config {
             explicit: a.modes.is_some(),
@@ -84,7 +84,7 @@ pub fn run(a: IoArgs) -> anyhow::Result<ExitCode> {
             trace: a.fsync_trace,
             quiet: a.quiet,
         },
-        &crate::signals::interrupted,
+        &crate::sys::signals::interrupted,
     )?;
 
     let csv = seed_csv::metric_csv(&csv_rows(&report))?;

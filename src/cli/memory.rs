@@ -9,9 +9,9 @@ use std::time::Duration;
 use clap::Args;
 
 use super::emit::{emit, finish, row, save, Format};
-use crate::engine::RuntimeKind;
-use crate::experiment::fleets::FleetPlan;
-use crate::experiment::{memory, memory_cgroup};
+use crate::ground::RuntimeKind;
+use crate::experiment::common::fleets::FleetPlan;
+use crate::experiment::memory::{self, cgroup as memory_cgroup};
 use crate::output::results;
 use crate::output::seed_csv::{self, MetricRow};
 use crate::output::table::Table;
@@ -55,7 +55,7 @@ pub struct MemoryArgs {
 
 pub fn run(a: MemoryArgs) -> anyhow::Result<ExitCode> {
     results::check_writable(&a.results)?;
-    crate::signals::install();
+    crate::sys::signals::install();
     if a.cgroup {
         run_cgroup(a)
     } else {

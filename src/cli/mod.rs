@@ -79,10 +79,10 @@ pub enum Command {
 fn sweep_stale() {
     // Inside a container (the nested experiment's worker, with the host's docker socket) the
     // owners' pids are invisible and everything would look stale.
-    if !nix::unistd::Uid::effective().is_root() || crate::cleanup::in_child_pid_namespace() {
+    if !nix::unistd::Uid::effective().is_root() || crate::runtimes::cleanup::in_child_pid_namespace() {
         return;
     }
-    let done = crate::cleanup::run(&crate::cleanup::Options { all: false, dry_run: false });
+    let done = crate::runtimes::cleanup::run(&crate::runtimes::cleanup::Options { all: false, dry_run: false });
     let n = done.containers.len() + done.mounts.len() + done.cgroups.len() + done.dirs.len();
     if n > 0 {
         eprintln!("probe: removed {n} leftovers of an earlier probe that was killed (see `probe cleanup --dry-run`)");

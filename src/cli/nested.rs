@@ -69,7 +69,7 @@ pub fn run(a: NestedArgs) -> anyhow::Result<ExitCode> {
     }
     let defaults = nested::probe_file().defaults;
     results::check_writable(&a.results)?;
-    crate::signals::install();
+    crate::sys::signals::install();
     let quiet = a.quiet;
     let mut progress = |m: &str| {
         if !quiet {
@@ -84,7 +84,7 @@ pub fn run(a: NestedArgs) -> anyhow::Result<ExitCode> {
             daemon_timeout: Duration::from_secs(defaults.daemon_timeout_s),
             outer_timeout: Duration::from_secs(defaults.outer_timeout_s),
         },
-        &crate::signals::interrupted,
+        &crate::sys::signals::interrupted,
         &mut progress,
     )?;
 

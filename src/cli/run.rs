@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::measure::timer::monotonic_ns;
-use crate::phase::PhaseRecord;
-use crate::runtime::{self, ContainerSpec, Limits, NsSet, Storage, Volume};
+use crate::sys::clock::monotonic_ns;
+use crate::ground::phase::PhaseRecord;
+use crate::native::{self, ContainerSpec, Limits, NsSet, Storage, Volume};
 
 /// Run a command in a native container (namespaces, cgroup, overlay, pivot_root), like
 /// `unshare` with a full container around it. Exit status is passed through.
@@ -171,10 +171,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let start = monotonic_ns();
-    let outcome = match runtime::run(&spec) {
+    let outcome = match native::run(&spec) {
         Ok(o) => o,
         // Like a shell whose foreground job was interrupted: say so, exit 128+SIGINT.
-        Err(e @ runtime::RuntimeError::Interrupted { .. }) => {
+        Err(e @ native::RuntimeError::Interrupted { .. }) => {
             eprintln!("probe: run: {e}");
             return Ok(ExitCode::from(130));
         }

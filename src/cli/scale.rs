@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::emit::{emit, finish, save, Format};
-use crate::engine::RuntimeKind;
-use crate::experiment::fleets::FleetPlan;
+use crate::ground::RuntimeKind;
+use crate::experiment::common::fleets::FleetPlan;
 use crate::experiment::scale;
 use crate::output::seed_csv::{self, ScaleRow};
 use crate::output::table::Table;
@@ -40,7 +40,7 @@ pub fn run(a: ScaleArgs) -> anyhow::Result<ExitCode> {
     let fleet = FleetPlan::new(a.runtimes.clone(), &d.runtimes, counts, d.command.clone(), a.quiet);
     scale::check_counts(&fleet.runtimes, &fleet.counts, &d)?;
     crate::output::results::check_writable(&a.results)?;
-    crate::signals::install();
+    crate::sys::signals::install();
     let report = scale::run(scale::Config {
         fleet,
         nonlinear_ratio: d.nonlinear_ratio,

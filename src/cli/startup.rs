@@ -6,16 +6,16 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use crate::engine::RuntimeKind;
-use crate::experiment::breakdown::{self, Breakdown};
+use crate::ground::RuntimeKind;
+use crate::experiment::startup::breakdown::{self, Breakdown};
 use crate::experiment::startup::{self, Report};
 use crate::measure::runner::Plan;
-use crate::trace::observer::StartupTracer;
+use crate::experiment::startup::observer::StartupTracer;
 use crate::output::results::{self, RunDir};
 use crate::output::seed_csv::{self, MetricRow};
 use crate::output::table::{ms, Table};
-use crate::runtime::nscost::{self, NsCost};
-use crate::stats;
+use crate::experiment::startup::nscost::{self, NsCost};
+use crate::ground::stats;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Format {
@@ -43,7 +43,7 @@ pub struct StartupArgs {
     /// With --breakdown: draw each runtime's median rep (native's phases, each traced
     /// engine's phases and processes) as one timeline: SVG or PNG, by the file's extension
     /// (a new file; an existing one is not replaced).
-    #[arg(long, value_name = "FILE.svg|png", requires = "breakdown", value_parser = crate::trace::timeline::check_path)]
+    #[arg(long, value_name = "FILE.svg|png", requires = "breakdown", value_parser = crate::output::timeline::check_path)]
     pub timeline: Option<PathBuf>,
     /// What to print on stdout; the run folder always gets CSV and JSON.
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -84,14 +84,14 @@ struct PhaseCsvRow<'a> {
 }
 
 pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
-    let defaults = crate::experiment::reference::startup().defaults;
+    let defaults = crate::experiment::common::reference::startup().defaults;
     let plan = Plan {
         argv: if a.command.is_empty() { defaults.command.clone() } else { a.command.clone() },
         reps: a.reps.unwrap_or(defaults.reps),
         warmup: a.warmup.unwrap_or(defaults.warmup),
     };
     results::check_writable(&a.results)?;
-    crate::signals::install();
+    crate::sys::signals::install();
     let explicit = a.runtimes.is_some();
     let mut kinds = a.runtimes.clone().unwrap_or_else(startup::default_runtimes);
     if a.breakdown && !kinds.contains(&RuntimeKind::Native) && !explicit {
@@ -108,7 +108,7 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
             quiet: a.quiet,
             breakdown: a.breakdown,
         },
-        &crate::signals::interrupted,
+        &crate::sys::signals::interrupted,
         tracer.as_mut().map(|t| t as &mut dyn crate::measure::runner::RepObserver),
     )?;
     let breakdowns: Vec<Breakdown> = if a.breakdown {
@@ -145,7 +145,7 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
         let runs = StartupTracer::timeline_runs(tracer.as_ref(), &report.results);
         let runs: Vec<(String, &_)> = runs.iter().map(|(t, a)| (t.clone(), a)).collect();
         anyhow::ensure!(!runs.is_empty(), "--timeline: no rep has phases to draw (the results are saved in {})", dir.path().display());
-        crate::trace::timeline::write(path, &runs)?;
+        crate::output::timeline::write(path, &runs)?;
         eprintln!("timeline: {}", path.display());
     }
 

@@ -8,12 +8,13 @@ use std::process::{Command, ExitCode};
 use anyhow::Context;
 use clap::Args;
 
-use crate::measure::timer;
+use crate::sys::{child, clock};
+use crate::output::timeline;
 use crate::output::table::Table;
 use crate::trace::attribution::{self, Window};
 use crate::trace::procs::{self, Procs};
 use crate::trace::event::{FAULTS_PER_SAMPLE, PAGE_FAULT};
-use crate::trace::{self, session::Options, summary, timeline};
+use crate::trace::{self, session::Options, summary};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -58,8 +59,8 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
     for m in session.iter().flat_map(|s| &s.missing) {
         eprintln!("note: this kernel has no tracepoint {m}; not traced");
     }
-    crate::signals::install();
-    let start = timer::monotonic_ns();
+    crate::sys::signals::install();
+    let start = clock::monotonic_ns();
     let mut child = Command::new(&a.command[0])
         .args(&a.command[1..])
         .spawn()
@@ -68,7 +69,7 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
     // The wait wakes the moment the command exits (its pidfd turns readable), so the window
     // ends there and not up to a poll period later. Without pidfds (Linux < 5.3, a seccomp
     // filter) it looks every 5 ms instead.
-    let pidfd = timer::pidfd_open(root).ok();
+    let pidfd = child::pidfd_open(root).ok();
     let timeout_ms = if pidfd.is_some() { 250 } else { 5 };
     let mut forwarded = false;
     let status = loop {
@@ -89,13 +90,13 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
         }
         // A Ctrl-C reaches the whole foreground group; a `kill -INT probe` does not, so
         // pass it on once and keep tracing until the command has unwound.
-        if crate::signals::interrupted() && !forwarded {
+        if crate::sys::signals::interrupted() && !forwarded {
             // SAFETY: kill(2) on our own child's pid.
             unsafe { libc::kill(root as libc::pid_t, libc::SIGINT) };
             forwarded = true;
         }
     };
-    let end = timer::monotonic_ns();
+    let end = clock::monotonic_ns();
     let Some(mut session) = session else {
         let ms = (end - start) as f64 / 1e6;
         if a.json {

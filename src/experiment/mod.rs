@@ -1,16 +1,12 @@
-//! One file per experiment of the chapter. Each returns records; none knows output formats.
+//! One folder per experiment of the chapter, the suite (`all`) and `doctor`. Each returns data
+//! (its Report, Serialize + Deserialize: the one result schema); none knows an output format
+//! or writes prose.
 pub mod all;
-pub mod breakdown;
+pub mod common;
 pub mod cpu;
-pub mod cpu_cgroup;
-pub mod cpu_exec;
-pub mod fleets;
-pub mod footprint;
+pub mod doctor;
 pub mod io;
 pub mod memory;
-pub mod memory_cgroup;
 pub mod nested;
-pub mod reference;
 pub mod scale;
 pub mod startup;
-pub mod workload;

@@ -12,8 +12,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::Sample;
-use crate::engine::{Runtime, RuntimeKind};
-use crate::stats::{self, Summary};
+use crate::measure::Runtime;
+use crate::ground::RuntimeKind;
+use crate::ground::stats::{self, Summary};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
@@ -173,7 +174,7 @@ pub fn advice(plan: &Plan, results: &[RuntimeResult], breakdown: bool) -> Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::phase::{Phase, PhaseRecord};
+    use crate::ground::phase::{Phase, PhaseRecord};
 
     fn result(runtime: RuntimeKind, phases: bool) -> RuntimeResult {
         let sample = |ms: f64| Sample {

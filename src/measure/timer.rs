@@ -3,13 +3,14 @@
 //! count any other child reaped meanwhile).
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::Command;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::phase::PhaseRecord;
+use crate::ground::phase::PhaseRecord;
+use crate::sys::child::wait4_pid;
+use crate::sys::clock::monotonic_ns;
 
 /// One measured rep of one command on one runtime.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -40,40 +41,6 @@ fn timeval_ns(tv: libc::timeval) -> u64 {
     tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1_000
 }
 
-/// Waits for `pid` with wait4(2), retrying on EINTR, and returns (exit code, rusage).
-pub fn wait4_pid(pid: libc::pid_t) -> io::Result<(i32, libc::rusage)> {
-    let mut status = 0;
-    // SAFETY: rusage is plain old data; zeroed is a valid value.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: valid pointers to locals; pid is our own child.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-        if r == pid {
-            break;
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        -1
-    };
-    Ok((code, ru))
-}
-
-/// CLOCK_MONOTONIC now, in nanoseconds.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: valid pointer; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// Spawns `cmd` and waits for it, timing spawn+wait. The caller sets up stdio.
 pub fn time_command(cmd: &mut Command) -> io::Result<Sample> {
     let start_mono_ns = monotonic_ns();
@@ -93,15 +60,4 @@ pub fn time_command(cmd: &mut Command) -> io::Result<Sample> {
         exit_code,
         phases: Vec::new(),
     })
-}
-
-/// A pidfd for `pid`: pollable, readable once the process has exited.
-pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }

@@ -2,5 +2,7 @@
 pub mod font;
 pub mod results;
 pub mod seed_csv;
+pub mod stacked;
 pub mod table;
+pub mod timeline;
 pub mod report;

@@ -1,4 +1,4 @@
-//! Cuts one run's wall time into the phases of `crate::phase` from the kernel events of its
+//! Cuts one run's wall time into the phases of `crate::ground::phase` from the kernel events of its
 //! window. The boundaries, per engine, and the evidence for them are in docs/tracing.md.
 
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use super::cut::{self, Span};
 use super::event::{Event, FAULTS_PER_SAMPLE, PAGE_FAULT};
 use super::oncpu;
 use super::procs::{Procs, RUNTIMES};
-use crate::phase::{Counters, Phase, PhaseRecord};
+use crate::ground::phase::{Counters, Phase, PhaseRecord};
 
 /// The rep being explained: CLOCK_MONOTONIC [start, end] and the timed CLI's pid.
 #[derive(Clone, Copy, Debug, Serialize)]

@@ -2,7 +2,7 @@
 //! markers, then short spans seen directly in the kernel (a mount syscall, a cgroup burst)
 //! laid over them. Every nanosecond of the window ends up in exactly one slice.
 
-use crate::phase::Phase;
+use crate::ground::phase::Phase;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Span {

@@ -1,4 +1,6 @@
-//! Readers of what the kernel exposes: tracefs tracepoints, perf counters, procfs.
+//! The tracer (tracepoints through perf_event_open rings, their formats and records) and its
+//! analysis (the processes of a run, its phases, time on CPU). It draws nothing and knows no
+//! experiment.
 
 /// The tracepoints probe's tracer uses (`system/name` under tracefs events/).
 pub const TRACEPOINTS: &[&str] = &[
@@ -39,23 +41,15 @@ pub fn tracefs_dir() -> Result<std::path::PathBuf, session::TraceError> {
     }
     Err(session::TraceError::NoTracefs)
 }
-pub mod cgroupfs;
-pub mod diskstats;
 pub mod attribution;
 mod cut;
 pub mod event;
 pub mod format;
 mod oncpu;
-pub mod observer;
-pub mod outliers;
 pub mod procs;
-pub mod mountinfo;
-pub mod procfs;
 pub mod record;
 pub mod session;
-pub mod stacked;
 pub mod summary;
-pub mod timeline;
 
 /// Exits of the syscalls whose duration matters (a phase boundary sits at their return),
 /// and `sched_switch` for time off-CPU. Not in TRACEPOINTS because they are optional extras.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::protocol::Target;
-use crate::trace::mountinfo::{self, Mount};
+use crate::sys::mountinfo::{self, Mount};
 
 #[derive(Serialize, Clone, Debug)]
 pub struct Backing {

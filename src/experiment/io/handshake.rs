@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 use super::protocol::{Message, Target};
-use crate::engine::cli_engine::StderrSink;
+use crate::runtimes::cli_engine::StderrSink;
 
 /// A failure the worker itself reported: its message already names what, path and errno, so
 /// nothing from its stderr (the same message again) is added.

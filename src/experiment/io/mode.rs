@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::engine::cli_engine::CliEngine;
-use crate::engine::rootless::RootlessUser;
-use crate::engine::{EngineError, RuntimeKind, NAME_PREFIX};
+use crate::runtimes::cli_engine::CliEngine;
+use crate::runtimes::rootless::RootlessUser;
+use crate::runtimes::EngineError;
+use crate::ground::{RuntimeKind, NAME_PREFIX};
 
 #[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "kebab-case")]
@@ -198,8 +199,8 @@ impl Launcher {
                 self.engines.push(CliEngine::open(rt)?);
             }
             RuntimeKind::Native => {
-                crate::engine::open(RuntimeKind::Native)?;
-                if mode == Mode::NativeFuseOverlayfs && !Path::new(crate::runtime::rootfs::FUSE_OVERLAYFS).exists() {
+                crate::runtimes::open(RuntimeKind::Native)?;
+                if mode == Mode::NativeFuseOverlayfs && !Path::new(crate::native::rootfs::FUSE_OVERLAYFS).exists() {
                     return Err(unusable("fuse-overlayfs is not installed".into(), "install the fuse-overlayfs package"));
                 }
             }

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::trace::mountinfo::Mount;
+use crate::sys::mountinfo::Mount;
 
 /// How the data is made durable, as the chapter's `dd` flags do it.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::protocol::{Message, SyncMode, Target};
-use crate::measure::timer::monotonic_ns;
-use crate::trace::mountinfo;
+use crate::sys::clock::monotonic_ns;
+use crate::sys::mountinfo;
 
 /// O_DIRECT needs buffers, offsets and lengths aligned to the logical block size; 4 KiB
 /// covers every disk and filesystem probe meets.

@@ -14,9 +14,9 @@ use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
 use super::probes::{self, Probes};
-use crate::engine::cli_engine::{last_line, output_with_timeout};
-use crate::engine::{IMAGE_TAG, OWNER_LABEL};
-use crate::image::nested::TEST_ROOTFS_IN_IMAGE;
+use crate::runtimes::cli_engine::{last_line, output_with_timeout};
+use crate::ground::{IMAGE_TAG, OWNER_LABEL};
+use crate::runtimes::image::nested::TEST_ROOTFS_IN_IMAGE;
 
 /// Which engine runs the innermost container, and how it is reached.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

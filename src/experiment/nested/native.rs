@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::cause::{self, Cause};
 use super::inner::{native_level_args, Inner, StepName, WorkerReport};
-use crate::engine::cli_engine::{last_line, output_with_timeout};
-use crate::stats;
+use crate::runtimes::cli_engine::{last_line, output_with_timeout};
+use crate::ground::stats;
 
 /// Where the test image keeps the probe binary: the runtime inside every level.
 const PROBE_IN_TEST_IMAGE: &str = "/usr/local/bin/probe";

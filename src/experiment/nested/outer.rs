@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::cause::{Cause, Precondition};
 use super::probes::cap_name;
-use crate::engine::cli_engine::{output_with_timeout, CliEngine};
-use crate::engine::RuntimeKind;
+use crate::runtimes::cli_engine::{output_with_timeout, CliEngine};
+use crate::ground::RuntimeKind;
 
 const STEP: &str = "start the outer container";
 

@@ -3,7 +3,7 @@
 //! has: horizontal rows of bar segments (plain bars with spread, grouped bars, stacked phases,
 //! a timeline, nesting outcomes) and line panels (scaling vs container count).
 
-use crate::phase::Phase;
+use crate::ground::phase::Phase;
 
 pub type Rgb = (u8, u8, u8);
 
@@ -99,7 +99,7 @@ impl Row {
         color: Rgb,
         note: impl FnOnce(f64) -> String,
     ) -> Option<Row> {
-        let s = crate::stats::summarize(values)?;
+        let s = crate::ground::stats::summarize(values)?;
         let many = values.len() > 1;
         Some(Row {
             spread: many.then_some((s.min, s.max)),

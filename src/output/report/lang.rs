@@ -4,7 +4,7 @@
 
 use clap::ValueEnum;
 
-use crate::phase::Phase;
+use crate::ground::phase::Phase;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Lang {

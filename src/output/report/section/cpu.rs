@@ -12,7 +12,7 @@ use crate::experiment::all::Step;
 use crate::output::report::chart::{nth_color, runtime_color, Body, Chart, Key, Row, Rows};
 use crate::output::report::doc::Table;
 use crate::output::report::load::{self, stem, Host};
-use crate::stats;
+use crate::ground::stats;
 
 #[derive(Deserialize)]
 struct Report {

@@ -13,7 +13,7 @@ use crate::output::report::chart::{Body, Chart, Key, Row, Rows, BAD, GOOD, NEUTR
 use crate::output::report::doc::Table;
 use crate::output::report::load::{self, Host};
 use crate::output::seed_csv::MetricRow;
-use crate::stats;
+use crate::ground::stats;
 
 #[derive(Deserialize)]
 struct Report {

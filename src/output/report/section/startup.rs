@@ -7,15 +7,15 @@ use anyhow::Result;
 use serde::Deserialize;
 
 use super::{sig, Builder, RatioKind, SummaryRow};
-use crate::experiment::reference::Reference;
+use crate::experiment::common::reference::Reference;
 use crate::measure::Sample;
 use crate::output::report::chart::{
     phase_color, runtime_color, Body, Chart, Key, Row, Rows, Segment,
 };
 use crate::output::report::doc::Table;
 use crate::output::report::load::{self, Host};
-use crate::phase::Phase;
-use crate::stats::{self, Summary};
+use crate::ground::phase::Phase;
+use crate::ground::stats::{self, Summary};
 
 #[derive(Deserialize)]
 struct File {

@@ -1,0 +1,51 @@
+//! Opening the runtimes an experiment keeps detached containers on: each one checked
+//! before anything is measured, so a missing engine or image fails the run at once.
+
+use crate::experiment::startup::Skipped;
+use crate::runtimes::detached::Fleet;
+use crate::ground::RuntimeKind;
+
+/// What every fleet experiment (memory, memory --cgroup, scale) is told: which runtimes, how
+/// many containers per step, what they run.
+pub struct FleetPlan {
+    pub runtimes: Vec<RuntimeKind>,
+    /// The user named the runtimes: one that cannot run is an error, not a skip.
+    pub explicit: bool,
+    pub counts: Vec<u32>,
+    pub command: Vec<String>,
+    pub quiet: bool,
+}
+
+impl FleetPlan {
+    /// The user's `--runtimes`, or the probe file's default names.
+    pub fn new(runtimes: Option<Vec<RuntimeKind>>, defaults: &[String], counts: Vec<u32>, command: Vec<String>, quiet: bool) -> Self {
+        FleetPlan {
+            explicit: runtimes.is_some(),
+            runtimes: runtimes.unwrap_or_else(|| parse_kinds(defaults)),
+            counts,
+            command,
+            quiet,
+        }
+    }
+}
+
+/// Runtimes named by the user must all work; default ones that cannot run are skipped with
+/// the reason. `tag` goes into every container name (`probe-<pid>-<tag>-<runtime>-<n>`).
+pub fn open(kinds: &[RuntimeKind], explicit: bool, tag: &str) -> anyhow::Result<(Vec<Fleet>, Vec<Skipped>)> {
+    let mut open = Vec::new();
+    let mut skipped = Vec::new();
+    for &kind in kinds {
+        match Fleet::open(kind, &format!("{tag}-{kind}")) {
+            Ok(f) => open.push(f),
+            Err(e) if !explicit => skipped.push(Skipped { runtime: kind, reason: e.to_string() }),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    anyhow::ensure!(!open.is_empty(), "no runtime can run containers here; `probe doctor` says why");
+    Ok((open, skipped))
+}
+
+/// The probe file's runtime names, parsed.
+pub fn parse_kinds(names: &[String]) -> Vec<RuntimeKind> {
+    names.iter().filter_map(|r| r.parse().ok()).collect()
+}

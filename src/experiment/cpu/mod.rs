@@ -1,0 +1,373 @@
+//! Experiment 3: the chapter's busy loop run in a new container each time (`run --rm`),
+//! and on the host. Beside the wall time the chapter measured, the CPU time of the
+//! container's own processes, so what is computing and what is starting and stopping a
+//! container (wall − cpu) are told apart. Experiment 7 (cpu_exec) shares the types below.
+
+pub mod cgroup;
+pub mod exec;
+pub mod workload;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::Context;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use self::cgroup::{CpuParent, Reading};
+use crate::experiment::startup::Skipped;
+use self::workload::Timed;
+use crate::runtimes::cli_engine::CliEngine;
+use crate::runtimes::EngineError;
+use crate::ground::RuntimeKind;
+use crate::experiment::common::host::HostInfo;
+use crate::measure::runner::Progress;
+use crate::ground::stats::{self, Ratio, Summary};
+
+pub type Probe = crate::experiment::common::reference::ProbeFile<Defaults, Reference>;
+
+#[derive(Deserialize, Serialize, Clone, Debug)]
+pub struct Defaults {
+    pub count: u64,
+    pub reps: u32,
+    pub warmup: u32,
+    /// Experiment 7 only: wait after starting the containers.
+    #[serde(default)]
+    pub settle_ms: u64,
+    pub runtimes: Vec<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug)]
+pub struct Reference {
+    pub machine: String,
+    pub count: u64,
+    pub reps_s: BTreeMap<String, Vec<f64>>,
+    pub mean_s: BTreeMap<String, f64>,
+    pub overhead_pct: BTreeMap<String, f64>,
+}
+
+pub fn probe() -> Probe {
+    serde_json::from_str(include_str!("../../../probes/cpu.json")).expect("probes/cpu.json is checked by a unit test")
+}
+
+/// One run of the loop.
+#[derive(Serialize, Clone, Copy, Debug)]
+pub struct Rep {
+    pub wall_ms: f64,
+    /// CPU time of the container's processes; None where nothing can see it (`cpu_na`).
+    pub cpu_ms: Option<f64>,
+    pub cycles: Option<u64>,
+    pub instructions: Option<u64>,
+}
+
+impl Rep {
+    pub fn new(t: &Timed, cpu_ns: Option<u64>) -> Rep {
+        Rep { wall_ms: t.wall_ns as f64 / 1e6, cpu_ms: cpu_ns.map(|n| n as f64 / 1e6), cycles: t.cycles, instructions: t.instructions }
+    }
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct RuntimeCpu {
+    pub runtime: RuntimeKind,
+    /// Which counter gave cpu_ms.
+    pub cpu_source: Option<String>,
+    /// Why there is no cpu_ms.
+    pub cpu_na: Option<String>,
+    pub warmup: Vec<Rep>,
+    pub reps: Vec<Rep>,
+}
+
+impl RuntimeCpu {
+    pub fn new(runtime: RuntimeKind, cpu: Result<String, String>) -> Self {
+        let (cpu_source, cpu_na) = match cpu {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(e)),
+        };
+        RuntimeCpu { runtime, cpu_source, cpu_na, warmup: Vec::new(), reps: Vec::new() }
+    }
+
+    pub fn wall(&self) -> Summary {
+        stats::summarize(&self.reps.iter().map(|r| r.wall_ms).collect::<Vec<_>>()).expect("at least one rep")
+    }
+
+    pub fn cpu(&self) -> Option<Summary> {
+        let v: Option<Vec<f64>> = self.reps.iter().map(|r| r.cpu_ms).collect();
+        stats::summarize(&v?)
+    }
+
+    /// wall − cpu per rep: starting, stopping and waiting, everything but the loop.
+    pub fn outside(&self) -> Option<Summary> {
+        let v: Option<Vec<f64>> = self.reps.iter().map(|r| Some(r.wall_ms - r.cpu_ms?)).collect();
+        stats::summarize(&v?)
+    }
+}
+
+/// A runtime's figure set against bare's, with the noise the reps themselves show.
+#[derive(Serialize, Clone, Copy, Debug)]
+pub struct VsBare {
+    pub ratio: Ratio,
+    pub delta_ms: f64,
+    pub delta_pct: f64,
+    /// ±2σ of a single rep, the larger of the two runtimes' σ: the band one rep's value
+    /// wanders in by chance.
+    pub noise_ms: f64,
+    pub within_noise: bool,
+}
+
+pub fn vs_bare(rt: &Summary, bare: &Summary) -> VsBare {
+    let delta_ms = rt.mean - bare.mean;
+    let noise_ms = 2.0 * rt.sd.max(bare.sd);
+    VsBare { ratio: stats::ratio(rt, bare), delta_ms, delta_pct: 100.0 * delta_ms / bare.mean, noise_ms, within_noise: delta_ms.abs() <= noise_ms }
+}
+
+/// The busybox shell of the test image, run on the host: the same interpreter binary every
+/// container runs, so only the container differs.
+pub fn bare_shell() -> anyhow::Result<PathBuf> {
+    let sh = crate::ground::rootfs_dir().join("bin/sh");
+    anyhow::ensure!(sh.exists(), "{} is missing: build the test image with `sudo probe image build`", sh.display());
+    Ok(sh)
+}
+
+pub fn bare_command(sh: &PathBuf, argv: &[String]) -> Command {
+    let mut cmd = Command::new(sh);
+    cmd.args(&argv[1..]);
+    cmd
+}
+
+pub fn kill_pid(pid: u32, sig: Signal) {
+    let _ = kill(Pid::from_raw(pid as i32), sig);
+}
+
+pub const BARE_CPU: &str = "wait4 rusage of the shell (user + system)";
+
+const ROOTLESS_CPU_NA: &str = "rootless podman's containers have no cgroup probe can read here (none of their own on a \
+                               cgroup v1 host, and a delegated one only under systemd), and they are not probe's \
+                               children, so neither a cgroup counter nor wait4 sees their CPU time";
+
+pub struct Config {
+    pub runtimes: Vec<RuntimeKind>,
+    pub explicit: bool,
+    pub count: u64,
+    pub reps: u32,
+    pub warmup: u32,
+    pub quiet: bool,
+}
+
+/// What `probe cpu` and `probe cpu --exec` (experiment "cpu-exec") report.
+#[derive(Serialize, Debug)]
+pub struct Report {
+    pub experiment: &'static str,
+    pub host: HostInfo,
+    pub count: u64,
+    pub argv: Vec<String>,
+    pub reps: u32,
+    pub warmup: u32,
+    /// Why cycles/instructions are missing, when they are.
+    pub pmu_na: Option<String>,
+    pub results: Vec<RuntimeCpu>,
+    pub skipped: Vec<Skipped>,
+    pub warnings: Vec<String>,
+    pub reference: Reference,
+}
+
+enum Runner {
+    Bare(PathBuf),
+    Native(PathBuf),
+    /// `accounted`: containers go under probe's parent cgroup, whose counter is read.
+    Engine { engine: CliEngine, accounted: bool },
+}
+
+/// The engine's cgroup manager: `--cgroup-parent` is a path only with cgroupfs; systemd
+/// wants a slice unit, whose cgroup systemd may remove between reps.
+fn cgroup_driver(engine: &CliEngine) -> String {
+    let format = if engine.kind() == RuntimeKind::Docker { "{{.CgroupDriver}}" } else { "{{.Host.CgroupManager}}" };
+    engine.query(&["info", "--format", format]).unwrap_or_default()
+}
+
+fn open(kind: RuntimeKind) -> Result<Runner, EngineError> {
+    let unusable = |what: String, fix: &str| EngineError::Unusable { runtime: kind, what, fix: fix.into() };
+    match kind {
+        RuntimeKind::Bare => bare_shell().map(Runner::Bare).map_err(|e| unusable(e.to_string(), "sudo probe image build")),
+        RuntimeKind::Native => {
+            crate::runtimes::detached::Fleet::open(kind, "cpu")?;
+            let probe = std::env::current_exe().map_err(|e| unusable(format!("cannot locate the probe binary: {e}"), "run probe from its installed path"))?;
+            Ok(Runner::Native(probe))
+        }
+        RuntimeKind::Docker | RuntimeKind::Podman | RuntimeKind::PodmanRootless => {
+            let engine = CliEngine::open(kind)?;
+            let accounted = kind != RuntimeKind::PodmanRootless && cgroup_driver(&engine) == "cgroupfs";
+            Ok(Runner::Engine { engine, accounted })
+        }
+        _ => Err(unusable("not part of this experiment".into(), "use bare, native, docker, podman or podman-rootless")),
+    }
+}
+
+/// One rep: the command for this runtime, how to stop it on Ctrl-C, and where its CPU
+/// time is read.
+fn rep(runner: &Runner, kind: RuntimeKind, parent: &CpuParent, argv: &[String], hw: bool) -> anyhow::Result<Rep> {
+    let (mut cmd, name) = match runner {
+        Runner::Bare(sh) => (bare_command(sh, argv), None),
+        Runner::Native(probe) => {
+            let mut c = Command::new(probe);
+            c.args(["run", "--"]).args(argv);
+            (c, None)
+        }
+        Runner::Engine { engine, accounted } => {
+            let cg = format!("/{}", parent.name);
+            let extra: Vec<&str> = if *accounted { vec!["--cgroup-parent", &cg] } else { vec![] };
+            let args = engine.run_args(&extra, argv);
+            let name = args.iter().position(|a| a == "--name").map(|i| args[i + 1].clone());
+            (engine.command(&args), name)
+        }
+    };
+    let before: Reading = parent.read()?;
+    let mut stop = |pid: u32| match (runner, &name) {
+        (Runner::Engine { engine, .. }, Some(n)) => {
+            // Killing the CLI would leave the container running: remove it instead.
+            let _ = engine.query(&["rm", "-f", n]);
+        }
+        // `probe run` kills its container and tears it down on SIGTERM.
+        (Runner::Native(_), _) => kill_pid(pid, Signal::SIGTERM),
+        _ => kill_pid(pid, Signal::SIGKILL),
+    };
+    let t = workload::time_child(&mut cmd, hw && !kind.is_engine(), &mut stop).with_context(|| format!("{kind}: running the loop"))?;
+    anyhow::ensure!(!crate::sys::signals::interrupted(), "interrupted during a {kind} rep");
+    anyhow::ensure!(t.exit_code == 0, "{kind}: the loop exited with code {} (run `{}` by hand to see why)", t.exit_code, argv.join(" "));
+    let cpu_ns = match runner {
+        Runner::Bare(_) | Runner::Native(_) => Some(t.rusage_cpu_ns),
+        Runner::Engine { accounted: true, .. } => Some(parent.read()?.container_ns_since(&before)),
+        Runner::Engine { accounted: false, .. } => None,
+    };
+    Ok(Rep::new(&t, cpu_ns))
+}
+
+fn cpu_source(kind: RuntimeKind, runner: &Runner) -> Result<String, String> {
+    match runner {
+        Runner::Bare(_) => Ok(BARE_CPU.into()),
+        // The container is `probe run`'s child, so wait4 of `probe run` sees its CPU exactly,
+        // plus `probe run`'s own few ms of setup. Its cpuacct cgroup would drop that setup
+        // but is gone (with the container) before `probe run` exits.
+        Runner::Native(_) => Ok("wait4 rusage of `probe run` and its container (includes probe's own few ms of setup)".into()),
+        Runner::Engine { accounted: true, .. } => {
+            Ok("cgroup CPU counter of a parent cgroup made for the run (--cgroup-parent), monitors subtracted".into())
+        }
+        Runner::Engine { .. } if kind == RuntimeKind::PodmanRootless => Err(ROOTLESS_CPU_NA.into()),
+        Runner::Engine { .. } => Err(format!(
+            "{kind} uses the systemd cgroup driver: its containers' cgroups are systemd scopes removed with the container, \
+             and probe's per-run parent cgroup (--cgroup-parent) needs the cgroupfs driver"
+        )),
+    }
+}
+
+pub fn run(cfg: Config) -> anyhow::Result<Report> {
+    let layout = crate::sys::cgroup::detect()?;
+    let mut runners = Vec::new();
+    let mut skipped = Vec::new();
+    for &kind in &cfg.runtimes {
+        match open(kind) {
+            Ok(r) => runners.push((kind, r)),
+            Err(e) if !cfg.explicit => skipped.push(Skipped { runtime: kind, reason: e.to_string() }),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    anyhow::ensure!(!runners.is_empty(), "no runtime can run here; `probe doctor` says why");
+    let parent = CpuParent::create(&layout, &format!("{}{}-cpu", crate::ground::NAME_PREFIX, std::process::id()))?;
+    let argv = workload::busy_loop(cfg.count);
+    let pmu = workload::pmu();
+    let mut results: Vec<RuntimeCpu> = runners.iter().map(|(k, r)| RuntimeCpu::new(*k, cpu_source(*k, r))).collect();
+    let progress = Progress::new(((cfg.reps + cfg.warmup) as usize * runners.len()) as u64, cfg.quiet);
+    // Interleaved like the startup runner: a burst of background load hits every runtime.
+    for i in 0..cfg.warmup + cfg.reps {
+        for ((kind, runner), res) in runners.iter().zip(results.iter_mut()) {
+            let warm = i < cfg.warmup;
+            progress.step(format!("{kind} {} {}", if warm { "warmup" } else { "rep" }, if warm { i + 1 } else { i - cfg.warmup + 1 }));
+            let r = rep(runner, *kind, &parent, &argv, pmu.is_ok())?;
+            if warm { res.warmup.push(r) } else { res.reps.push(r) }
+        }
+    }
+    progress.finish();
+    let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
+    Ok(Report {
+        experiment: "cpu",
+        host: HostInfo::collect(&kinds),
+        count: cfg.count,
+        argv,
+        reps: cfg.reps,
+        warmup: cfg.warmup,
+        pmu_na: pmu.err(),
+        warnings: advice(&results, cfg.reps),
+        results,
+        skipped,
+        reference: probe().reference,
+    })
+}
+
+/// Warnings shared with Experiment 7.
+pub fn advice(results: &[RuntimeCpu], reps: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    if reps < 3 {
+        out.push(format!("only {reps} reps: σ, and so the noise band, is unreliable below 3; use --reps 5 or more"));
+    }
+    let busy = results.iter().find(|r| r.runtime == RuntimeKind::Bare).and_then(|b| Some((b.wall().median, b.cpu()?.median)));
+    if let Some((wall, cpu)) = busy.filter(|(w, c)| *w > 1.2 * *c) {
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        out.push(format!(
+            "on the host the loop's wall time is {:.1}× its CPU time (load average {}): other processes took the CPUs, so wall times              mostly measure waiting and their noise band is wide; compare the cpu columns, or rerun on a quiet machine",
+            wall / cpu,
+            load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        ));
+    }
+    for r in results {
+        for &i in &r.wall().outliers {
+            out.push(format!(
+                "{} rep {} took {:.0} ms against a median of {:.0} ms: an outlier (background load?); rerun with more --reps on a quiet machine",
+                r.runtime,
+                i + 1,
+                r.reps[i].wall_ms,
+                r.wall().median
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_files_parse_and_match_the_chapter() {
+        let p = probe();
+        assert_eq!(p.defaults.count, 10_000_000);
+        let bare = &p.reference.reps_s["bare"];
+        assert!((bare.iter().sum::<f64>() / 3.0 - p.reference.mean_s["bare"]).abs() < 0.01);
+        for rt in &p.defaults.runtimes {
+            assert!(rt.parse::<RuntimeKind>().is_ok(), "{rt}");
+        }
+    }
+
+    #[test]
+    fn within_noise_uses_the_larger_sigma() {
+        let bare = stats::summarize(&[1000.0, 1020.0, 980.0]).unwrap();
+        let close = stats::summarize(&[1030.0, 1010.0, 1050.0]).unwrap();
+        let v = vs_bare(&close, &bare);
+        assert!((v.delta_ms - 30.0).abs() < 1e-9 && (v.noise_ms - 40.0).abs() < 1e-9 && v.within_noise);
+        let far = stats::summarize(&[1100.0, 1110.0, 1090.0]).unwrap();
+        assert!(!vs_bare(&far, &bare).within_noise);
+        assert!((vs_bare(&far, &bare).delta_pct - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn outside_is_wall_minus_cpu() {
+        let mut r = RuntimeCpu::new(RuntimeKind::Docker, Ok("x".into()));
+        r.reps = vec![
+            Rep { wall_ms: 1300.0, cpu_ms: Some(1000.0), cycles: None, instructions: None },
+            Rep { wall_ms: 1320.0, cpu_ms: Some(1010.0), cycles: None, instructions: None },
+        ];
+        assert!((r.outside().unwrap().mean - 305.0).abs() < 1e-9);
+        r.reps[0].cpu_ms = None;
+        assert!(r.cpu().is_none() && r.outside().is_none());
+    }
+}

@@ -1,0 +1,252 @@
+//! Cuts a runtime's reps into phases: median and p95 per phase across reps, its share of the
+//! median total, and how much of each rep the named phases account for.
+
+use serde::Serialize;
+
+use crate::measure::runner::RuntimeResult;
+use crate::ground::phase::Phase;
+use crate::ground::stats;
+
+#[derive(Serialize, Clone, Debug)]
+pub struct PhaseRow {
+    pub phase: Phase,
+    pub detail: Option<String>,
+    pub median_ms: f64,
+    pub p95_ms: f64,
+    /// Median of this phase over the median total wall time.
+    pub share: f64,
+    /// Median task-clock of the phase in ms, None where counters were unavailable.
+    pub task_clock_ms: Option<f64>,
+    pub overhead_us: f64,
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct Breakdown {
+    pub runtime: crate::ground::RuntimeKind,
+    pub total_median_ms: f64,
+    pub rows: Vec<PhaseRow>,
+    /// Smallest fraction of a rep's wall time covered by named phases, over all reps.
+    pub min_coverage: f64,
+}
+
+/// None when the runtime recorded no phases (not traced).
+pub fn breakdown(result: &RuntimeResult) -> Option<Breakdown> {
+    if result.samples.iter().all(|s| s.phases.is_empty()) {
+        return None;
+    }
+    // Keys in order of first appearance, so rows follow the lifecycle.
+    let mut keys: Vec<(Phase, Option<String>)> = Vec::new();
+    for s in &result.samples {
+        for p in &s.phases {
+            let k = (p.phase, p.detail.clone());
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    let total = stats::median(&result.wall_ms());
+    let mut rows = Vec::new();
+    for (phase, detail) in keys {
+        let per_rep = |f: &dyn Fn(&crate::ground::phase::PhaseRecord) -> Option<f64>| -> Vec<Option<f64>> {
+            result
+                .samples
+                .iter()
+                .map(|s| {
+                    let matching: Vec<_> = s.phases.iter().filter(|p| p.phase == phase && p.detail == detail).collect();
+                    if matching.is_empty() {
+                        return Some(0.0);
+                    }
+                    matching.iter().map(|p| f(p)).sum::<Option<f64>>()
+                })
+                .collect()
+        };
+        let dur: Vec<f64> = per_rep(&|p| Some(p.dur_ns as f64 / 1e6)).into_iter().flatten().collect();
+        let clock: Option<Vec<f64>> = per_rep(&|p| p.counters.task_clock_ns.map(|n| n as f64 / 1e6)).into_iter().collect();
+        let over: Vec<f64> = per_rep(&|p| Some(p.overhead_ns as f64 / 1e3)).into_iter().flatten().collect();
+        let median_ms = stats::median(&dur);
+        rows.push(PhaseRow {
+            phase,
+            detail,
+            median_ms,
+            p95_ms: stats::percentile(&dur, 95.0),
+            share: if total > 0.0 { median_ms / total } else { 0.0 },
+            task_clock_ms: clock.map(|c| stats::median(&c)),
+            overhead_us: stats::median(&over),
+        });
+    }
+    let coverage: Vec<f64> = result
+        .samples
+        .iter()
+        .map(|s| {
+            let named: u64 = s.phases.iter().filter(|p| p.phase != Phase::Unattributed).map(|p| p.dur_ns).sum();
+            if s.wall_ns == 0 {
+                0.0
+            } else {
+                named as f64 / s.wall_ns as f64
+            }
+        })
+        .collect();
+    Some(Breakdown {
+        runtime: result.runtime,
+        total_median_ms: total,
+        rows,
+        min_coverage: coverage.iter().cloned().fold(f64::INFINITY, f64::min),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::Sample;
+    use crate::ground::phase::{Counters, PhaseRecord};
+
+    fn rec(phase: Phase, dur_ms: u64) -> PhaseRecord {
+        PhaseRecord {
+            phase,
+            detail: None,
+            start_ns: 0,
+            dur_ns: dur_ms * 1_000_000,
+            counters: Counters::default(),
+            overhead_ns: 1000,
+        }
+    }
+
+    #[test]
+    fn medians_shares_and_coverage() {
+        let sample = |cg, ex| Sample {
+            start_mono_ns: 0,
+            pid: 1,
+            wall_ns: 10_000_000,
+            user_ns: 0,
+            sys_ns: 0,
+            exit_code: 0,
+            phases: vec![rec(Phase::Cgroup, cg), rec(Phase::Exec, ex)],
+        };
+        let r = RuntimeResult {
+            runtime: crate::ground::RuntimeKind::Native,
+            warmup: vec![],
+            samples: vec![sample(2, 7), sample(4, 5), sample(3, 6)],
+        };
+        let b = breakdown(&r).unwrap();
+        assert_eq!(b.rows.len(), 2);
+        assert_eq!(b.rows[0].phase, Phase::Cgroup);
+        assert!((b.rows[0].median_ms - 3.0).abs() < 1e-9);
+        assert!((b.rows[0].share - 0.3).abs() < 1e-9);
+        assert!(b.rows[0].task_clock_ms.is_none(), "no counters → n/a, not 0");
+        assert!((b.min_coverage - 0.9).abs() < 1e-9);
+    }
+}
+
+/// One line per outlier rep of a runtime that timed its own phases (native): the phases that
+/// moved most from their median, with what the counters saw there — time off-CPU (wall minus
+/// task-clock), context switches, page faults. Engines get theirs from the tracer.
+pub fn explain_outliers(result: &RuntimeResult) -> Vec<String> {
+    if result.samples.iter().all(|s| s.phases.is_empty()) {
+        return Vec::new();
+    }
+    type Key = (Phase, Option<String>);
+    let median_of = |k: &Key| {
+        let v: Vec<f64> = result
+            .samples
+            .iter()
+            .map(|s| s.phases.iter().filter(|p| (p.phase, p.detail.clone()) == *k).map(|p| p.dur_ns as f64).sum())
+            .collect();
+        stats::median(&v)
+    };
+    let summary = result.summary();
+    let mut out = Vec::new();
+    for &i in &summary.outliers {
+        let sample = &result.samples[i];
+        let mut devs: Vec<(String, f64, f64, &crate::ground::phase::PhaseRecord)> = sample
+            .phases
+            .iter()
+            .map(|p| {
+                let k: Key = (p.phase, p.detail.clone());
+                let name = match &k.1 {
+                    Some(d) => format!("{} {d}", k.0),
+                    None => k.0.to_string(),
+                };
+                (name, p.dur_ns as f64, median_of(&k), p)
+            })
+            .collect();
+        devs.sort_by(|a, b| (b.1 - b.2).abs().total_cmp(&(a.1 - a.2).abs()));
+        let parts: Vec<String> = devs
+            .iter()
+            .take(2)
+            .map(|(name, v, m, p)| {
+                let c = &p.counters;
+                let off_cpu = c.task_clock_ns.map(|t| format!("{:.2} ms off-CPU", (p.dur_ns.saturating_sub(t)) as f64 / 1e6));
+                let seen: Vec<String> = [
+                    off_cpu,
+                    c.context_switches.map(|n| format!("{n} context switches")),
+                    c.page_faults.map(|n| format!("{n} page faults")),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                let seen = if seen.is_empty() { "counters n/a".to_string() } else { seen.join(", ") };
+                format!("{name} {:+.2} ms ({:.2} vs median {:.2} ms; {seen})", (v - m) / 1e6, v / 1e6, m / 1e6)
+            })
+            .collect();
+        out.push(format!(
+            "{} rep {} ({:.2} ms vs median {:.2} ms): {}",
+            result.runtime,
+            i + 1,
+            sample.wall_ms(),
+            summary.median,
+            parts.join("; ")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod outlier_tests {
+    use super::*;
+    use crate::measure::Sample;
+    use crate::ground::phase::{Counters, PhaseRecord};
+
+    #[test]
+    fn names_the_phase_that_moved_and_what_the_counters_saw() {
+        let sample = |exec_ms: u64| Sample {
+            start_mono_ns: 0,
+            pid: 1,
+            wall_ns: (2 + exec_ms) * 1_000_000,
+            user_ns: 0,
+            sys_ns: 0,
+            exit_code: 0,
+            phases: vec![
+                PhaseRecord {
+                    phase: Phase::Cgroup,
+                    detail: None,
+                    start_ns: 0,
+                    dur_ns: 2_000_000,
+                    counters: Counters::default(),
+                    overhead_ns: 0,
+                },
+                PhaseRecord {
+                    phase: Phase::Exec,
+                    detail: Some("execve".into()),
+                    start_ns: 2_000_000,
+                    dur_ns: exec_ms * 1_000_000,
+                    counters: Counters {
+                        task_clock_ns: Some(1_000_000),
+                        page_faults: Some(7),
+                        ..Counters::default()
+                    },
+                    overhead_ns: 0,
+                },
+            ],
+        };
+        let r = RuntimeResult {
+            runtime: crate::ground::RuntimeKind::Native,
+            warmup: vec![],
+            samples: vec![sample(1), sample(1), sample(1), sample(1), sample(30)],
+        };
+        let lines = explain_outliers(&r);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("native rep 5"), "{}", lines[0]);
+        assert!(lines[0].contains("exec execve +29.00 ms"), "{}", lines[0]);
+        assert!(lines[0].contains("29.00 ms off-CPU") && lines[0].contains("7 page faults"), "{}", lines[0]);
+    }
+}

@@ -1,0 +1,95 @@
+//! Experiment 1: how long a container takes to start, run a command and go away.
+
+pub mod breakdown;
+pub mod nscost;
+pub mod observer;
+pub mod outliers;
+
+use serde::Serialize;
+
+use crate::experiment::common::reference::{self, Reference};
+use crate::runtimes;
+use crate::measure::Runtime;
+use crate::ground::RuntimeKind;
+use crate::experiment::common::host::HostInfo;
+use crate::measure::runner::{self, Plan, RepObserver, RuntimeResult};
+
+pub struct Config {
+    pub runtimes: Vec<RuntimeKind>,
+    /// Runtimes named by the user must all work; default ones that cannot run are skipped
+    /// with a note.
+    pub explicit: bool,
+    pub plan: Plan,
+    pub quiet: bool,
+    /// Phases are being cut: advice points at the explanations instead of suggesting it.
+    pub breakdown: bool,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Skipped {
+    pub runtime: RuntimeKind,
+    pub reason: String,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Report {
+    pub experiment: &'static str,
+    pub host: HostInfo,
+    pub plan: Plan,
+    pub results: Vec<RuntimeResult>,
+    pub skipped: Vec<Skipped>,
+    pub warnings: Vec<String>,
+    pub reference: Reference,
+}
+
+/// The runtimes to measure when the user names none: the probe file's list.
+pub fn default_runtimes() -> Vec<RuntimeKind> {
+    reference::startup()
+        .defaults
+        .runtimes
+        .iter()
+        .filter_map(|r| r.parse().ok())
+        .collect()
+}
+
+/// The runtimes that opened, and those skipped with why.
+pub type Opened = (Vec<Box<dyn Runtime>>, Vec<Skipped>);
+
+/// Opens every runtime before anything is measured, so a missing engine or image fails the
+/// run at once instead of after minutes of reps.
+pub fn open_runtimes(kinds: &[RuntimeKind], explicit: bool) -> anyhow::Result<Opened> {
+    let mut open = Vec::new();
+    let mut skipped = Vec::new();
+    for &kind in kinds {
+        match runtimes::open(kind) {
+            Ok(rt) => open.push(rt),
+            Err(e) if !explicit => skipped.push(Skipped {
+                runtime: kind,
+                reason: e.to_string(),
+            }),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    anyhow::ensure!(!open.is_empty(), "no runtime can run here; `probe doctor` says why");
+    Ok((open, skipped))
+}
+
+pub fn run(
+    cfg: Config,
+    interrupted: &dyn Fn() -> bool,
+    observer: Option<&mut dyn RepObserver>,
+) -> anyhow::Result<Report> {
+    let (mut runtimes, skipped) = open_runtimes(&cfg.runtimes, cfg.explicit)?;
+    let results = runner::run(&mut runtimes, &cfg.plan, cfg.quiet, interrupted, observer)?;
+    let warnings = runner::advice(&cfg.plan, &results, cfg.breakdown);
+    let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
+    Ok(Report {
+        experiment: "startup",
+        host: HostInfo::collect(&kinds),
+        plan: cfg.plan,
+        results,
+        skipped,
+        warnings,
+        reference: reference::startup().reference,
+    })
+}

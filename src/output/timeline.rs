@@ -1,0 +1,222 @@
+//! Traced runs drawn the way `systemd-analyze plot` draws a boot: per run a band of phases,
+//! then one bar per process over the same time axis; runs stacked on one shared scale.
+//! Drawn with plotters, so one routine gives SVG or PNG (chosen by the file's extension).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::trace::attribution::Attribution;
+use crate::output::font::{ensure_font, FONT};
+use crate::ground::phase::Phase;
+
+const WIDTH: u32 = 1200;
+const LEFT: i32 = 200;
+const RIGHT: i32 = 20;
+const ROW: i32 = 16;
+const LEGEND: i32 = 40;
+/// Process rows drawn per run; a `make -j` can fork thousands, and a PNG is 3 bytes a pixel.
+const MAX_PROCS: usize = 300;
+
+fn color(p: Phase) -> RGBColor {
+    let (r, g, b) = match p {
+        Phase::Client => (0x8d, 0xd3, 0xc7),
+        Phase::Engine => (0xfd, 0xb4, 0x62),
+        Phase::Rootfs => (0xb3, 0xde, 0x69),
+        Phase::Runtime => (0x80, 0xb1, 0xd3),
+        Phase::Cgroup => (0xfb, 0x80, 0x72),
+        Phase::Namespaces => (0xbe, 0xba, 0xda),
+        Phase::Mounts => (0xff, 0xed, 0x6f),
+        Phase::Security => (0xcc, 0xeb, 0xc5),
+        Phase::Exec => (0xe3, 0x1a, 0x1c),
+        Phase::Workload => (0x33, 0xa0, 0x2c),
+        Phase::Teardown => (0xd9, 0xd9, 0xd9),
+        Phase::Unattributed => (0xff, 0xff, 0xff),
+    };
+    RGBColor(r, g, b)
+}
+
+/// What `--timeline` accepts: a new `.svg` or `.png` file in an existing, writable folder,
+/// with a font to draw text. Checked before the run, so a long run does not end in a refusal
+/// to write its picture.
+pub fn check_path(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("svg" | "png") => {}
+        _ => return Err(format!("{s}: the timeline file must end in .svg or .png")),
+    }
+    if path.symlink_metadata().is_ok() {
+        return Err(format!("{s} already exists: remove it or name another file"));
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(format!("{}: no such folder for the timeline file", dir.display()));
+    }
+    if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
+        return Err(format!("{}: folder not writable for the timeline file", dir.display()));
+    }
+    ensure_font().map_err(|e| format!("{s}: {e}"))?;
+    Ok(path)
+}
+
+/// Draws `runs` (title, attribution) into `path`, SVG or PNG by its extension. Written to a
+/// temporary file beside it and linked into place, so the file appears whole or not at all,
+/// and an existing file is never replaced.
+pub fn write(path: &Path, runs: &[(String, &Attribution)]) -> Result<()> {
+    ensure_font()?;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("timeline");
+    // Same extension: BitMapBackend picks the image format from it. Created here with
+    // O_EXCL, so whatever plotters then opens is this new regular file, not a planted link.
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp.{ext}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    let size = (WIDTH, height(runs));
+    let drawn = match ext {
+        "svg" => {
+            // Drawn into memory and written here: the backend's own file writer drops its
+            // last write error on the floor.
+            let mut svg = String::new();
+            let drawn = {
+                let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+                render(&root, runs)
+            };
+            drawn.and_then(|()| Ok(file.write_all(svg.as_bytes()).and_then(|()| file.sync_all())?))
+        }
+        "png" => render(&BitMapBackend::new(&tmp, size).into_drawing_area(), runs),
+        _ => Err(anyhow!("the timeline file must end in .svg or .png")),
+    };
+    let placed = drawn.and_then(|()| place(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    placed.with_context(|| format!("writing the timeline {}", path.display()))
+}
+
+/// Moves the finished file into place without replacing one that appeared meanwhile: a hard
+/// link fails if the name exists. Filesystems without hard links (vfat, some FUSE) get a
+/// rename after a last look, which leaves a small race.
+fn place(tmp: &Path, path: &Path) -> Result<()> {
+    match std::fs::hard_link(tmp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e.into()),
+        Err(_) if path.symlink_metadata().is_err() => Ok(std::fs::rename(tmp, path)?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Process rows drawn for a run, and whether some were left out.
+fn rows(a: &Attribution) -> (usize, bool) {
+    (a.procs.len().min(MAX_PROCS), a.procs.len() > MAX_PROCS)
+}
+
+fn height(runs: &[(String, &Attribution)]) -> u32 {
+    let rows: usize = runs.iter().map(|(_, a)| rows(a).0 + rows(a).1 as usize).sum();
+    (runs.len() as i32 * (20 + 14 + ROW + 4 + 20) + rows as i32 * ROW + LEGEND + 10) as u32
+}
+
+fn render<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, runs: &[(String, &Attribution)]) -> Result<()> {
+    draw(root, runs).map_err(|e| anyhow!("drawing the timeline: {e}"))?;
+    root.present().map_err(|e| anyhow!("writing the timeline: {e}"))
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    runs: &[(String, &Attribution)],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let text = |size: u32| TextStyle::from((FONT, size).into_font()).color(&BLACK);
+    let span = |a: &Attribution| (a.window.end - a.window.start).max(1) as f64;
+    let longest = runs.iter().map(|(_, a)| span(a)).fold(1.0, f64::max);
+    // Runs share one scale so they compare at a glance, except a run under a quarter of the
+    // longest (native beside docker: 4 ms against 250), whose phases would be a few pixels:
+    // it gets its own scale, and its title says so.
+    let own_scale = |a: &Attribution| span(a) * 4.0 < longest;
+    let scale_of = |a: &Attribution| (WIDTH as i32 - LEFT - RIGHT) as f64 / if own_scale(a) { span(a) } else { longest };
+    let x = |a: &Attribution, t: u64| LEFT + (t.saturating_sub(a.window.start) as f64 * scale_of(a)) as i32;
+    let bar = |x0: i32, x1: i32, y: i32, h: i32, fill: RGBColor| {
+        // At least a pixel wide: a 20 µs mount must still show.
+        Rectangle::new([(x0, y), (x1.max(x0 + 1), y + h)], fill.filled())
+    };
+    let outline = |x0: i32, x1: i32, y: i32, h: i32| {
+        Rectangle::new([(x0, y), (x1.max(x0 + 1), y + h)], RGBColor(0x66, 0x66, 0x66).stroke_width(1))
+    };
+    let mut y = 10;
+    for (title, a) in runs {
+        let title = if own_scale(a) { format!("{title} (own time scale)") } else { title.clone() };
+        root.draw(&Text::new(title, (10, y), text(13)))?;
+        y += 20;
+        let (shown, cut) = rows(a);
+        let bottom = y + 14 + ROW + 4 + ROW * shown as i32;
+        // A tick every 0.1/0.2/0.5/1/2/5/10/... ms, whichever gives at most 15 on this scale.
+        let shown_ms = if own_scale(a) { span(a) } else { longest } / 1e6;
+        let step = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0]
+            .into_iter()
+            .find(|s| shown_ms / s <= 15.0)
+            .unwrap_or(10_000.0);
+        let mut k = 0.0;
+        while k <= span(a) / 1e6 {
+            let tx = x(a, a.window.start + (k * 1e6) as u64);
+            root.draw(&PathElement::new([(tx, y + 12), (tx, bottom)], RGBColor(0xdd, 0xdd, 0xdd)))?;
+            let label = if step < 1.0 { format!("{k:.1} ms") } else { format!("{k:.0} ms") };
+            root.draw(&Text::new(label, (tx, y), text(9).pos(Pos::new(HPos::Center, VPos::Top))))?;
+            k += step;
+        }
+        y += 14;
+        root.draw(&Text::new("phases", (10, y + 2), text(11)))?;
+        for s in &a.slices {
+            let (x0, x1) = (x(a, s.start), x(a, s.end));
+            root.draw(&bar(x0, x1, y, ROW - 2, color(s.phase)))?;
+            root.draw(&outline(x0, x1, y, ROW - 2))?;
+            let label = s.phase.to_string();
+            if (x1 - x0) as usize > 7 * label.len() {
+                root.draw(&Text::new(label, (x0 + 2, y + 2), text(10)))?;
+            }
+        }
+        y += ROW + 4;
+        for p in a.procs.iter().take(shown) {
+            root.draw(&Text::new(format!("{} [{}]", p.name, p.tgid), (10, y + 1), text(10)))?;
+            root.draw(&bar(x(a, p.start), x(a, p.end), y, ROW - 4, RGBColor(0x9e, 0xca, 0xe1)))?;
+            y += ROW;
+        }
+        if cut {
+            let more = format!("… {} more processes, not drawn (probe trace --json has them all)", a.procs.len() - shown);
+            root.draw(&Text::new(more, (10, y + 1), text(10)))?;
+            y += ROW;
+        }
+        y += 20;
+    }
+    // The legend: a PNG has no tooltips, so every colour is named here.
+    let mut lx = 10;
+    for p in Phase::ALL {
+        root.draw(&bar(lx, lx + 12, y, 12, color(p)))?;
+        root.draw(&outline(lx, lx + 12, y, 12))?;
+        let name = p.to_string();
+        root.draw(&Text::new(name.clone(), (lx + 16, y), text(10)))?;
+        lx += 16 + 7 * name.len() as i32 + 14;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_paths() {
+        assert!(check_path("/tmp/x.txt").unwrap_err().contains(".svg or .png"));
+        assert!(check_path("/no/such/dir/t.svg").unwrap_err().contains("no such folder"));
+        assert!(check_path("/").is_err());
+        let existing = std::env::temp_dir().join(format!("probe-timeline-test-{}.svg", std::process::id()));
+        std::fs::write(&existing, "x").unwrap();
+        let e = check_path(existing.to_str().unwrap()).unwrap_err();
+        std::fs::remove_file(&existing).unwrap();
+        assert!(e.contains("already exists"), "{e}");
+        assert_eq!(check_path("t.png").unwrap(), PathBuf::from("t.png"));
+    }
+}

@@ -1,0 +1,4 @@
+//! The one test image every runtime runs, assembled from host binaries.
+pub mod build;
+pub mod nested;
+

@@ -1,0 +1,10 @@
+//! Readers of what the kernel exposes: procfs, mountinfo, cgroupfs and its layout, diskstats,
+//! the monotonic clock, child processes and the interrupt flag. No measurement policy here.
+
+pub mod cgroup;
+pub mod child;
+pub mod clock;
+pub mod diskstats;
+pub mod mountinfo;
+pub mod procfs;
+pub mod signals;
