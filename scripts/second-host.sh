@@ -722,16 +722,20 @@ do_ssh_down() {
     rm -rf "$st"
 }
 
-case "$CMD" in
-    build)
-        build_image
-        ls -l "$IMG_DIR" >&2 ;;
-    run) do_run ;;
-    ssh-up) do_ssh_up ;;
-    ssh-down) do_ssh_down ;;
-    clean)
-        for p in "$CACHE"/ssh/port-*/qemu.pid; do
-            [ -f "$p" ] && kill -0 "$(cat "$p")" 2>/dev/null && die "a guest is up ($p): ssh-down first"
-        done
-        rm -rf "$CACHE"; log "removed $CACHE" ;;
-esac
+# One line, read whole before it runs: editing this file during a run cannot derail it.
+main() {
+    case "$CMD" in
+        build)
+            build_image
+            ls -l "$IMG_DIR" >&2 ;;
+        run) do_run ;;
+        ssh-up) do_ssh_up ;;
+        ssh-down) do_ssh_down ;;
+        clean)
+            for p in "$CACHE"/ssh/port-*/qemu.pid; do
+                [ -f "$p" ] && kill -0 "$(cat "$p")" 2>/dev/null && die "a guest is up ($p): ssh-down first"
+            done
+            rm -rf "$CACHE"; log "removed $CACHE" ;;
+    esac
+}
+main; exit
