@@ -4,7 +4,6 @@ mod all;
 mod cleanup;
 mod cpu;
 mod doctor;
-mod emit;
 mod image;
 mod io;
 mod memory;
@@ -16,9 +15,12 @@ mod startup;
 mod trace;
 mod worker;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::emit::Format;
 
 pub use run::fast_path as run_fast_path;
 
@@ -71,6 +73,21 @@ pub enum Command {
     All(all::AllArgs),
     /// Markdown and self-contained HTML report of a run folder, with charts (PNG and SVG).
     Report(report::ReportArgs),
+}
+
+/// Where an experiment's results go and what stdout shows: every command that writes a run
+/// folder flattens these in.
+#[derive(Args, Debug)]
+pub struct OutputArgs {
+    /// What to print on stdout; the run folder always gets CSV and JSON.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Folder that receives a new run folder (and a `latest` link) per run.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub results: PathBuf,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Experiments first remove what an earlier, killed probe left (only resources whose owner
