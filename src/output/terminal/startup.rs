@@ -8,7 +8,8 @@ use crate::experiment::startup::breakdown::{Breakdown, OutlierRep};
 use crate::experiment::startup::command::Outcome;
 use crate::experiment::startup::nscost::{self, NsCost};
 use crate::experiment::startup::observer::StartupTracer;
-use crate::experiment::startup::{outliers, Report};
+use crate::experiment::startup::outliers::{self, KernelSaw, TracedOutlier};
+use crate::experiment::startup::Report;
 use crate::ground::stats;
 use crate::ground::RuntimeKind;
 use crate::measure::runner::RuntimeResult;
@@ -140,7 +141,7 @@ fn traced(tracer: &StartupTracer, results: &[RuntimeResult], breakdowns: &[Break
         out.push_str(&crate::output::stacked::render(breakdowns));
     }
     let traces: Vec<_> = tracer.reps.iter().collect();
-    let lines: Vec<String> = results.iter().flat_map(|r| outliers::explain(r, &traces)).collect();
+    let lines: Vec<String> = results.iter().flat_map(|r| outliers::explain(r, &traces)).map(|o| traced_outlier(&o)).collect();
     if !lines.is_empty() {
         out.push_str("\nOutliers explained:\n");
         for l in lines {
@@ -154,6 +155,44 @@ fn traced(tracer: &StartupTracer, results: &[RuntimeResult], breakdowns: &[Break
         ));
     }
     out
+}
+
+/// "docker rep 3 (412.0 ms vs median 380.1 ms): runtime +30.2 ms (...; what the kernel saw)"
+fn traced_outlier(o: &TracedOutlier) -> String {
+    let parts: Vec<String> = o
+        .moved
+        .iter()
+        .map(|m| {
+            let (v, med) = (m.ns, m.median_ns);
+            format!("{} {:+.1} ms ({} vs median {}; {})", m.phase, (v - med) / 1e6, ms_of_ns(v), ms_of_ns(med), kernel_saw(&m.saw))
+        })
+        .collect();
+    let why = if parts.is_empty() {
+        "no single phase moved by 1 ms or more: the extra time is spread thin".to_string()
+    } else {
+        parts.join("; ")
+    };
+    let lost = if o.lost > 0 { format!(" [{} trace records lost in this rep]", o.lost) } else { String::new() };
+    format!("{} rep {} ({:.1} ms vs median {:.1} ms): {why}{lost}", o.runtime, o.rep, o.wall_ms, o.median_ms)
+}
+
+fn kernel_saw(k: &KernelSaw) -> String {
+    let mut parts = Vec::new();
+    if let Some(off) = k.off_cpu_ns {
+        parts.push(format!("{} with no run process on a CPU", ms_of_ns(off as f64)));
+    }
+    if let Some(pf) = k.page_faults {
+        parts.push(format!("≈{pf} page faults"));
+    }
+    parts.push(format!("{} block I/O requests", k.block_io));
+    if let Some((name, ns)) = &k.busiest {
+        parts.push(format!("busiest: {name} ({} on CPU)", ms_of_ns(*ns as f64)));
+    }
+    parts.join(", ")
+}
+
+fn ms_of_ns(ns: f64) -> String {
+    format!("{:.1} ms", ns / 1e6)
 }
 
 /// "native rep 5 (31.00 ms vs median 3.00 ms): exec execve +29.00 ms (30.00 vs median 1.00
@@ -211,5 +250,27 @@ mod tests {
         assert!(line.contains("exec execve +29.00 ms"), "{line}");
         assert!(line.contains("29.00 ms off-CPU") && line.contains("7 page faults"), "{line}");
         assert!(!line.contains("context switches"), "a counter not read is left out, not 0: {line}");
+    }
+
+    #[test]
+    fn traced_outlier_says_what_the_kernel_saw() {
+        let saw = KernelSaw { off_cpu_ns: Some(20_000_000), page_faults: None, block_io: 3, busiest: Some(("runc".into(), 5_000_000)) };
+        let o = TracedOutlier {
+            runtime: RuntimeKind::Docker,
+            rep: 2,
+            wall_ms: 412.0,
+            median_ms: 380.0,
+            moved: vec![outliers::PhaseMove { phase: Phase::Runtime, ns: 60e6, median_ns: 30e6, saw }],
+            lost: 7,
+        };
+        let line = traced_outlier(&o);
+        assert_eq!(
+            line,
+            "docker rep 2 (412.0 ms vs median 380.0 ms): runtime +30.0 ms (60.0 ms vs median 30.0 ms; \
+             20.0 ms with no run process on a CPU, 3 block I/O requests, busiest: runc (5.0 ms on CPU)) \
+             [7 trace records lost in this rep]"
+        );
+        let spread = TracedOutlier { moved: Vec::new(), lost: 0, ..o };
+        assert!(traced_outlier(&spread).ends_with("no single phase moved by 1 ms or more: the extra time is spread thin"));
     }
 }
