@@ -90,17 +90,10 @@ pub struct OutputArgs {
     pub quiet: bool,
 }
 
-/// Experiments first remove what an earlier, killed probe left (only resources whose owner
-/// is gone), so a `kill -9` never leaks past the next run. `probe run` skips this: it is an
-/// interactive tool whose start-up time is the point.
+/// Experiments first remove what a killed probe left, and say so. `probe run` skips this: it
+/// is an interactive tool whose start-up time is the point.
 fn sweep_stale() {
-    // Inside a container (the nested experiment's worker, with the host's docker socket) the
-    // owners' pids are invisible and everything would look stale.
-    if !nix::unistd::Uid::effective().is_root() || crate::runtimes::cleanup::in_child_pid_namespace() {
-        return;
-    }
-    let done = crate::runtimes::cleanup::run(&crate::runtimes::cleanup::Options { all: false, dry_run: false });
-    let n = done.containers.len() + done.mounts.len() + done.cgroups.len() + done.dirs.len();
+    let n = crate::runtimes::cleanup::sweep_stale();
     if n > 0 {
         eprintln!("probe: removed {n} leftovers of an earlier probe that was killed (see `probe cleanup --dry-run`)");
     }
