@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use crate::output::terminal;
 use crate::runtimes::cleanup;
 
 #[derive(Args, Debug)]
@@ -32,23 +33,8 @@ pub fn run(a: CleanupArgs) -> anyhow::Result<ExitCode> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&done)?);
     } else {
-        let verb = if a.dry_run { "would remove" } else { "removed" };
-        for (what, items) in [
-            ("container", &done.containers),
-            ("mount", &done.mounts),
-            ("cgroup", &done.cgroups),
-            ("dir", &done.dirs),
-        ] {
-            for i in items {
-                println!("{verb} {what} {i}");
-            }
-        }
-        for f in &done.failed {
-            eprintln!("could not clean: {f}");
-        }
-        if done.is_empty() && done.failed.is_empty() {
-            println!("nothing of probe's left behind");
-        }
+        print!("{}", terminal::cleanup::render(&done, a.dry_run));
+        eprint!("{}", terminal::cleanup::failures(&done));
     }
     Ok(if done.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

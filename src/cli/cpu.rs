@@ -1,19 +1,17 @@
 //! `probe cpu`: Experiment 3 (the busy loop in a new container per run) and, with --exec,
 //! Experiment 7 (the loop exec'd into a running container), against bare.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::emit::{emit, finish, row, save, Format};
-use crate::ground::RuntimeKind;
-use crate::experiment::cpu::{self, RuntimeCpu};
+use super::OutputArgs;
 use crate::experiment::common::fleets;
-use crate::experiment::cpu::exec as cpu_exec;
-use crate::output::seed_csv::{self, MetricRow};
-use crate::output::table::Table;
+use crate::experiment::cpu::{self, exec as cpu_exec};
+use crate::ground::RuntimeKind;
+use crate::output::emit::{emit, finish, save};
+use crate::output::{run_files, seed_csv, terminal};
 
 #[derive(Args, Debug)]
 pub struct CpuArgs {
@@ -34,22 +32,15 @@ pub struct CpuArgs {
     /// Unmeasured runs per runtime first [default: 0; with --exec 1].
     #[arg(long)]
     pub warmup: Option<u32>,
-    /// What to print on stdout; the run folder always gets CSV and JSON.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-    /// Folder that receives a new run folder (and a `latest` link) per run.
-    #[arg(long, default_value = "results", value_name = "DIR")]
-    pub results: PathBuf,
-    /// No progress bar.
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 pub fn run(a: CpuArgs) -> anyhow::Result<ExitCode> {
-    crate::output::results::check_writable(&a.results)?;
+    crate::output::results::check_writable(&a.output.results)?;
     crate::sys::signals::install();
     let explicit = a.runtimes.is_some();
-    let (report, label, experiment, how) = if a.exec {
+    let (report, label) = if a.exec {
         let d = cpu_exec::probe().defaults;
         let report = cpu_exec::run(cpu_exec::Config {
             runtimes: a.runtimes.clone().unwrap_or_else(|| fleets::parse_kinds(&d.runtimes)),
@@ -58,9 +49,9 @@ pub fn run(a: CpuArgs) -> anyhow::Result<ExitCode> {
             reps: a.reps.unwrap_or(d.reps),
             warmup: a.warmup.unwrap_or(d.warmup),
             settle: Duration::from_millis(d.settle_ms),
-            quiet: a.quiet,
+            quiet: a.output.quiet,
         })?;
-        (report, "cpu_exec", "Experiment 7", "exec'd into a running container")
+        (report, "cpu_exec")
     } else {
         let d = cpu::probe().defaults;
         let report = cpu::run(cpu::Config {
@@ -69,86 +60,14 @@ pub fn run(a: CpuArgs) -> anyhow::Result<ExitCode> {
             count: a.count.unwrap_or(d.count),
             reps: a.reps.unwrap_or(d.reps),
             warmup: a.warmup.unwrap_or(d.warmup),
-            quiet: a.quiet,
+            quiet: a.output.quiet,
         })?;
-        (report, "cpu", "Experiment 3", "in a new container per run")
+        (report, "cpu")
     };
-    let csv = seed_csv::metric_csv(&rows(&report.results))?;
+    let csv = seed_csv::metric_csv(&run_files::cpu_rows(&report.results))?;
     let json = serde_json::to_vec_pretty(&report)?;
     let (csv_name, json_name) = (format!("{label}.csv"), format!("{label}.json"));
-    let dir = save(&a.results, report.experiment, &[(&csv_name, &csv), (&json_name, &json)])?;
-    let title = format!("{experiment}: `{}` {how}, {} reps after {} warmup", report.argv[2], report.reps, report.warmup);
-    emit(a.format, &render(&title, &report.results, report.pmu_na.as_deref(), &report.reference.overhead_pct), &csv, &json);
+    let dir = save(&a.output.results, report.experiment, &[(&csv_name, &csv), (&json_name, &json)])?;
+    emit(a.output.format, &terminal::cpu::render(&report, a.exec), &csv, &json);
     finish(&report.warnings, &report.skipped, &dir)
-}
-
-/// The chapter's `cpu_seconds` (wall time, as `time` printed it) per rep, plus the CPU time
-/// of the container's processes and what lies outside it.
-fn rows(results: &[RuntimeCpu]) -> Vec<MetricRow> {
-    let mut out = Vec::new();
-    for r in results {
-        let name = r.runtime.name();
-        for rep in &r.reps {
-            out.push(row(name, "cpu_seconds", format!("{:.3}", rep.wall_ms / 1000.0)));
-            if let Some(c) = rep.cpu_ms {
-                out.push(row(name, "cpu_time_seconds", format!("{:.3}", c / 1000.0)));
-                out.push(row(name, "outside_cpu_seconds", format!("{:.3}", (rep.wall_ms - c) / 1000.0)));
-            }
-        }
-    }
-    out
-}
-
-fn secs(mean_ms: f64, sd_ms: f64) -> String {
-    format!("{:.3} ± {:.3}", mean_ms / 1000.0, sd_ms / 1000.0)
-}
-
-fn render(title: &str, results: &[RuntimeCpu], pmu_na: Option<&str>, chapter_pct: &std::collections::BTreeMap<String, f64>) -> String {
-    let mut out = format!("{title}\nwall s and cpu s: mean ± σ of the reps; noise band: ±2σ (the larger of the runtime's and bare's).\n\n");
-    let bare = results.iter().find(|r| r.runtime == RuntimeKind::Bare);
-    let mut t = Table::new(["runtime", "wall s", "× bare", "Δ vs bare", "noise band", "verdict", "cpu s", "cpu × bare", "wall−cpu ms", "chapter Δ"]);
-    for r in results {
-        let w = r.wall();
-        let c = r.cpu();
-        let vs = bare.filter(|b| b.runtime != r.runtime).map(|b| cpu::vs_bare(&w, &b.wall()));
-        let cpu_vs = bare.filter(|b| b.runtime != r.runtime).and_then(|b| Some(cpu::vs_bare(c.as_ref()?, &b.cpu()?)));
-        t.row([
-            r.runtime.to_string(),
-            secs(w.mean, w.sd),
-            vs.map(|v| format!("{:.3} ± {:.3}", v.ratio.value, v.ratio.uncertainty)).unwrap_or_else(|| "1".into()),
-            vs.map(|v| format!("{:+.0} ms ({:+.1}%)", v.delta_ms, v.delta_pct)).unwrap_or_else(|| "-".into()),
-            vs.map(|v| format!("±{:.0} ms", v.noise_ms)).unwrap_or_else(|| format!("±{:.0} ms", 2.0 * w.sd)),
-            vs.map(|v| if v.within_noise { "within noise" } else { "above noise" }.to_string()).unwrap_or_else(|| "-".into()),
-            c.as_ref().map(|c| secs(c.mean, c.sd)).unwrap_or_else(|| "n/a".into()),
-            cpu_vs.map(|v| format!("{:.3}{}", v.ratio.value, if v.within_noise { " (within noise)" } else { "" })).unwrap_or_else(|| "-".into()),
-            r.outside().map(|o| format!("{:.0}", o.mean)).unwrap_or_else(|| "n/a".into()),
-            chapter_pct.get(r.runtime.name()).map(|p| format!("{p:+.1}%")).unwrap_or_else(|| "-".into()),
-        ]);
-    }
-    out.push_str(&t.render());
-    let within: Vec<String> = results
-        .iter()
-        .filter(|r| r.runtime != RuntimeKind::Bare)
-        .filter_map(|r| Some((r.runtime, cpu::vs_bare(&r.wall(), &bare?.wall()))))
-        .map(|(k, v)| format!("{k} {}", if v.within_noise { "is within the noise of bare" } else { "differs from bare by more than the noise" }))
-        .collect();
-    if !within.is_empty() {
-        out.push_str(&format!("\nWall time: {}.\n", within.join("; ")));
-    }
-    let cpu_within: Vec<String> = results
-        .iter()
-        .filter(|r| r.runtime != RuntimeKind::Bare)
-        .filter_map(|r| Some((r.runtime, cpu::vs_bare(&r.cpu()?, &bare?.cpu()?))))
-        .map(|(k, v)| format!("{k} {:+.1}% {}", v.delta_pct, if v.within_noise { "(within noise)" } else { "(above noise)" }))
-        .collect();
-    if !cpu_within.is_empty() {
-        out.push_str(&format!("CPU time vs bare: {}.\n", cpu_within.join("; ")));
-    }
-    for r in results {
-        if let Some(na) = &r.cpu_na {
-            out.push_str(&format!("{}: cpu n/a — {na}\n", r.runtime));
-        }
-    }
-    out.push_str(&format!("cycles/instructions: {}\n", pmu_na.unwrap_or("counted for bare and native (see the JSON)")));
-    out
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::experiment::doctor;
-use crate::output::table::Table;
+use crate::output::terminal;
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
@@ -20,22 +20,6 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let mut t = Table::new(["area", "check", "", "detail"]);
-    for c in &all {
-        t.row([
-            c.area.to_string(),
-            c.name.clone(),
-            if c.ok { "ok" } else { "NO" }.to_string(),
-            c.detail.clone(),
-        ]);
-    }
-    print!("{}", t.render());
-    let fixes: Vec<_> = all.iter().filter_map(|c| c.fix.as_ref().map(|f| (c, f))).collect();
-    if !fixes.is_empty() {
-        println!("\nTo fix:");
-        for (c, f) in fixes {
-            println!("  {} {}: {f}", c.area, c.name);
-        }
-    }
+    print!("{}", terminal::doctor::render(&all));
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use crate::output::terminal;
 use crate::runtimes::image::build;
 
 #[derive(Args, Debug)]
@@ -40,27 +41,7 @@ pub fn run(a: ImageArgs) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&serde_json::json!({"test": &report, "nested": &nested_report}))?);
             } else {
-                println!(
-                    "probe-test:latest digest {} — rootfs {} ({})",
-                    report.digest,
-                    report.rootfs.display(),
-                    if report.rootfs_rebuilt { "rebuilt" } else { "up to date" }
-                );
-                for e in &report.engines {
-                    println!("  {:<16} {}", e.runtime.name(), e.outcome);
-                }
-                if let Some(n) = &nested_report {
-                    println!(
-                        "{} digest {} — rootfs {} ({})",
-                        n.tag,
-                        n.digest,
-                        n.rootfs.display(),
-                        if n.rootfs_rebuilt { format!("rebuilt in {:.0}s", n.rootfs_seconds) } else { "up to date".into() }
-                    );
-                    for e in &n.engines {
-                        println!("  {:<16} {}", e.runtime.name(), e.outcome);
-                    }
-                }
+                print!("{}", terminal::image::render(&report, nested_report.as_ref()));
             }
             let failed = report.engines.iter().chain(nested_report.iter().flat_map(|n| &n.engines)).any(|e| e.outcome.starts_with("failed"));
             Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })

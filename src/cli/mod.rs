@@ -4,7 +4,6 @@ mod all;
 mod cleanup;
 mod cpu;
 mod doctor;
-mod emit;
 mod image;
 mod io;
 mod memory;
@@ -16,9 +15,12 @@ mod startup;
 mod trace;
 mod worker;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::emit::Format;
 
 pub use run::fast_path as run_fast_path;
 
@@ -73,17 +75,25 @@ pub enum Command {
     Report(report::ReportArgs),
 }
 
-/// Experiments first remove what an earlier, killed probe left (only resources whose owner
-/// is gone), so a `kill -9` never leaks past the next run. `probe run` skips this: it is an
-/// interactive tool whose start-up time is the point.
+/// Where an experiment's results go and what stdout shows: every command that writes a run
+/// folder flattens these in.
+#[derive(Args, Debug)]
+pub struct OutputArgs {
+    /// What to print on stdout; the run folder always gets CSV and JSON.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Folder that receives a new run folder (and a `latest` link) per run.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub results: PathBuf,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Experiments first remove what a killed probe left, and say so. `probe run` skips this: it
+/// is an interactive tool whose start-up time is the point.
 fn sweep_stale() {
-    // Inside a container (the nested experiment's worker, with the host's docker socket) the
-    // owners' pids are invisible and everything would look stale.
-    if !nix::unistd::Uid::effective().is_root() || crate::runtimes::cleanup::in_child_pid_namespace() {
-        return;
-    }
-    let done = crate::runtimes::cleanup::run(&crate::runtimes::cleanup::Options { all: false, dry_run: false });
-    let n = done.containers.len() + done.mounts.len() + done.cgroups.len() + done.dirs.len();
+    let n = crate::runtimes::cleanup::sweep_stale();
     if n > 0 {
         eprintln!("probe: removed {n} leftovers of an earlier probe that was killed (see `probe cleanup --dry-run`)");
     }

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::sys::clock::monotonic_ns;
-use crate::ground::phase::PhaseRecord;
 use crate::native::{self, ContainerSpec, Limits, NsSet, Storage, Volume};
+use crate::output::terminal;
 
 /// Run a command in a native container (namespaces, cgroup, overlay, pivot_root), like
 /// `unshare` with a full container around it. Exit status is passed through.
@@ -183,52 +183,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let wall_ns = monotonic_ns() - start;
     if a.phases {
         let mut err = std::io::stderr().lock();
-        let _ = err.write_all(phase_table(&outcome.phases, wall_ns).as_bytes());
+        let _ = err.write_all(terminal::run::phase_table(&outcome.phases, wall_ns).as_bytes());
     }
     // Exit codes above 255 cannot happen (wait status); the clamp only satisfies the type.
     Ok(ExitCode::from(outcome.exit_code.clamp(0, 255) as u8))
-}
-
-fn na(v: Option<u64>) -> String {
-    v.map_or_else(|| "n/a".into(), |v| v.to_string())
-}
-
-/// One line per phase record, in time order, with its share of the total, and how much of
-/// the time measured around the container the phases account for.
-fn phase_table(phases: &[PhaseRecord], wall_ns: u64) -> String {
-    let total: u64 = phases.iter().map(|p| p.dur_ns).sum::<u64>().max(1);
-    let mut out = format!(
-        "{:<11} {:<18} {:>10} {:>6} {:>11} {:>5} {:>7} {:>10}\n",
-        "phase", "detail", "µs", "share", "task-clk µs", "csw", "faults", "overhead µs"
-    );
-    for p in phases {
-        out += &format!(
-            "{:<11} {:<18} {:>10.1} {:>5.1}% {:>11} {:>5} {:>7} {:>10.1}\n",
-            p.phase.name(),
-            p.detail.as_deref().unwrap_or(""),
-            p.dur_ns as f64 / 1e3,
-            p.dur_ns as f64 * 100.0 / total as f64,
-            p.counters
-                .task_clock_ns
-                .map_or_else(|| "n/a".into(), |v| format!("{:.1}", v as f64 / 1e3)),
-            na(p.counters.context_switches),
-            na(p.counters.page_faults),
-            p.overhead_ns as f64 / 1e3,
-        );
-    }
-    out += &format!(
-        "{:<11} {:<18} {:>10.1} {:>5.1}%\n",
-        "total",
-        "",
-        total as f64 / 1e3,
-        100.0
-    );
-    out += &format!(
-        "phases cover {:.1}% of {:.1} µs measured around the container\n",
-        total as f64 * 100.0 / wall_ns.max(1) as f64,
-        wall_ns as f64 / 1e3
-    );
-    out
 }
 
 #[cfg(test)]

@@ -202,6 +202,14 @@ pub struct Options {
 
 pub const OPTIONS: &str = "all.json";
 
+/// An interrupted run to continue: its folder and the options it started with.
+pub fn resume(dir: &Path) -> Result<(PathBuf, Options)> {
+    let run = dir
+        .canonicalize()
+        .with_context(|| format!("cannot resume {}: no such run folder", dir.display()))?;
+    Ok((run, read_options(dir)?))
+}
+
 pub fn read_options(run: &Path) -> Result<Options> {
     let path = run.join(OPTIONS);
     let text = fs::read(&path).with_context(|| {

@@ -88,6 +88,19 @@ pub fn run(opts: &Options) -> Cleaned {
     out
 }
 
+/// What experiments do first: remove what an earlier, killed probe left (only resources whose
+/// owner is gone), so a `kill -9` never leaks past the next run. Returns how many were
+/// removed; nothing is tried without root or inside a container (the nested experiment's
+/// worker, with the host's docker socket), where the owners' pids are invisible and
+/// everything would look stale.
+pub fn sweep_stale() -> usize {
+    if !nix::unistd::Uid::effective().is_root() || in_child_pid_namespace() {
+        return 0;
+    }
+    let done = run(&Options { all: false, dry_run: false });
+    done.containers.len() + done.mounts.len() + done.cgroups.len() + done.dirs.len()
+}
+
 fn containers(opts: &Options, out: &mut Cleaned) {
     for kind in [RuntimeKind::Docker, RuntimeKind::Podman, RuntimeKind::PodmanRootless] {
         let Ok(engine) = CliEngine::locate(kind) else { continue };

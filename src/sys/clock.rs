@@ -1,5 +1,6 @@
 //! The one clock every timestamp uses: CLOCK_MONOTONIC, the clock perf events are stamped with
-//! (clockid MONOTONIC), so kernel events and probe's own edges share one time line.
+//! (clockid MONOTONIC), so kernel events and probe's own edges share one time line; and the
+//! calendar date of a wall-clock day, for timestamps people read.
 
 /// CLOCK_MONOTONIC now, in nanoseconds.
 pub fn monotonic_ns() -> u64 {
@@ -7,17 +8,6 @@ pub fn monotonic_ns() -> u64 {
     // SAFETY: valid pointer; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// UTC now, RFC 3339, to the second.
-pub fn utc_now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date, after Howard Hinnant's
@@ -38,12 +28,10 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
-    fn days_to_civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    fn civil_dates_around_the_epoch_and_leap_days() {
+        assert_eq!(super::civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
     }
 }

@@ -42,6 +42,7 @@ pub fn tracefs_dir() -> Result<std::path::PathBuf, session::TraceError> {
     Err(session::TraceError::NoTracefs)
 }
 pub mod attribution;
+pub mod command;
 mod cut;
 pub mod event;
 pub mod format;

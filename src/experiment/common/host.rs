@@ -30,7 +30,7 @@ impl HostInfo {
         };
         HostInfo {
             probe_version: env!("CARGO_PKG_VERSION").into(),
-            date: crate::sys::clock::utc_now_rfc3339(),
+            date: utc_now_rfc3339(),
             hostname: field(|u| u.nodename()),
             kernel: field(|u| u.release()),
             arch: field(|u| u.machine()),
@@ -59,6 +59,16 @@ fn mem_total_kb(meminfo: &str) -> u64 {
         .find_map(|l| l.strip_prefix("MemTotal:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+pub fn utc_now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (y, m, d) = crate::sys::clock::civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
 }
 
 #[cfg(test)]

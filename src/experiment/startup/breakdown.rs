@@ -137,10 +137,33 @@ mod tests {
     }
 }
 
-/// One line per outlier rep of a runtime that timed its own phases (native): the phases that
-/// moved most from their median, with what the counters saw there — time off-CPU (wall minus
-/// task-clock), context switches, page faults. Engines get theirs from the tracer.
-pub fn explain_outliers(result: &RuntimeResult) -> Vec<String> {
+/// An outlier rep of a runtime that timed its own phases (native): the phases that moved
+/// most from their median, with what the counters saw there. Engines get theirs from the
+/// tracer.
+#[derive(Clone, Debug)]
+pub struct OutlierRep {
+    pub runtime: crate::ground::RuntimeKind,
+    /// 1-based, as the reps are numbered for people.
+    pub rep: usize,
+    pub wall_ms: f64,
+    pub median_ms: f64,
+    /// At most two, the largest move first.
+    pub moved: Vec<PhaseMove>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PhaseMove {
+    pub phase: Phase,
+    pub detail: Option<String>,
+    pub dur_ns: u64,
+    /// The phase's median over the runtime's reps.
+    pub median_ns: f64,
+    pub counters: crate::ground::phase::Counters,
+}
+
+/// The outlier reps of `result`, each with the phases that moved most; none when the
+/// runtime recorded no phases.
+pub fn outlier_reps(result: &RuntimeResult) -> Vec<OutlierRep> {
     if result.samples.iter().all(|s| s.phases.is_empty()) {
         return Vec::new();
     }
@@ -157,45 +180,27 @@ pub fn explain_outliers(result: &RuntimeResult) -> Vec<String> {
     let mut out = Vec::new();
     for &i in &summary.outliers {
         let sample = &result.samples[i];
-        let mut devs: Vec<(String, f64, f64, &crate::ground::phase::PhaseRecord)> = sample
+        let mut moved: Vec<PhaseMove> = sample
             .phases
             .iter()
-            .map(|p| {
-                let k: Key = (p.phase, p.detail.clone());
-                let name = match &k.1 {
-                    Some(d) => format!("{} {d}", k.0),
-                    None => k.0.to_string(),
-                };
-                (name, p.dur_ns as f64, median_of(&k), p)
+            .map(|p| PhaseMove {
+                phase: p.phase,
+                detail: p.detail.clone(),
+                dur_ns: p.dur_ns,
+                median_ns: median_of(&(p.phase, p.detail.clone())),
+                counters: p.counters.clone(),
             })
             .collect();
-        devs.sort_by(|a, b| (b.1 - b.2).abs().total_cmp(&(a.1 - a.2).abs()));
-        let parts: Vec<String> = devs
-            .iter()
-            .take(2)
-            .map(|(name, v, m, p)| {
-                let c = &p.counters;
-                let off_cpu = c.task_clock_ns.map(|t| format!("{:.2} ms off-CPU", (p.dur_ns.saturating_sub(t)) as f64 / 1e6));
-                let seen: Vec<String> = [
-                    off_cpu,
-                    c.context_switches.map(|n| format!("{n} context switches")),
-                    c.page_faults.map(|n| format!("{n} page faults")),
-                ]
-                .into_iter()
-                .flatten()
-                .collect();
-                let seen = if seen.is_empty() { "counters n/a".to_string() } else { seen.join(", ") };
-                format!("{name} {:+.2} ms ({:.2} vs median {:.2} ms; {seen})", (v - m) / 1e6, v / 1e6, m / 1e6)
-            })
-            .collect();
-        out.push(format!(
-            "{} rep {} ({:.2} ms vs median {:.2} ms): {}",
-            result.runtime,
-            i + 1,
-            sample.wall_ms(),
-            summary.median,
-            parts.join("; ")
-        ));
+        let dev = |m: &PhaseMove| (m.dur_ns as f64 - m.median_ns).abs();
+        moved.sort_by(|a, b| dev(b).total_cmp(&dev(a)));
+        moved.truncate(2);
+        out.push(OutlierRep {
+            runtime: result.runtime,
+            rep: i + 1,
+            wall_ms: sample.wall_ms(),
+            median_ms: summary.median,
+            moved,
+        });
     }
     out
 }
@@ -207,7 +212,7 @@ mod outlier_tests {
     use crate::ground::phase::{Counters, PhaseRecord};
 
     #[test]
-    fn names_the_phase_that_moved_and_what_the_counters_saw() {
+    fn finds_the_phase_that_moved_with_its_counters() {
         let sample = |exec_ms: u64| Sample {
             start_mono_ns: 0,
             pid: 1,
@@ -243,10 +248,12 @@ mod outlier_tests {
             warmup: vec![],
             samples: vec![sample(1), sample(1), sample(1), sample(1), sample(30)],
         };
-        let lines = explain_outliers(&r);
-        assert_eq!(lines.len(), 1, "{lines:?}");
-        assert!(lines[0].starts_with("native rep 5"), "{}", lines[0]);
-        assert!(lines[0].contains("exec execve +29.00 ms"), "{}", lines[0]);
-        assert!(lines[0].contains("29.00 ms off-CPU") && lines[0].contains("7 page faults"), "{}", lines[0]);
+        let reps = outlier_reps(&r);
+        assert_eq!(reps.len(), 1, "{reps:?}");
+        assert_eq!((reps[0].runtime, reps[0].rep), (crate::ground::RuntimeKind::Native, 5));
+        let m = &reps[0].moved[0];
+        assert_eq!((m.phase, m.detail.as_deref(), m.dur_ns), (Phase::Exec, Some("execve"), 30_000_000));
+        assert_eq!(m.median_ns, 1e6);
+        assert_eq!(m.counters.page_faults, Some(7));
     }
 }

@@ -1,6 +1,7 @@
 //! Experiment 1: how long a container takes to start, run a command and go away.
 
 pub mod breakdown;
+pub mod command;
 pub mod nscost;
 pub mod observer;
 pub mod outliers;

@@ -6,7 +6,6 @@ use serde::Serialize;
 use crate::trace::attribution::{self, Attribution, Window};
 use crate::trace::session::{Session, TraceError};
 use crate::ground::RuntimeKind;
-use crate::experiment::startup::breakdown::Breakdown;
 use crate::measure::runner::{RepObserver, RuntimeResult};
 use crate::measure::Sample;
 
@@ -95,31 +94,6 @@ impl StartupTracer {
                 None
             }
         }
-    }
-
-    /// What `--breakdown` prints after the phase tables: the stacked comparison, one line
-    /// per outlier rep, and any loss of trace records.
-    pub fn report(&self, results: &[RuntimeResult], breakdowns: &[Breakdown]) -> String {
-        let mut out = String::new();
-        if breakdowns.len() > 1 {
-            out.push('\n');
-            out.push_str(&crate::output::stacked::render(breakdowns));
-        }
-        let traces: Vec<&RepTrace> = self.reps.iter().collect();
-        let lines: Vec<String> = results.iter().flat_map(|r| crate::experiment::startup::outliers::explain(r, &traces)).collect();
-        if !lines.is_empty() {
-            out.push_str("\nOutliers explained:\n");
-            for l in lines {
-                out.push_str(&format!("  {l}\n"));
-            }
-        }
-        if self.lost() > 0 {
-            out.push_str(&format!(
-                "\nwarning: the kernel dropped {} trace records (ring buffer full); phases of the affected reps are incomplete\n",
-                self.lost()
-            ));
-        }
-        out
     }
 
     /// Each runtime's median rep among those with phases, as the timeline draws them:

@@ -1,5 +1,5 @@
-//! Why was that rep slow: for each outlier rep, the phases that moved most from their
-//! median, and what the kernel saw in them.
+//! Why was that rep slow: for each outlier rep of a traced engine, the phases that moved most
+//! from their median, and what the kernel saw in them.
 
 use std::collections::BTreeMap;
 
@@ -19,12 +19,43 @@ fn per_phase(t: &RepTrace) -> BTreeMap<Phase, u64> {
     m
 }
 
-fn ms(ns: f64) -> String {
-    format!("{:.1} ms", ns / 1e6)
+/// An outlier rep of a traced engine: the phases that moved most from their median.
+#[derive(Clone, Debug)]
+pub struct TracedOutlier {
+    pub runtime: crate::ground::RuntimeKind,
+    /// 1-based, as the reps are numbered for people.
+    pub rep: usize,
+    pub wall_ms: f64,
+    pub median_ms: f64,
+    /// At most two, the largest move first; empty when no phase moved by MIN_DEVIATION_NS.
+    pub moved: Vec<PhaseMove>,
+    /// Records the kernel dropped during this rep.
+    pub lost: u64,
 }
 
-/// One line per outlier rep of `result`, or nothing when no rep was traced.
-pub fn explain(result: &RuntimeResult, traces: &[&RepTrace]) -> Vec<String> {
+#[derive(Clone, Debug)]
+pub struct PhaseMove {
+    pub phase: Phase,
+    pub ns: f64,
+    pub median_ns: f64,
+    pub saw: KernelSaw,
+}
+
+/// What the kernel recorded in a phase's slices of one rep; None where the tracer had no
+/// instrument for it.
+#[derive(Clone, Debug)]
+pub struct KernelSaw {
+    /// Time with no process of the run on a CPU.
+    pub off_cpu_ns: Option<u64>,
+    /// Estimated from samples.
+    pub page_faults: Option<u64>,
+    pub block_io: u64,
+    /// The process longest on CPU, with its time there.
+    pub busiest: Option<(String, u64)>,
+}
+
+/// The outlier reps of `result`, or nothing when no rep was traced.
+pub fn explain(result: &RuntimeResult, traces: &[&RepTrace]) -> Vec<TracedOutlier> {
     let find = |start: u64| traces.iter().find(|t| t.start_mono_ns == start).copied();
     let traced: Vec<&RepTrace> = result.samples.iter().filter_map(|s| find(s.start_mono_ns)).collect();
     if traced.is_empty() {
@@ -44,30 +75,25 @@ pub fn explain(result: &RuntimeResult, traces: &[&RepTrace]) -> Vec<String> {
             .filter(|(_, v, m)| (v - m).abs() >= MIN_DEVIATION_NS)
             .collect();
         devs.sort_by(|a, b| (b.1 - b.2).abs().total_cmp(&(a.1 - a.2).abs()));
-        let parts: Vec<String> = devs
+        let moved = devs
             .iter()
             .take(2)
-            .map(|&(p, v, m)| format!("{p} {:+.1} ms ({} vs median {}; {})", (v - m) / 1e6, ms(v), ms(m), kernel_saw(t, p)))
+            .map(|&(phase, ns, median_ns)| PhaseMove { phase, ns, median_ns, saw: kernel_saw(t, phase) })
             .collect();
-        let why = if parts.is_empty() {
-            "no single phase moved by 1 ms or more: the extra time is spread thin".to_string()
-        } else {
-            parts.join("; ")
-        };
-        let lost = if t.lost > 0 { format!(" [{} trace records lost in this rep]", t.lost) } else { String::new() };
-        out.push(format!(
-            "{} rep {} ({:.1} ms vs median {:.1} ms): {why}{lost}",
-            result.runtime,
-            i + 1,
-            sample.wall_ms(),
-            summary.median
-        ));
+        out.push(TracedOutlier {
+            runtime: result.runtime,
+            rep: i + 1,
+            wall_ms: sample.wall_ms(),
+            median_ms: summary.median,
+            moved,
+            lost: t.lost,
+        });
     }
     out
 }
 
 /// What the kernel recorded in the phase's slices of one rep.
-fn kernel_saw(t: &RepTrace, phase: Phase) -> String {
+fn kernel_saw(t: &RepTrace, phase: Phase) -> KernelSaw {
     let slices: Vec<_> = t.attribution.slices.iter().filter(|s| s.phase == phase).collect();
     let sum = |f: &dyn Fn(&crate::trace::attribution::SliceStats) -> Option<u64>| -> Option<u64> {
         slices.iter().map(|s| f(&s.stats)).sum()
@@ -78,16 +104,10 @@ fn kernel_saw(t: &RepTrace, phase: Phase) -> String {
             *top.entry(name.clone()).or_default() += ns;
         }
     }
-    let mut parts = Vec::new();
-    if let Some(off) = sum(&|s| s.off_cpu_ns) {
-        parts.push(format!("{} with no run process on a CPU", ms(off as f64)));
+    KernelSaw {
+        off_cpu_ns: sum(&|s| s.off_cpu_ns),
+        page_faults: sum(&|s| s.page_faults),
+        block_io: slices.iter().map(|s| s.stats.block_io).sum(),
+        busiest: top.into_iter().max_by_key(|(_, ns)| *ns),
     }
-    if let Some(pf) = sum(&|s| s.page_faults) {
-        parts.push(format!("≈{pf} page faults"));
-    }
-    parts.push(format!("{} block I/O requests", slices.iter().map(|s| s.stats.block_io).sum::<u64>()));
-    if let Some((name, ns)) = top.iter().max_by_key(|(_, &ns)| ns) {
-        parts.push(format!("busiest: {name} ({} on CPU)", ms(*ns as f64)));
-    }
-    parts.join(", ")
 }

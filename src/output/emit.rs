@@ -8,8 +8,8 @@ use clap::ValueEnum;
 
 use crate::experiment::startup::Skipped;
 use crate::output::results::RunDir;
-use crate::output::seed_csv::MetricRow;
 
+/// What an experiment command prints on stdout (`--format`).
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Format {
     Table,
@@ -61,12 +61,4 @@ pub fn finish(warnings: &[String], skipped: &[impl SkipReason], dir: &RunDir) ->
     }
     eprintln!("results: {}", dir.path().display());
     Ok(ExitCode::SUCCESS)
-}
-
-pub fn row(runtime: &str, metric: impl Into<String>, value: impl ToString) -> MetricRow {
-    MetricRow {
-        runtime: runtime.into(),
-        metric: metric.into(),
-        value: value.to_string(),
-    }
 }

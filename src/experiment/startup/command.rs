@@ -1,0 +1,82 @@
+//! What `probe startup` runs: the runtimes (with the kernel tracer when --breakdown has
+//! engines to cut), then each runtime's phases, native's outlier reps and the namespaces'
+//! own cost.
+
+use crate::experiment::common::reference;
+use crate::experiment::startup::breakdown::{self, Breakdown, OutlierRep};
+use crate::experiment::startup::nscost::{self, NsCost};
+use crate::experiment::startup::observer::StartupTracer;
+use crate::experiment::startup::{self, Report};
+use crate::ground::RuntimeKind;
+use crate::measure::runner::{Plan, RepObserver};
+
+/// The command line's choices; None takes the probe file's default.
+pub struct Options {
+    pub runtimes: Option<Vec<RuntimeKind>>,
+    pub reps: Option<u32>,
+    pub warmup: Option<u32>,
+    pub breakdown: bool,
+    /// Empty: the probe file's command.
+    pub command: Vec<String>,
+    pub quiet: bool,
+}
+
+pub struct Outcome {
+    pub report: Report,
+    /// One per runtime with phases (--breakdown only).
+    pub breakdowns: Vec<Breakdown>,
+    /// Per-namespace create/release cost (--breakdown with native, root only).
+    pub namespaces: Option<Vec<NsCost>>,
+    /// Native's outlier reps, explained from its own phase counters (--breakdown only).
+    pub native_outliers: Vec<OutlierRep>,
+    /// The engines' traced reps, when --breakdown could trace.
+    pub tracer: Option<StartupTracer>,
+}
+
+pub fn run(o: Options) -> anyhow::Result<Outcome> {
+    let defaults = reference::startup().defaults;
+    let plan = Plan {
+        argv: if o.command.is_empty() { defaults.command.clone() } else { o.command },
+        reps: o.reps.unwrap_or(defaults.reps),
+        warmup: o.warmup.unwrap_or(defaults.warmup),
+    };
+    crate::sys::signals::install();
+    let explicit = o.runtimes.is_some();
+    let mut kinds = o.runtimes.unwrap_or_else(startup::default_runtimes);
+    if o.breakdown && !kinds.contains(&RuntimeKind::Native) && !explicit {
+        kinds.insert(1, RuntimeKind::Native);
+    }
+    // Native times its own phases; only engines need the kernel tracer.
+    let traced = o.breakdown && kinds.iter().any(|k| k.is_engine());
+    let mut tracer = if traced { StartupTracer::start_or_explain() } else { None };
+    let report = startup::run(
+        startup::Config {
+            runtimes: kinds,
+            explicit,
+            plan,
+            quiet: o.quiet,
+            breakdown: o.breakdown,
+        },
+        &crate::sys::signals::interrupted,
+        tracer.as_mut().map(|t| t as &mut dyn RepObserver),
+    )?;
+    if !o.breakdown {
+        return Ok(Outcome { report, breakdowns: Vec::new(), namespaces: None, native_outliers: Vec::new(), tracer });
+    }
+    let breakdowns: Vec<Breakdown> = report.results.iter().filter_map(breakdown::breakdown).collect();
+    let has_native = breakdowns.iter().any(|b| b.runtime == RuntimeKind::Native);
+    let namespaces = match has_native.then(nscost::for_breakdown) {
+        Some(Err(why)) => {
+            eprintln!("warning: {why}");
+            None
+        }
+        rows => rows.and_then(Result::ok),
+    };
+    let native_outliers = report
+        .results
+        .iter()
+        .filter(|r| r.runtime == RuntimeKind::Native)
+        .flat_map(breakdown::outlier_reps)
+        .collect();
+    Ok(Outcome { report, breakdowns, namespaces, native_outliers, tracer })
+}

@@ -1,0 +1,276 @@
+//! `probe startup` on the terminal: the latency table, then with --breakdown each runtime's
+//! phases, the namespaces' cost, the stacked comparison and every outlier rep explained;
+//! and the --timeline drawing.
+
+use std::path::Path;
+
+use crate::experiment::startup::breakdown::{Breakdown, OutlierRep};
+use crate::experiment::startup::command::Outcome;
+use crate::experiment::startup::nscost::{self, NsCost};
+use crate::experiment::startup::observer::StartupTracer;
+use crate::experiment::startup::outliers::{self, KernelSaw, TracedOutlier};
+use crate::experiment::startup::Report;
+use crate::ground::stats;
+use crate::ground::RuntimeKind;
+use crate::measure::runner::RuntimeResult;
+use crate::output::results::RunDir;
+use crate::output::table::{ms, Table};
+
+/// Draws each runtime's median rep as one timeline into `path` (--timeline).
+pub fn timeline(path: &Path, o: &Outcome, dir: &RunDir) -> anyhow::Result<()> {
+    let runs = StartupTracer::timeline_runs(o.tracer.as_ref(), &o.report.results);
+    let runs: Vec<(String, &_)> = runs.iter().map(|(t, a)| (t.clone(), a)).collect();
+    anyhow::ensure!(!runs.is_empty(), "--timeline: no rep has phases to draw (the results are saved in {})", dir.path().display());
+    crate::output::timeline::write(path, &runs)?;
+    eprintln!("timeline: {}", path.display());
+    Ok(())
+}
+
+/// Everything `--format table` prints.
+pub fn render(o: &Outcome) -> String {
+    let mut out = latency(&o.report);
+    for b in &o.breakdowns {
+        out.push_str(&format!("\n{}", render_breakdown(b)));
+        if let (RuntimeKind::Native, Some(rows)) = (b.runtime, &o.namespaces) {
+            out.push_str(&format!("\n{}", render_namespaces(rows)));
+        }
+    }
+    if let Some(t) = &o.tracer {
+        out.push_str(&traced(t, &o.report.results, &o.breakdowns));
+    }
+    if !o.native_outliers.is_empty() {
+        out.push_str("\nNative outliers explained (from its own phase counters):\n");
+        for r in &o.native_outliers {
+            out.push_str(&format!("  {}\n", native_outlier(r)));
+        }
+    }
+    out
+}
+
+fn latency(report: &Report) -> String {
+    let plan = &report.plan;
+    let mut out = format!(
+        "Experiment 1: startup latency of `{}`, {} reps after {} warmup, milliseconds\n\n",
+        plan.argv.join(" "),
+        plan.reps,
+        plan.warmup
+    );
+    let bare = report
+        .results
+        .iter()
+        .find(|r| r.runtime == RuntimeKind::Bare)
+        .map(|r| r.summary());
+    let mut t = Table::new(["runtime", "mean", "median", "range", "σ", "× bare", "outliers", "chapter × bare"]);
+    for r in &report.results {
+        let s = r.summary();
+        let times = match &bare {
+            Some(b) if r.runtime != RuntimeKind::Bare => {
+                let q = stats::ratio(&s, b);
+                format!("{:.1} ± {:.1}", q.value, q.uncertainty)
+            }
+            Some(_) => "1".into(),
+            None => "-".into(),
+        };
+        let chapter = if r.runtime == RuntimeKind::Bare {
+            "1".to_string()
+        } else {
+            report
+                .reference
+                .times_bare
+                .get(r.runtime.name())
+                .map(|v| format!("{v:.0}"))
+                .unwrap_or_else(|| "-".into())
+        };
+        t.row([
+            r.runtime.to_string(),
+            ms(s.mean),
+            ms(s.median),
+            format!("{}–{}", ms(s.min), ms(s.max)),
+            ms(s.sd),
+            times,
+            s.outliers.len().to_string(),
+            chapter,
+        ]);
+    }
+    out.push_str(&t.render());
+    out
+}
+
+fn render_breakdown(b: &Breakdown) -> String {
+    let mut out = format!(
+        "Phases of {} (median total {} ms; named phases cover ≥ {:.1}% of every rep)\n",
+        b.runtime,
+        ms(b.total_median_ms),
+        b.min_coverage * 100.0
+    );
+    let mut t = Table::new(["phase", "detail", "median ms", "p95 ms", "share", "task-clock ms", "probe overhead µs"]);
+    for r in &b.rows {
+        t.row([
+            r.phase.to_string(),
+            r.detail.clone().unwrap_or_default(),
+            format!("{:.3}", r.median_ms),
+            format!("{:.3}", r.p95_ms),
+            format!("{:.1}%", r.share * 100.0),
+            r.task_clock_ms.map(|v| format!("{v:.3}")).unwrap_or_else(|| "n/a".into()),
+            format!("{:.1}", r.overhead_us),
+        ]);
+    }
+    out.push_str(&t.render());
+    out
+}
+
+fn render_namespaces(rows: &[NsCost]) -> String {
+    let reps = rows.first().map_or(0, |r| r.reps);
+    let mut out = format!("Namespaces, each type alone ({reps} reps, µs)\n");
+    let mut t = Table::new(["type", "create median", "create p95", "release median", "release p95"]);
+    let us = |ns: u64| format!("{:.0}", ns as f64 / 1e3);
+    for r in rows {
+        t.row([r.ns.to_string(), us(r.create_median_ns), us(r.create_p95_ns), us(r.release_median_ns), us(r.release_p95_ns)]);
+    }
+    out.push_str(&t.render());
+    out.push_str(&format!("{}\n", nscost::RELEASE_NOTE));
+    out
+}
+
+/// What a traced `--breakdown` prints after the phase tables: the stacked comparison, one
+/// line per outlier rep, and any loss of trace records.
+fn traced(tracer: &StartupTracer, results: &[RuntimeResult], breakdowns: &[Breakdown]) -> String {
+    let mut out = String::new();
+    if breakdowns.len() > 1 {
+        out.push('\n');
+        out.push_str(&crate::output::stacked::render(breakdowns));
+    }
+    let traces: Vec<_> = tracer.reps.iter().collect();
+    let lines: Vec<String> = results.iter().flat_map(|r| outliers::explain(r, &traces)).map(|o| traced_outlier(&o)).collect();
+    if !lines.is_empty() {
+        out.push_str("\nOutliers explained:\n");
+        for l in lines {
+            out.push_str(&format!("  {l}\n"));
+        }
+    }
+    if tracer.lost() > 0 {
+        out.push_str(&format!(
+            "\nwarning: the kernel dropped {} trace records (ring buffer full); phases of the affected reps are incomplete\n",
+            tracer.lost()
+        ));
+    }
+    out
+}
+
+/// "docker rep 3 (412.0 ms vs median 380.1 ms): runtime +30.2 ms (...; what the kernel saw)"
+fn traced_outlier(o: &TracedOutlier) -> String {
+    let parts: Vec<String> = o
+        .moved
+        .iter()
+        .map(|m| {
+            let (v, med) = (m.ns, m.median_ns);
+            format!("{} {:+.1} ms ({} vs median {}; {})", m.phase, (v - med) / 1e6, ms_of_ns(v), ms_of_ns(med), kernel_saw(&m.saw))
+        })
+        .collect();
+    let why = if parts.is_empty() {
+        "no single phase moved by 1 ms or more: the extra time is spread thin".to_string()
+    } else {
+        parts.join("; ")
+    };
+    let lost = if o.lost > 0 { format!(" [{} trace records lost in this rep]", o.lost) } else { String::new() };
+    format!("{} rep {} ({:.1} ms vs median {:.1} ms): {why}{lost}", o.runtime, o.rep, o.wall_ms, o.median_ms)
+}
+
+fn kernel_saw(k: &KernelSaw) -> String {
+    let mut parts = Vec::new();
+    if let Some(off) = k.off_cpu_ns {
+        parts.push(format!("{} with no run process on a CPU", ms_of_ns(off as f64)));
+    }
+    if let Some(pf) = k.page_faults {
+        parts.push(format!("≈{pf} page faults"));
+    }
+    parts.push(format!("{} block I/O requests", k.block_io));
+    if let Some((name, ns)) = &k.busiest {
+        parts.push(format!("busiest: {name} ({} on CPU)", ms_of_ns(*ns as f64)));
+    }
+    parts.join(", ")
+}
+
+fn ms_of_ns(ns: f64) -> String {
+    format!("{:.1} ms", ns / 1e6)
+}
+
+/// "native rep 5 (31.00 ms vs median 3.00 ms): exec execve +29.00 ms (30.00 vs median 1.00
+/// ms; 29.00 ms off-CPU, 7 page faults); ..."
+fn native_outlier(r: &OutlierRep) -> String {
+    let parts: Vec<String> = r
+        .moved
+        .iter()
+        .map(|p| {
+            let name = match &p.detail {
+                Some(d) => format!("{} {d}", p.phase),
+                None => p.phase.to_string(),
+            };
+            let c = &p.counters;
+            let off_cpu = c.task_clock_ns.map(|t| format!("{:.2} ms off-CPU", (p.dur_ns.saturating_sub(t)) as f64 / 1e6));
+            let seen: Vec<String> = [
+                off_cpu,
+                c.context_switches.map(|n| format!("{n} context switches")),
+                c.page_faults.map(|n| format!("{n} page faults")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let seen = if seen.is_empty() { "counters n/a".to_string() } else { seen.join(", ") };
+            let (v, m) = (p.dur_ns as f64, p.median_ns);
+            format!("{name} {:+.2} ms ({:.2} vs median {:.2} ms; {seen})", (v - m) / 1e6, v / 1e6, m / 1e6)
+        })
+        .collect();
+    format!("{} rep {} ({:.2} ms vs median {:.2} ms): {}", r.runtime, r.rep, r.wall_ms, r.median_ms, parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::startup::breakdown::PhaseMove;
+    use crate::ground::phase::{Counters, Phase};
+
+    #[test]
+    fn names_the_phase_that_moved_and_what_the_counters_saw() {
+        let r = OutlierRep {
+            runtime: RuntimeKind::Native,
+            rep: 5,
+            wall_ms: 32.0,
+            median_ms: 3.0,
+            moved: vec![PhaseMove {
+                phase: Phase::Exec,
+                detail: Some("execve".into()),
+                dur_ns: 30_000_000,
+                median_ns: 1e6,
+                counters: Counters { task_clock_ns: Some(1_000_000), page_faults: Some(7), ..Counters::default() },
+            }],
+        };
+        let line = native_outlier(&r);
+        assert!(line.starts_with("native rep 5 (32.00 ms vs median 3.00 ms)"), "{line}");
+        assert!(line.contains("exec execve +29.00 ms"), "{line}");
+        assert!(line.contains("29.00 ms off-CPU") && line.contains("7 page faults"), "{line}");
+        assert!(!line.contains("context switches"), "a counter not read is left out, not 0: {line}");
+    }
+
+    #[test]
+    fn traced_outlier_says_what_the_kernel_saw() {
+        let saw = KernelSaw { off_cpu_ns: Some(20_000_000), page_faults: None, block_io: 3, busiest: Some(("runc".into(), 5_000_000)) };
+        let o = TracedOutlier {
+            runtime: RuntimeKind::Docker,
+            rep: 2,
+            wall_ms: 412.0,
+            median_ms: 380.0,
+            moved: vec![outliers::PhaseMove { phase: Phase::Runtime, ns: 60e6, median_ns: 30e6, saw }],
+            lost: 7,
+        };
+        let line = traced_outlier(&o);
+        assert_eq!(
+            line,
+            "docker rep 2 (412.0 ms vs median 380.0 ms): runtime +30.0 ms (60.0 ms vs median 30.0 ms; \
+             20.0 ms with no run process on a CPU, 3 block I/O requests, busiest: runc (5.0 ms on CPU)) \
+             [7 trace records lost in this rep]"
+        );
+        let spread = TracedOutlier { moved: Vec::new(), lost: 0, ..o };
+        assert!(traced_outlier(&spread).ends_with("no single phase moved by 1 ms or more: the extra time is spread thin"));
+    }
+}
