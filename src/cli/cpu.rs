@@ -76,7 +76,7 @@ pub fn run(a: CpuArgs) -> anyhow::Result<ExitCode> {
     let csv = seed_csv::metric_csv(&rows(&report.results))?;
     let json = serde_json::to_vec_pretty(&report)?;
     let (csv_name, json_name) = (format!("{label}.csv"), format!("{label}.json"));
-    let dir = save(&a.results, report.experiment, &[(&csv_name, &csv), (&json_name, &json)])?;
+    let dir = save(&a.results, &report.experiment, &[(&csv_name, &csv), (&json_name, &json)])?;
     let title = format!("{experiment}: `{}` {how}, {} reps after {} warmup", report.argv[2], report.reps, report.warmup);
     emit(a.format, &render(&title, &report.results, report.pmu_na.as_deref(), &report.reference.overhead_pct), &csv, &json);
     finish(&report.warnings, &report.skipped, &dir)

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::ground::RuntimeKind;
 use crate::experiment::startup::breakdown::{self, Breakdown};
-use crate::experiment::startup::{self, Report};
+use crate::experiment::startup::{self, Report, StartupJson};
 use crate::measure::runner::Plan;
 use crate::experiment::startup::observer::StartupTracer;
 use crate::output::results::{self, RunDir};
@@ -57,15 +57,6 @@ pub struct StartupArgs {
     /// Command to run in each container [default: echo ok].
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct StartupJson<'a> {
-    report: &'a Report,
-    breakdown: &'a [Breakdown],
-    /// Per-namespace create/release cost (--breakdown with native, root only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    namespaces: Option<&'a [NsCost]>,
 }
 
 #[derive(Serialize)]
@@ -131,12 +122,10 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
     dir.write_atomic("startup.csv", &csv)?;
     // Serialized straight from the structs: a json! Value tree of thousands of reps costs
     // tens of MB (measured: 90 MB at 1500 native reps) for a file of a few.
-    let json = serde_json::to_vec_pretty(&StartupJson {
-        report: &report,
-        breakdown: &breakdowns,
-        namespaces: namespaces.as_deref(),
-    })?;
+    let file = StartupJson { report, breakdown: breakdowns, namespaces };
+    let json = serde_json::to_vec_pretty(&file)?;
     dir.write_atomic("startup.json", &json)?;
+    let StartupJson { report, breakdown: breakdowns, namespaces } = file;
     if a.breakdown {
         dir.write_atomic("phases.csv", &phases_csv(&report)?)?;
     }
