@@ -176,8 +176,8 @@ fn cgroup_rows(r: &memory_cgroup::Report) -> Vec<MetricRow> {
         }
         let f = &rt.fits;
         let fmt = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "n/a".into());
-        rows.push(row(name, "kb_per_container", fmt(f.cgroup.or(f.container_pss).map(|f| f.slope))));
-        rows.push(row(name, "kb_per_container_r2", fmt(f.cgroup.or(f.container_pss).map(|f| f.r2))));
+        rows.push(row(name, "kb_per_container", fmt(f.per_container().map(|f| f.slope))));
+        rows.push(row(name, "kb_per_container_r2", fmt(f.per_container().map(|f| f.r2))));
         rows.push(row(name, "usage_kb_per_container", fmt(f.usage.map(|f| f.slope))));
         rows.push(row(name, "engine_kb_per_container", fmt(f.engine_pss.map(|f| f.slope))));
         rows.push(row(name, "engine_kb_per_container_r2", fmt(f.engine_pss.map(|f| f.r2))));
@@ -221,7 +221,7 @@ fn render_cgroup(r: &memory_cgroup::Report) -> String {
         t.row([
             rt.runtime.to_string(),
             kb(f.cgroup.map(|f| f.slope)),
-            f.cgroup.or(f.container_pss).map(|f| format!("{:.3}", f.r2)).unwrap_or_default(),
+            f.per_container().map(|f| format!("{:.3}", f.r2)).unwrap_or_default(),
             kb(f.usage.map(|f| f.slope)),
             kb(f.container_pss.map(|f| f.slope)),
             kb(f.engine_pss.map(|f| f.slope)),

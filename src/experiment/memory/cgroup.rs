@@ -166,7 +166,7 @@ fn advice(results: &[RuntimeMemory]) -> Vec<String> {
                 r.runtime, p.count
             ));
         }
-        if let Some(f) = r.fits.cgroup.or(r.fits.container_pss) {
+        if let Some(f) = r.fits.per_container() {
             if f.r2 < 0.9 && f.slope.abs() > 1.0 {
                 out.push(format!(
                     "{}: per-container memory is not linear in the count (r² = {:.2}); some containers cost more than others \

@@ -14,6 +14,7 @@ use crate::ground::RuntimeKind;
 use crate::output::report::load::{self, stem};
 use crate::ground::stats;
 
+/// Each runtime's reps, in seconds.
 fn seconds_per_runtime(r: &Report) -> Vec<(RuntimeKind, Vec<f64>)> {
     r.results
         .iter()
