@@ -49,9 +49,9 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
         command: a.command,
         quiet: a.output.quiet,
     })?;
-    let csv = seed_csv::metric_csv(&run_files::startup_rows(&o.report))?;
+    let csv = seed_csv::metric_csv(&run_files::startup_rows(&o.saved.report))?;
     let json = run_files::startup_json(&o)?;
-    let phases = if a.breakdown { Some(run_files::phases_csv(&o.report)?) } else { None };
+    let phases = if a.breakdown { Some(run_files::phases_csv(&o.saved.report)?) } else { None };
     let mut files: Vec<(&str, &[u8])> = vec![("startup.csv", &csv), ("startup.json", &json)];
     files.extend(phases.as_deref().map(|p| ("phases.csv", p)));
     let dir = save(&a.output.results, "startup", &files)?;
@@ -59,5 +59,5 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
         terminal::startup::timeline(path, &o, &dir)?;
     }
     emit(a.output.format, &terminal::startup::render(&o), &csv, &json);
-    finish(&o.report.warnings, &o.report.skipped, &dir)
+    finish(&o.saved.report.warnings, &o.saved.report.skipped, &dir)
 }

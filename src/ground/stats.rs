@@ -4,9 +4,9 @@
 //! every summary carries robust figures (median, MAD) and flags outliers instead of dropping
 //! them: the caller decides what to do with an outlier, and the report can say which rep it was.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Summary {
     pub n: usize,
     pub mean: f64,
@@ -134,7 +134,7 @@ fn percentile_sorted(s: &[f64], p: f64) -> f64 {
 }
 
 /// A derived figure with its one-σ uncertainty: `value ± uncertainty`.
-#[derive(Serialize, Clone, Copy, Debug)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug)]
 pub struct Ratio {
     pub value: f64,
     pub uncertainty: f64,
@@ -162,7 +162,7 @@ pub fn ratio(num: &Summary, den: &Summary) -> Ratio {
     }
 }
 
-#[derive(Serialize, Clone, Copy, Debug)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug)]
 pub struct LinearFit {
     pub slope: f64,
     pub intercept: f64,

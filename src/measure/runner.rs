@@ -9,21 +9,21 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Sample;
 use crate::measure::Runtime;
 use crate::ground::RuntimeKind;
 use crate::ground::stats::{self, Summary};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Plan {
     pub argv: Vec<String>,
     pub reps: u32,
     pub warmup: u32,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RuntimeResult {
     pub runtime: RuntimeKind,
     pub warmup: Vec<Sample>,

@@ -10,10 +10,8 @@ use crate::experiment::all;
 
 use crate::experiment::cpu::RuntimeCpu;
 use crate::experiment::memory::{self, cgroup as memory_cgroup};
-use crate::experiment::startup::breakdown::Breakdown;
 use crate::experiment::startup::command::Outcome;
-use crate::experiment::startup::nscost::NsCost;
-use crate::experiment::startup::{self, Report};
+use crate::experiment::startup;
 use crate::experiment::{io, nested, scale};
 use crate::output::results::RunDir;
 use crate::output::seed_csv::{MetricRow, ScaleRow};
@@ -40,23 +38,11 @@ pub fn startup_rows(report: &startup::Report) -> Vec<MetricRow> {
         .collect()
 }
 
-#[derive(Serialize)]
-struct StartupJson<'a> {
-    report: &'a Report,
-    breakdown: &'a [Breakdown],
-    /// Per-namespace create/release cost (--breakdown with native, root only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    namespaces: Option<&'a [NsCost]>,
-}
 
 /// startup.json, serialized straight from the structs: a json! Value tree of thousands of
 /// reps costs tens of MB (measured: 90 MB at 1500 native reps) for a file of a few.
 pub fn startup_json(o: &Outcome) -> anyhow::Result<Vec<u8>> {
-    Ok(serde_json::to_vec_pretty(&StartupJson {
-        report: &o.report,
-        breakdown: &o.breakdowns,
-        namespaces: o.namespaces.as_deref(),
-    })?)
+    Ok(serde_json::to_vec_pretty(&o.saved)?)
 }
 
 #[derive(Serialize)]
@@ -142,8 +128,8 @@ pub fn memory_cgroup_rows(r: &memory_cgroup::Report) -> Vec<MetricRow> {
         }
         let f = &rt.fits;
         let fmt = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "n/a".into());
-        rows.push(row(name, "kb_per_container", fmt(f.cgroup.or(f.container_pss).map(|f| f.slope))));
-        rows.push(row(name, "kb_per_container_r2", fmt(f.cgroup.or(f.container_pss).map(|f| f.r2))));
+        rows.push(row(name, "kb_per_container", fmt(f.per_container().map(|f| f.slope))));
+        rows.push(row(name, "kb_per_container_r2", fmt(f.per_container().map(|f| f.r2))));
         rows.push(row(name, "usage_kb_per_container", fmt(f.usage.map(|f| f.slope))));
         rows.push(row(name, "engine_kb_per_container", fmt(f.engine_pss.map(|f| f.slope))));
         rows.push(row(name, "engine_kb_per_container_r2", fmt(f.engine_pss.map(|f| f.r2))));

@@ -1,13 +1,13 @@
 //! Which runtimes this host can run, with versions and storage drivers, for `probe doctor`
 //! and for the host metadata every run records.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::runtimes::cli_engine::{which, CliEngine};
 use crate::runtimes::EngineError;
 use crate::ground::RuntimeKind;
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct RuntimeStatus {
     pub runtime: RuntimeKind,
     pub usable: bool,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcError {
@@ -112,7 +112,7 @@ pub fn cgroups_of(pid: u32) -> Result<Vec<CgroupLine>, ProcError> {
 /// Resident and proportional set size of one process, kB (smaps_rollup, Linux 4.14+). PSS
 /// divides every shared page among the processes mapping it, so a sum of PSS over a set of
 /// processes counts each page once.
-#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Rollup {
     pub rss_kb: u64,
     pub pss_kb: u64,

@@ -1,12 +1,12 @@
 //! Facts about the host recorded with every run, so a result can be read later against the
 //! machine that produced it (kernel, CPU, cgroup layout, engines, probe version, date).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::runtimes::detect::{self, RuntimeStatus};
 use crate::ground::RuntimeKind;
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct HostInfo {
     pub probe_version: String,
     /// UTC, RFC 3339.
@@ -19,6 +19,7 @@ pub struct HostInfo {
     pub memory_total_mb: u64,
     pub euid: u32,
     pub cgroup_layout: serde_json::Value,
+    #[serde(default)]
     pub runtimes: Vec<RuntimeStatus>,
 }
 

@@ -4,3 +4,5 @@
 pub mod fleets;
 pub mod host;
 pub mod reference;
+#[cfg(test)]
+mod round_trip;

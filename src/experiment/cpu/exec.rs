@@ -132,7 +132,7 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     }
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
     Ok(Report {
-        experiment: "cpu-exec",
+        experiment: "cpu-exec".into(),
         host: HostInfo::collect(&kinds),
         count: cfg.count,
         argv,

@@ -53,7 +53,7 @@ pub fn probe() -> Probe {
 }
 
 /// One run of the loop.
-#[derive(Serialize, Clone, Copy, Debug)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug)]
 pub struct Rep {
     pub wall_ms: f64,
     /// CPU time of the container's processes; None where nothing can see it (`cpu_na`).
@@ -68,7 +68,7 @@ impl Rep {
     }
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct RuntimeCpu {
     pub runtime: RuntimeKind,
     /// Which counter gave cpu_ms.
@@ -156,9 +156,9 @@ pub struct Config {
 }
 
 /// What `probe cpu` and `probe cpu --exec` (experiment "cpu-exec") report.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct Report {
-    pub experiment: &'static str,
+    pub experiment: String,
     pub host: HostInfo,
     pub count: u64,
     pub argv: Vec<String>,
@@ -290,7 +290,7 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     progress.finish();
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
     Ok(Report {
-        experiment: "cpu",
+        experiment: "cpu".into(),
         host: HostInfo::collect(&kinds),
         count: cfg.count,
         argv,

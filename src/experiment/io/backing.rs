@@ -6,12 +6,12 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::protocol::Target;
 use crate::sys::mountinfo::{self, Mount};
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Backing {
     /// The target file's mount and the container's root, as the kernel shows them inside.
     pub mount: Option<Mount>,
@@ -21,7 +21,7 @@ pub struct Backing {
     pub fuse_daemon: Option<FuseDaemon>,
 }
 
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Store {
     /// A block device: `name` is its /proc/diskstats name, `via` how it was found.
@@ -31,7 +31,7 @@ pub enum Store {
     Unknown { why: String },
 }
 
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Device {
     pub name: String,
     pub major: u32,
@@ -48,7 +48,7 @@ pub struct Device {
 
 /// The process serving a FUSE mount, and the options it was started with: what decides
 /// whether it honours fsync, since the kernel mount options do not show them.
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct FuseDaemon {
     pub pid: u32,
     pub comm: String,

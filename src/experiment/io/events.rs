@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::trace::event::Event;
 
@@ -34,7 +34,7 @@ pub struct Filter {
     pub fuse: Option<u64>,
 }
 
-#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct Window {
     /// Write requests issued to the disk, and their bytes.
     pub write_requests: u64,
@@ -58,7 +58,7 @@ pub struct Window {
 
 /// Calls of one kind by one process in the window (other processes' syncs show up too: the
 /// disk is shared, and naming them is what tells the container's calls from the rest).
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Caller {
     pub pid: u32,
     pub comm: String,

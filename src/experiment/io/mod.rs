@@ -42,7 +42,7 @@ pub struct Config {
     pub quiet: bool,
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Params {
     pub size: u64,
     pub block: u64,
@@ -54,14 +54,14 @@ pub struct Params {
     pub dir: PathBuf,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct Skipped {
     pub mode: Mode,
     pub reason: String,
 }
 
 /// Writes and flushes the disks received while nothing was measured.
-#[derive(Serialize, Clone, Debug, Default)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
 pub struct Background {
     pub idle_ms: u64,
     /// Bytes and flushes per second, per device that wrote anything.
@@ -69,7 +69,7 @@ pub struct Background {
     pub flushes_per_s: BTreeMap<String, f64>,
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct DiskWindow {
     /// Host-side duration of the window (the worker's phase plus the handshake).
     pub host_ns: u64,
@@ -82,7 +82,7 @@ pub struct DiskWindow {
     pub flushes: Option<u64>,
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct DiskEvidence {
     pub device: String,
     pub write_phase: DiskWindow,
@@ -91,13 +91,13 @@ pub struct DiskEvidence {
     pub before_return_bytes: u64,
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct TraceEvidence {
     pub write_phase: events::Window,
     pub sync_phase: events::Window,
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Rep {
     pub rep: u32,
     pub bytes: u64,
@@ -139,11 +139,11 @@ impl Rep {
     }
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct ModeResult {
     pub mode: Mode,
     pub runtime: crate::ground::RuntimeKind,
-    pub metric: &'static str,
+    pub metric: String,
     pub reps: Vec<Rep>,
     /// The reps' common outcome, None when they disagree.
     pub outcome: Option<Outcome>,
@@ -180,9 +180,9 @@ pub fn default_modes() -> Vec<Mode> {
     probe_file().defaults.modes.iter().filter_map(|m| m.parse().ok()).collect()
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct Report {
-    pub experiment: &'static str,
+    pub experiment: String,
     pub host: HostInfo,
     pub params: Params,
     pub traced: bool,
@@ -232,7 +232,7 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
         .map(|&m| {
             let reps = reps.remove(&m).unwrap_or_default();
             let (outcome, verdict) = verdict::combine(&reps.iter().map(|r| &r.verdict).collect::<Vec<_>>());
-            ModeResult { mode: m, runtime: m.runtime(), metric: m.chapter_metric(), reps, outcome, verdict }
+            ModeResult { mode: m, runtime: m.runtime(), metric: m.chapter_metric().into(), reps, outcome, verdict }
         })
         .collect();
     let mut warnings = advice(&results, p);
@@ -247,7 +247,7 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
         k
     };
     Ok(Report {
-        experiment: "io",
+        experiment: "io".into(),
         host: HostInfo::collect(&kinds),
         params: cfg.params,
         traced: cfg.trace,

@@ -11,14 +11,14 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::runtimes::cli_engine::CliEngine;
 use crate::runtimes::rootless::RootlessUser;
 use crate::runtimes::EngineError;
 use crate::ground::{RuntimeKind, NAME_PREFIX};
 
-#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     Bare,

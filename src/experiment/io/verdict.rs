@@ -1,7 +1,7 @@
 //! Durable when the sync returned, or not — decided from what the disk received, never from
 //! how fast the container said it wrote; and, when not, the mechanism the evidence points to.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::backing::Store;
 use super::protocol::SyncMode;
@@ -11,7 +11,7 @@ use super::protocol::SyncMode;
 /// err; 5% is the allowance for it, far from anything that drops a sync (those leave ~0%).
 pub const DURABLE_SHARE: f64 = 0.95;
 
-#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     Durable,
@@ -30,7 +30,7 @@ impl Outcome {
     }
 }
 
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Verdict {
     pub outcome: Outcome,
     /// The numbers that decided it.

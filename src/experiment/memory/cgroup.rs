@@ -48,7 +48,7 @@ pub struct Config {
     pub settle_timeout: Duration,
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Point {
     pub count: u32,
     /// False when the containers' memory was still moving at the settle timeout.
@@ -57,7 +57,7 @@ pub struct Point {
 }
 
 /// A fitted line through (count, KB) with the figure it stands for.
-#[derive(Serialize, Clone, Copy, Debug)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug)]
 pub struct Fits {
     /// Σ container cgroups (exact); None without per-container cgroups.
     pub cgroup: Option<LinearFit>,
@@ -76,7 +76,14 @@ pub struct Fits {
     pub total: Option<LinearFit>,
 }
 
-#[derive(Serialize, Clone, Debug)]
+impl Fits {
+    /// KB per container: from the containers' cgroups, or their processes' PSS without them.
+    pub fn per_container(&self) -> Option<LinearFit> {
+        self.cgroup.or(self.container_pss)
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct RuntimeMemory {
     pub runtime: RuntimeKind,
     /// Why there is no per-container cgroup figure, when there is none.
@@ -85,9 +92,9 @@ pub struct RuntimeMemory {
     pub fits: Fits,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct Report {
-    pub experiment: &'static str,
+    pub experiment: String,
     pub host: HostInfo,
     pub counts: Vec<u32>,
     pub command: Vec<String>,
@@ -159,7 +166,7 @@ fn advice(results: &[RuntimeMemory]) -> Vec<String> {
                 r.runtime, p.count
             ));
         }
-        if let Some(f) = r.fits.cgroup.or(r.fits.container_pss) {
+        if let Some(f) = r.fits.per_container() {
             if f.r2 < 0.9 && f.slope.abs() > 1.0 {
                 out.push(format!(
                     "{}: per-container memory is not linear in the count (r² = {:.2}); some containers cost more than others \
@@ -183,7 +190,7 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     progress.finish();
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
     Ok(Report {
-        experiment: "memory-cgroup",
+        experiment: "memory-cgroup".into(),
         host: HostInfo::collect(&kinds),
         counts: cfg.fleet.counts.clone(),
         command: cfg.fleet.command.clone(),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::runtimes::detached::Fleet;
 use crate::runtimes::rootless::RootlessUser;
@@ -23,7 +23,7 @@ const DOCKER_DAEMONS: &[&str] = &["dockerd", "containerd"];
 /// Rootless podman keeps a pause process (catatonit) holding its user namespace.
 const ROOTLESS_DAEMONS: &[&str] = &["catatonit", "slirp4netns", "rootlessport"];
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct ContainerMemory {
     pub name: String,
     pub main_pid: u32,
@@ -34,7 +34,7 @@ pub struct ContainerMemory {
     pub processes: Rollup,
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct EngineProcess {
     pub pid: u32,
     pub name: String,
@@ -46,7 +46,7 @@ pub struct EngineProcess {
     pub pss_kb: u64,
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Snapshot {
     pub containers: Vec<ContainerMemory>,
     pub engine: Vec<EngineProcess>,

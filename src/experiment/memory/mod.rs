@@ -56,7 +56,7 @@ pub struct Config {
 }
 
 /// `free`'s "used" read repeatedly with nothing changing: its spread is the instrument's noise.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Noise {
     pub reads_kb: Vec<u64>,
     pub summary_mb: Summary,
@@ -71,11 +71,16 @@ impl Noise {
     /// A delta is below noise when it lies within the band the idle reads spanned (and at
     /// least within 2σ, for a band too narrow to trust with few reads).
     pub fn hides(&self, delta_mb: f64) -> bool {
-        delta_mb.abs() <= self.band_mb().max(2.0 * self.summary_mb.sd)
+        delta_mb.abs() <= self.hiding_mb()
+    }
+
+    /// The largest |delta| noise alone could give: the band, or 2σ when that is wider.
+    pub fn hiding_mb(&self) -> f64 {
+        self.band_mb().max(2.0 * self.summary_mb.sd)
     }
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Batch {
     pub count: u32,
     /// `free -m` used (MiB, truncated, as free prints it) before starting the batch.
@@ -88,15 +93,15 @@ pub struct Batch {
     pub below_noise: bool,
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct RuntimeBatches {
     pub runtime: RuntimeKind,
     pub batches: Vec<Batch>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct Report {
-    pub experiment: &'static str,
+    pub experiment: String,
     pub host: HostInfo,
     pub counts: Vec<u32>,
     pub command: Vec<String>,
@@ -172,7 +177,7 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     }
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
     Ok(Report {
-        experiment: "memory",
+        experiment: "memory".into(),
         host: HostInfo::collect(&kinds),
         counts: cfg.fleet.counts.clone(),
         command: cfg.fleet.command.clone(),

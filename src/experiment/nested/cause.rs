@@ -2,13 +2,13 @@
 //! that the probes found missing, read with the confinement it was found in. The engine's
 //! own message is kept as evidence only; the classification comes from the probes' errnos.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::inner::{Inner, StepName};
 use super::probes::{Check, CheckName, Confinement, Probes};
 
 /// The kinds of missing precondition a student can act on.
-#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Precondition {
     Capability,
@@ -23,7 +23,7 @@ pub enum Precondition {
     Unexplained,
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Cause {
     /// What the inner engine was doing, e.g. "run `echo ok` in an inner container".
     pub step: String,

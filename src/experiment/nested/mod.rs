@@ -90,7 +90,7 @@ pub struct Config {
     pub outer_timeout: Duration,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct ApproachResult {
     pub id: String,
     pub experiment: u8,
@@ -117,11 +117,12 @@ pub struct ApproachResult {
     pub security: Option<String>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct Report {
-    pub experiment: &'static str,
+    pub experiment: String,
     pub host: HostInfo,
     pub results: Vec<ApproachResult>,
+    #[serde(default)]
     pub native: Vec<NativeLevel>,
     /// Anything probe's containers left on the host (must be empty).
     pub leftovers: Vec<String>,
@@ -363,7 +364,7 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool, progress: &mut dyn FnMut
     let mut kinds: Vec<RuntimeKind> = engines.iter().map(|e| e.kind()).collect();
     kinds.push(RuntimeKind::Native);
     Ok(Report {
-        experiment: "nested",
+        experiment: "nested".into(),
         host: HostInfo::collect(&kinds),
         results,
         native,

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::cause::{self, Cause};
 use super::inner::{native_level_args, Inner, StepName, WorkerReport};
@@ -17,7 +17,7 @@ use crate::ground::stats;
 /// Where the test image keeps the probe binary: the runtime inside every level.
 const PROBE_IN_TEST_IMAGE: &str = "/usr/local/bin/probe";
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct NativeLevel {
     pub depth: u32,
     pub success: bool,

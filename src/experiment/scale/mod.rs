@@ -49,7 +49,7 @@ pub struct Config {
     pub pause: Duration,
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Step {
     pub count: u32,
     /// Wall time of the whole start loop (the chapter's `time_seconds`).
@@ -90,7 +90,7 @@ impl Step {
 }
 
 /// Per-container figure at the largest count over the smallest; flagged above the limit.
-#[derive(Serialize, Clone, Copy, Debug)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug)]
 pub struct Growth {
     pub time_ratio: f64,
     pub memory_ratio: f64,
@@ -109,7 +109,7 @@ pub fn growth(steps: &[Step], limit: f64) -> Option<Growth> {
     Some(Growth { time_ratio, memory_ratio, time_nonlinear: time_ratio > limit, memory_nonlinear: memory_ratio > limit })
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct RuntimeScale {
     pub runtime: RuntimeKind,
     pub cgroup_na: Option<String>,
@@ -117,9 +117,9 @@ pub struct RuntimeScale {
     pub growth: Option<Growth>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct Report {
-    pub experiment: &'static str,
+    pub experiment: String,
     pub host: HostInfo,
     pub counts: Vec<u32>,
     pub command: Vec<String>,
@@ -225,7 +225,7 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     progress.finish();
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
     Ok(Report {
-        experiment: "scale",
+        experiment: "scale".into(),
         host: HostInfo::collect(&kinds),
         counts: cfg.fleet.counts.clone(),
         command: cfg.fleet.command.clone(),

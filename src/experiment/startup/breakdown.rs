@@ -1,13 +1,13 @@
 //! Cuts a runtime's reps into phases: median and p95 per phase across reps, its share of the
 //! median total, and how much of each rep the named phases account for.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::measure::runner::RuntimeResult;
 use crate::ground::phase::Phase;
 use crate::ground::stats;
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct PhaseRow {
     pub phase: Phase,
     pub detail: Option<String>,
@@ -20,7 +20,7 @@ pub struct PhaseRow {
     pub overhead_us: f64,
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Breakdown {
     pub runtime: crate::ground::RuntimeKind,
     pub total_median_ms: f64,

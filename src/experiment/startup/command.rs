@@ -4,9 +4,9 @@
 
 use crate::experiment::common::reference;
 use crate::experiment::startup::breakdown::{self, Breakdown, OutlierRep};
-use crate::experiment::startup::nscost::{self, NsCost};
+use crate::experiment::startup::nscost;
 use crate::experiment::startup::observer::StartupTracer;
-use crate::experiment::startup::{self, Report};
+use crate::experiment::startup::{self, StartupJson};
 use crate::ground::RuntimeKind;
 use crate::measure::runner::{Plan, RepObserver};
 
@@ -22,11 +22,8 @@ pub struct Options {
 }
 
 pub struct Outcome {
-    pub report: Report,
-    /// One per runtime with phases (--breakdown only).
-    pub breakdowns: Vec<Breakdown>,
-    /// Per-namespace create/release cost (--breakdown with native, root only).
-    pub namespaces: Option<Vec<NsCost>>,
+    /// What startup.json holds: the report, the breakdowns and the namespace costs.
+    pub saved: StartupJson,
     /// Native's outlier reps, explained from its own phase counters (--breakdown only).
     pub native_outliers: Vec<OutlierRep>,
     /// The engines' traced reps, when --breakdown could trace.
@@ -49,7 +46,7 @@ pub fn run(o: Options) -> anyhow::Result<Outcome> {
     // Native times its own phases; only engines need the kernel tracer.
     let traced = o.breakdown && kinds.iter().any(|k| k.is_engine());
     let mut tracer = if traced { StartupTracer::start_or_explain() } else { None };
-    let report = startup::run(
+    let mut report = startup::run(
         startup::Config {
             runtimes: kinds,
             explicit,
@@ -61,13 +58,14 @@ pub fn run(o: Options) -> anyhow::Result<Outcome> {
         tracer.as_mut().map(|t| t as &mut dyn RepObserver),
     )?;
     if !o.breakdown {
-        return Ok(Outcome { report, breakdowns: Vec::new(), namespaces: None, native_outliers: Vec::new(), tracer });
+        let saved = StartupJson { report, breakdown: Vec::new(), namespaces: None };
+        return Ok(Outcome { saved, native_outliers: Vec::new(), tracer });
     }
     let breakdowns: Vec<Breakdown> = report.results.iter().filter_map(breakdown::breakdown).collect();
     let has_native = breakdowns.iter().any(|b| b.runtime == RuntimeKind::Native);
     let namespaces = match has_native.then(nscost::for_breakdown) {
         Some(Err(why)) => {
-            eprintln!("warning: {why}");
+            report.warnings.push(why.to_string());
             None
         }
         rows => rows.and_then(Result::ok),
@@ -78,5 +76,6 @@ pub fn run(o: Options) -> anyhow::Result<Outcome> {
         .filter(|r| r.runtime == RuntimeKind::Native)
         .flat_map(breakdown::outlier_reps)
         .collect();
-    Ok(Outcome { report, breakdowns, namespaces, native_outliers, tracer })
+    let saved = StartupJson { report, breakdown: breakdowns, namespaces };
+    Ok(Outcome { saved, native_outliers, tracer })
 }

@@ -6,7 +6,10 @@ pub mod nscost;
 pub mod observer;
 pub mod outliers;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use self::breakdown::Breakdown;
+use self::nscost::NsCost;
 
 use crate::experiment::common::reference::{self, Reference};
 use crate::runtimes;
@@ -26,21 +29,35 @@ pub struct Config {
     pub breakdown: bool,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct Skipped {
     pub runtime: RuntimeKind,
     pub reason: String,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct Report {
-    pub experiment: &'static str,
+    pub experiment: String,
     pub host: HostInfo,
     pub plan: Plan,
     pub results: Vec<RuntimeResult>,
+    #[serde(default)]
     pub skipped: Vec<Skipped>,
     pub warnings: Vec<String>,
     pub reference: Reference,
+}
+
+/// startup.json: the run, and with --breakdown each runtime's phases and native's
+/// per-namespace costs.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct StartupJson {
+    pub report: Report,
+    /// Empty without --breakdown.
+    #[serde(default)]
+    pub breakdown: Vec<Breakdown>,
+    /// Per-namespace create/release cost (--breakdown with native, root only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<Vec<NsCost>>,
 }
 
 /// The runtimes to measure when the user names none: the probe file's list.
@@ -85,7 +102,7 @@ pub fn run(
     let warnings = runner::advice(&cfg.plan, &results, cfg.breakdown);
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
     Ok(Report {
-        experiment: "startup",
+        experiment: "startup".into(),
         host: HostInfo::collect(&kinds),
         plan: cfg.plan,
         results,

@@ -23,7 +23,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sched::{unshare, CloneFlags};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::native::namespaces::NsKind;
 use crate::sys::clock::monotonic_ns as now_ns;
@@ -42,7 +42,7 @@ const COUNTED: [NsKind; 6] = [
 /// A namespace not freed after this long means something else holds it: give up.
 const RELEASE_TIMEOUT_NS: u64 = 5_000_000_000;
 
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct NsCost {
     pub ns: NsKind,
     pub reps: usize,
@@ -51,7 +51,7 @@ pub struct NsCost {
     pub release_median_ns: u64,
     pub release_p95_ns: u64,
     /// What "release" is for this type (see the module comment).
-    pub release_measured: &'static str,
+    pub release_measured: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +82,7 @@ fn summarize(
         create_p95_ns: percentile(&c, 95.0) as u64,
         release_median_ns: median(&r) as u64,
         release_p95_ns: percentile(&r, 95.0) as u64,
-        release_measured,
+        release_measured: release_measured.into(),
     }
 }
 

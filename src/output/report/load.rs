@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 
 use crate::experiment::all::{self, Entry, Step, STEPS};
 use crate::output::seed_csv::{self, MetricRow};
@@ -93,23 +92,4 @@ pub fn metric_csv(dir: &Path, name: &str) -> Result<Vec<MetricRow>> {
     let path = dir.join(name);
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     seed_csv::parse_metric_csv(&bytes).with_context(|| format!("parsing {}", path.display()))
-}
-
-/// The machine a run was measured on, as every experiment's JSON records it.
-#[derive(Deserialize, Clone, Debug)]
-pub struct Host {
-    pub date: String,
-    pub kernel: String,
-    pub cpu_model: String,
-    pub cpus: usize,
-    pub memory_total_mb: u64,
-    #[serde(default)]
-    pub runtimes: Vec<HostRuntime>,
-}
-
-#[derive(Deserialize, Clone, Debug)]
-pub struct HostRuntime {
-    pub runtime: String,
-    #[serde(default)]
-    pub version: Option<String>,
 }

@@ -72,7 +72,7 @@ pub fn render_cgroup(r: &memory_cgroup::Report) -> String {
         t.row([
             rt.runtime.to_string(),
             kb(f.cgroup.map(|f| f.slope)),
-            f.cgroup.or(f.container_pss).map(|f| format!("{:.3}", f.r2)).unwrap_or_default(),
+            f.per_container().map(|f| format!("{:.3}", f.r2)).unwrap_or_default(),
             kb(f.usage.map(|f| f.slope)),
             kb(f.container_pss.map(|f| f.slope)),
             kb(f.engine_pss.map(|f| f.slope)),

@@ -18,7 +18,7 @@ use crate::output::table::{ms, Table};
 
 /// Draws each runtime's median rep as one timeline into `path` (--timeline).
 pub fn timeline(path: &Path, o: &Outcome, dir: &RunDir) -> anyhow::Result<()> {
-    let runs = StartupTracer::timeline_runs(o.tracer.as_ref(), &o.report.results);
+    let runs = StartupTracer::timeline_runs(o.tracer.as_ref(), &o.saved.report.results);
     let runs: Vec<(String, &_)> = runs.iter().map(|(t, a)| (t.clone(), a)).collect();
     anyhow::ensure!(!runs.is_empty(), "--timeline: no rep has phases to draw (the results are saved in {})", dir.path().display());
     crate::output::timeline::write(path, &runs)?;
@@ -28,15 +28,15 @@ pub fn timeline(path: &Path, o: &Outcome, dir: &RunDir) -> anyhow::Result<()> {
 
 /// Everything `--format table` prints.
 pub fn render(o: &Outcome) -> String {
-    let mut out = latency(&o.report);
-    for b in &o.breakdowns {
+    let mut out = latency(&o.saved.report);
+    for b in &o.saved.breakdown {
         out.push_str(&format!("\n{}", render_breakdown(b)));
-        if let (RuntimeKind::Native, Some(rows)) = (b.runtime, &o.namespaces) {
+        if let (RuntimeKind::Native, Some(rows)) = (b.runtime, &o.saved.namespaces) {
             out.push_str(&format!("\n{}", render_namespaces(rows)));
         }
     }
     if let Some(t) = &o.tracer {
-        out.push_str(&traced(t, &o.report.results, &o.breakdowns));
+        out.push_str(&traced(t, &o.saved.report.results, &o.saved.breakdown));
     }
     if !o.native_outliers.is_empty() {
         out.push_str("\nNative outliers explained (from its own phase counters):\n");

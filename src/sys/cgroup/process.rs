@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sys::procfs::{self, CgroupLine, ProcError};
 use super::CgroupLayout;
@@ -60,7 +60,7 @@ pub fn parse_flat(text: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryUsage {
     /// The kernel's usage counter, per-CPU charge batches included (what `docker stats` starts from).
     pub usage_bytes: u64,

@@ -1,73 +1,41 @@
 //! Experiments 3 and 7: the chapter's busy loop via `run` (startup included) and via `exec`
 //! into a running container (pure CPU), and the overhead over bare of each, side by side.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
-use serde::Deserialize;
 
 use super::{sig, Builder, RatioKind, SummaryRow};
 use crate::experiment::all::Step;
 use crate::output::report::chart::{nth_color, runtime_color, Body, Chart, Key, Row, Rows};
 use crate::output::report::doc::Table;
-use crate::output::report::load::{self, stem, Host};
+use crate::experiment::cpu::Report;
+use crate::ground::RuntimeKind;
+use crate::output::report::load::{self, stem};
 use crate::ground::stats;
 
-#[derive(Deserialize)]
-struct Report {
-    host: Host,
-    count: u64,
-    reps: u32,
-    results: Vec<RuntimeCpu>,
-    reference: Reference,
+/// Each runtime's reps, in seconds.
+fn seconds_per_runtime(r: &Report) -> Vec<(RuntimeKind, Vec<f64>)> {
+    r.results
+        .iter()
+        .map(|x| (x.runtime, x.reps.iter().map(|r| r.wall_ms / 1000.0).collect()))
+        .collect()
 }
 
-#[derive(Deserialize)]
-struct RuntimeCpu {
-    runtime: String,
-    reps: Vec<Rep>,
-}
-
-#[derive(Deserialize)]
-struct Rep {
-    wall_ms: f64,
-}
-
-#[derive(Deserialize)]
-struct Reference {
-    machine: String,
-    overhead_pct: BTreeMap<String, f64>,
-}
-
-impl Report {
-    fn seconds(&self) -> Vec<(String, Vec<f64>)> {
-        self.results
-            .iter()
-            .map(|x| {
-                (
-                    x.runtime.clone(),
-                    x.reps.iter().map(|r| r.wall_ms / 1000.0).collect(),
-                )
-            })
-            .collect()
-    }
-
-    /// Overhead over bare, in %, from medians; None without bare.
-    fn overhead(&self) -> Vec<(String, f64)> {
-        let s = self.seconds();
-        let Some(bare) = s
-            .iter()
-            .find(|(rt, _)| rt == "bare")
-            .map(|(_, v)| stats::median(v))
-        else {
-            return Vec::new();
-        };
-        s.iter()
-            .filter(|(rt, _)| rt != "bare")
-            .map(|(rt, v)| (rt.clone(), (stats::median(v) / bare - 1.0) * 100.0))
-            .collect()
-    }
+/// Overhead over bare, in %, from medians; None without bare.
+fn overhead_over_bare(r: &Report) -> Vec<(RuntimeKind, f64)> {
+    let s = seconds_per_runtime(r);
+    let Some(bare) = s
+        .iter()
+        .find(|(rt, _)| *rt == RuntimeKind::Bare)
+        .map(|(_, v)| stats::median(v))
+    else {
+        return Vec::new();
+    };
+    s.iter()
+        .filter(|(rt, _)| *rt != RuntimeKind::Bare)
+        .map(|(rt, v)| (*rt, (stats::median(v) / bare - 1.0) * 100.0))
+        .collect()
 }
 
 pub fn add(b: &mut Builder, dir: &Path, step: &Step) -> Result<()> {
@@ -86,8 +54,8 @@ pub fn add(b: &mut Builder, dir: &Path, step: &Step) -> Result<()> {
         format!("A shell loop counting to {} ({} reps per runtime), via {how}. Wall time, in seconds.", r.count, r.reps),
         format!("Un loop de shell que cuenta hasta {} ({} repeticiones por runtime), vía {how}. Tiempo total, en segundos.", r.count, r.reps),
     );
-    let seconds = r.seconds();
-    let overhead = r.overhead();
+    let seconds = seconds_per_runtime(&r);
+    let overhead = overhead_over_bare(&r);
     let mut t = Table::new([
         "runtime".to_string(),
         b.t("median s", "mediana s"),
@@ -108,17 +76,17 @@ pub fn add(b: &mut Builder, dir: &Path, step: &Step) -> Result<()> {
         let chapter = r
             .reference
             .overhead_pct
-            .get(rt)
+            .get(rt.name())
             .map(|o| format!("{o:+.1}%"))
             .unwrap_or_else(|| "—".into());
         t.row([
-            rt.clone(),
+            rt.to_string(),
             sig(s.median),
             format!("{}–{}", sig(s.min), sig(s.max)),
             here,
             chapter,
         ]);
-        rows.extend(Row::measured(rt.clone(), v, runtime_color(rt), |m| {
+        rows.extend(Row::measured(rt.to_string(), v, runtime_color(rt.name()), |m| {
             format!("{} s", sig(m))
         }));
     }
@@ -154,7 +122,7 @@ pub fn add(b: &mut Builder, dir: &Path, step: &Step) -> Result<()> {
             .find(|(x, _)| x == rt)
             .map(|(_, o)| format!(" ({o:+.0}%)"))
             .unwrap_or_default();
-        cells.push((rt.clone(), format!("~{} s{o}", sig(stats::median(v)))));
+        cells.push((rt.to_string(), format!("~{} s{o}", sig(stats::median(v)))));
     }
     for (rt, o) in &overhead {
         let label = if exec {
@@ -171,7 +139,7 @@ pub fn add(b: &mut Builder, dir: &Path, step: &Step) -> Result<()> {
         b.ratio(
             label,
             *o,
-            r.reference.overhead_pct.get(rt).copied(),
+            r.reference.overhead_pct.get(rt.name()).copied(),
             RatioKind::Percent,
         );
     }
@@ -198,7 +166,7 @@ pub fn add(b: &mut Builder, dir: &Path, step: &Step) -> Result<()> {
     });
     if exec {
         if let Ok(run) = load::json::<Report>(&dir.with_file_name("cpu"), "cpu.json") {
-            run_vs_exec(b, &run.overhead(), &overhead);
+            run_vs_exec(b, &overhead_over_bare(&run), &overhead);
         }
     }
     Ok(())
@@ -206,7 +174,7 @@ pub fn add(b: &mut Builder, dir: &Path, step: &Step) -> Result<()> {
 
 /// The chapter's comparison of Exp 3 and Exp 7: the overhead that is startup disappears
 /// with exec, what is left is the container's cost to pure CPU.
-fn run_vs_exec(b: &mut Builder, run: &[(String, f64)], exec: &[(String, f64)]) {
+fn run_vs_exec(b: &mut Builder, run: &[(RuntimeKind, f64)], exec: &[(RuntimeKind, f64)]) {
     let mut rows = Vec::new();
     for (rt, e) in exec {
         if !rows.is_empty() {

@@ -6,56 +6,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
-use serde::Deserialize;
 
 use super::{sig, Builder, RatioKind, SummaryRow};
 use crate::output::report::chart::{Body, Chart, Key, Row, Rows, BAD, GOOD, NEUTRAL};
 use crate::output::report::doc::Table;
-use crate::output::report::load::{self, Host};
+use crate::experiment::io::mode::Mode;
+use crate::experiment::io::verdict::Outcome;
+use crate::experiment::io::{ModeResult, Report};
+use crate::output::report::load;
 use crate::output::seed_csv::MetricRow;
 use crate::ground::stats;
-
-#[derive(Deserialize)]
-struct Report {
-    host: Host,
-    results: Vec<ModeResult>,
-    reference: Reference,
-}
-
-#[derive(Deserialize)]
-struct ModeResult {
-    mode: String,
-    runtime: String,
-    metric: String,
-    reps: Vec<Rep>,
-    /// The reps' common outcome, None when they disagree.
-    outcome: Option<Outcome>,
-}
-
-#[derive(Deserialize)]
-struct Rep {
-    verdict: Verdict,
-}
-
-#[derive(Deserialize)]
-struct Verdict {
-    decided_by: String,
-    mechanism: Option<String>,
-}
-
-#[derive(Deserialize, Clone, Copy, PartialEq)]
-#[serde(rename_all = "kebab-case")]
-enum Outcome {
-    Durable,
-    NotDurable,
-    Undecided,
-}
-
-#[derive(Deserialize)]
-struct Reference {
-    machine: String,
-    mean: BTreeMap<String, f64>,
-}
 
 /// One mode's figures, medians over its reps.
 struct Figures {
@@ -69,7 +29,7 @@ fn figures(rows: &[MetricRow], m: &ModeResult) -> Option<Figures> {
     let values = |suffix: &str| -> Vec<f64> {
         let metric = format!("{}{suffix}", m.metric);
         rows.iter()
-            .filter(|r| r.runtime == m.runtime && r.metric == metric)
+            .filter(|r| r.runtime == m.runtime.name() && r.metric == metric)
             .filter_map(|r| r.value.parse().ok())
             .collect()
     };
@@ -118,15 +78,15 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
         b.t("MB/s chapter", "MB/s capítulo"),
     ]);
     let mut rows = Vec::new();
-    let mut medians: BTreeMap<String, f64> = BTreeMap::new();
+    let mut medians: BTreeMap<Mode, f64> = BTreeMap::new();
     for m in &r.results {
         let Some(f) = figures(&csv, m) else { continue };
         let s = stats::summarize(&f.total).expect("parsed numbers are finite");
-        medians.insert(m.mode.clone(), s.median);
+        medians.insert(m.mode, s.median);
         let word = outcome_word(b, m.outcome);
-        let chapter = r.reference.mean.get(&m.mode).copied();
+        let chapter = r.reference.mean.get(m.mode.name()).copied();
         t.row([
-            m.mode.clone(),
+            m.mode.to_string(),
             sig(s.median),
             sig(f.write),
             sig(f.sync_ms),
@@ -137,7 +97,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
             chapter.map(sig).unwrap_or_else(|| "—".into()),
         ]);
         rows.extend(Row::measured(
-            m.mode.clone(),
+            m.mode.to_string(),
             &f.total,
             outcome_color(m.outcome),
             |v| format!("{} MB/s · {word}", sig(v)),
@@ -197,15 +157,15 @@ fn verdict(b: &mut Builder, m: &ModeResult, f: &Figures) {
     b.verdict(v);
 }
 
-fn summarize(b: &mut Builder, r: &Report, medians: &BTreeMap<String, f64>) {
+fn summarize(b: &mut Builder, r: &Report, medians: &BTreeMap<Mode, f64>) {
     let cells = |pick: &dyn Fn(&str) -> bool| -> Vec<(String, String)> {
         r.results
             .iter()
-            .filter(|m| pick(&m.mode))
+            .filter(|m| pick(m.mode.name()))
             .filter_map(|m| {
                 medians
                     .get(&m.mode)
-                    .map(|v| (m.runtime.clone(), format!("~{} MB/s", sig(*v))))
+                    .map(|v| (m.runtime.to_string(), format!("~{} MB/s", sig(*v))))
             })
             .collect()
     };
@@ -215,7 +175,7 @@ fn summarize(b: &mut Builder, r: &Report, medians: &BTreeMap<String, f64>) {
         .results
         .iter()
         .filter(|m| m.outcome == Some(Outcome::NotDurable))
-        .map(|m| m.mode.as_str())
+        .map(|m| m.mode.name())
         .collect();
     let verdict = if not_durable.is_empty() {
         b.t("every sync reached the disk", "todo sync llegó al disco")
@@ -235,18 +195,18 @@ fn summarize(b: &mut Builder, r: &Report, medians: &BTreeMap<String, f64>) {
         cells: cells(&is_volume),
         verdict: String::new(),
     });
-    if let Some(bare) = medians.get("bare") {
+    if let Some(bare) = medians.get(&Mode::Bare) {
         for mode in [
-            "docker-overlay",
-            "docker-volume",
-            "podman-overlay",
-            "podman-volume",
+            Mode::DockerOverlay,
+            Mode::DockerVolume,
+            Mode::PodmanOverlay,
+            Mode::PodmanVolume,
         ] {
-            if let Some(v) = medians.get(mode) {
+            if let Some(v) = medians.get(&mode) {
                 let chapter = r
                     .reference
                     .mean
-                    .get(mode)
+                    .get(mode.name())
                     .zip(r.reference.mean.get("bare"))
                     .map(|(m, b)| m / b);
                 b.ratio(

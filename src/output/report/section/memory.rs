@@ -1,70 +1,24 @@
 //! Experiment 2: what `free -m` says N idle containers cost, drawn against the band the same
 //! figure spans with nothing started — the chapter's negative overheads live inside it.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
-use serde::Deserialize;
 
 use super::{Builder, SummaryRow};
 use crate::output::report::chart::{runtime_color, Band, Body, Chart, Row, Rows, NEUTRAL};
 use crate::output::report::doc::Table;
-use crate::output::report::load::{self, Host};
-
-#[derive(Deserialize)]
-struct Report {
-    host: Host,
-    command: Vec<String>,
-    noise: Noise,
-    results: Vec<RuntimeBatches>,
-    reference: Reference,
-}
-
-#[derive(Deserialize)]
-struct Noise {
-    reads_kb: Vec<u64>,
-    summary_mb: SummaryView,
-}
-
-/// The parts of `stats::Summary` read here (it is Serialize only).
-#[derive(Deserialize)]
-struct SummaryView {
-    sd: f64,
-    min: f64,
-    max: f64,
-}
-
-#[derive(Deserialize)]
-struct RuntimeBatches {
-    runtime: String,
-    batches: Vec<Batch>,
-}
-
-#[derive(Deserialize)]
-struct Batch {
-    count: u32,
-    delta_mb: i64,
-    below_noise: bool,
-}
-
-#[derive(Deserialize)]
-struct Reference {
-    machine: String,
-    overhead_mb: BTreeMap<String, BTreeMap<String, f64>>,
-}
+use crate::experiment::memory::{Batch, Report};
+use crate::output::report::load;
 
 pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     let r: Report = load::json(dir, "memory.json")?;
     b.saw(&r.host, &r.reference.machine);
-    let s = &r.noise.summary_mb;
-    // The same rule the experiment applies (memory::Noise::hides): the band the idle reads
-    // spanned, or 2σ when that is wider.
-    let half = (s.max - s.min).max(2.0 * s.sd);
+    let half = r.noise.hiding_mb();
     let cmd = r.command.join(" ");
     b.para(
-        format!("`free -m` `used` before and after starting N idle containers (`{cmd}`), as the chapter measured. First, {} reads of the same figure with nothing started measure the instrument's own noise: they spanned {:.1} MB.", r.noise.reads_kb.len(), s.max - s.min),
-        format!("`used` de `free -m` antes y después de lanzar N contenedores inactivos (`{cmd}`), como lo midió el capítulo. Antes, {} lecturas de la misma cifra sin lanzar nada miden el ruido del propio instrumento: variaron {:.1} MB.", r.noise.reads_kb.len(), s.max - s.min),
+        format!("`free -m` `used` before and after starting N idle containers (`{cmd}`), as the chapter measured. First, {} reads of the same figure with nothing started measure the instrument's own noise: they spanned {:.1} MB.", r.noise.reads_kb.len(), r.noise.band_mb()),
+        format!("`used` de `free -m` antes y después de lanzar N contenedores inactivos (`{cmd}`), como lo midió el capítulo. Antes, {} lecturas de la misma cifra sin lanzar nada miden el ruido del propio instrumento: variaron {:.1} MB.", r.noise.reads_kb.len(), r.noise.band_mb()),
     );
     let mut counts: Vec<u32> = r
         .results
@@ -98,7 +52,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
             let color = if batch.below_noise {
                 NEUTRAL
             } else {
-                runtime_color(&x.runtime)
+                runtime_color(x.runtime.name())
             };
             rows.push(Row::bar(
                 format!("{n} × {}", x.runtime),
@@ -109,13 +63,13 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
             let chapter = r
                 .reference
                 .overhead_mb
-                .get(&x.runtime)
+                .get(x.runtime.name())
                 .and_then(|m| m.get(&n.to_string()))
                 .map(|v| format!("{v:+.0}"))
                 .unwrap_or_else(|| "—".into());
             t.row([
                 n.to_string(),
-                x.runtime.clone(),
+                x.runtime.to_string(),
                 format!("{d:+}"),
                 if batch.below_noise {
                     b.t("yes", "sí")
@@ -152,7 +106,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
             .filter_map(|x| {
                 x.batches.iter().find(|b| b.count == max).map(|bt| {
                     (
-                        x.runtime.clone(),
+                        x.runtime.to_string(),
                         format!("{:+} MB / {max} cont.", bt.delta_mb),
                     )
                 })

@@ -1,64 +1,20 @@
 //! Experiment 8: exact memory per idle container (slope of a line through the container
 //! cgroups' total against the count) and the engine's fixed cost (its processes' PSS at 0).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
-use serde::Deserialize;
 
 use super::{sig, Builder, RatioKind, SummaryRow};
 use crate::output::report::chart::{runtime_color, Body, Chart, Row, Rows, NEUTRAL};
 use crate::output::report::doc::Table;
-use crate::output::report::load::{self, Host};
+use crate::experiment::memory::cgroup::Report;
+use crate::ground::RuntimeKind;
+use crate::output::report::load;
 
-#[derive(Deserialize)]
-struct Report {
-    host: Host,
-    counts: Vec<u32>,
-    results: Vec<RuntimeMemory>,
-    reference: Reference,
-}
 
-#[derive(Deserialize)]
-struct RuntimeMemory {
-    runtime: String,
-    cgroup_na: Option<String>,
-    fits: Fits,
-}
-
-#[derive(Deserialize)]
-struct Fits {
-    cgroup: Option<Fit>,
-    container_pss: Option<Fit>,
-    engine_pss: Option<Fit>,
-    /// Shared daemons (dockerd, containerd): their intercept is the engine's fixed cost.
-    daemon_pss: Option<Fit>,
-}
-
-/// `stats::LinearFit` as written (it is Serialize only).
-#[derive(Deserialize, Clone, Copy)]
-struct Fit {
-    slope: f64,
-    intercept: f64,
-    r2: f64,
-}
-
-#[derive(Deserialize)]
-struct Reference {
-    machine: String,
-    kb_per_container: BTreeMap<String, BTreeMap<String, f64>>,
-}
-
-impl RuntimeMemory {
-    /// KB per container: from the container's cgroup, or its processes' PSS without one.
-    fn per_container(&self) -> Option<Fit> {
-        self.fits.cgroup.or(self.fits.container_pss)
-    }
-}
-
-fn chapter_kb(r: &Report, runtime: &str) -> Option<f64> {
-    let m = r.reference.kb_per_container.get(runtime)?;
+fn chapter_kb(r: &Report, runtime: RuntimeKind) -> Option<f64> {
+    let m = r.reference.kb_per_container.get(runtime.name())?;
     (!m.is_empty()).then(|| m.values().sum::<f64>() / m.len() as f64)
 }
 
@@ -80,10 +36,10 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     ]);
     let mut rows = Vec::new();
     for x in &r.results {
-        let per = x.per_container();
-        let chapter = chapter_kb(&r, &x.runtime);
+        let per = x.fits.per_container();
+        let chapter = chapter_kb(&r, x.runtime);
         t.row([
-            x.runtime.clone(),
+            x.runtime.to_string(),
             per.map(|f| {
                 format!(
                     "{}{}",
@@ -110,9 +66,9 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
         ]);
         if let Some(f) = per {
             rows.push(Row::bar(
-                x.runtime.clone(),
+                x.runtime.to_string(),
                 f.slope,
-                runtime_color(&x.runtime),
+                runtime_color(x.runtime.name()),
                 format!("{} KB", sig(f.slope)),
             ));
         }
@@ -140,17 +96,17 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
             format!("{}: aquí los contenedores no tienen cgroup de memoria propio (rootless en un host con cgroup v1), así que se usa el PSS de sus procesos.", x.runtime),
         );
     }
-    let kb = |rt: &str| {
+    let kb = |rt: RuntimeKind| {
         r.results
             .iter()
             .find(|x| x.runtime == rt)
-            .and_then(RuntimeMemory::per_container)
+            .and_then(|x| x.fits.per_container())
             .map(|f| f.slope)
     };
     let mut verdict = String::new();
-    if let (Some(d), Some(p)) = (kb("docker"), kb("podman")) {
-        let chapter = chapter_kb(&r, "docker")
-            .zip(chapter_kb(&r, "podman"))
+    if let (Some(d), Some(p)) = (kb(RuntimeKind::Docker), kb(RuntimeKind::Podman)) {
+        let chapter = chapter_kb(&r, RuntimeKind::Docker)
+            .zip(chapter_kb(&r, RuntimeKind::Podman))
             .map(|(d, p)| d / p);
         b.ratio(
             b.t(
@@ -179,8 +135,9 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
             .results
             .iter()
             .filter_map(|x| {
-                x.per_container()
-                    .map(|f| (x.runtime.clone(), format!("{} KB/cont", sig(f.slope))))
+                x.fits
+                    .per_container()
+                    .map(|f| (x.runtime.to_string(), format!("{} KB/cont", sig(f.slope))))
             })
             .collect(),
         verdict,

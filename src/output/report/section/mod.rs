@@ -15,8 +15,9 @@ use anyhow::Result;
 use super::chart::Chart;
 use super::doc::{Block, Doc, Table};
 use super::lang::Lang;
-use super::load::{Found, Host, RunFolder};
+use super::load::{Found, RunFolder};
 use crate::experiment::all::Status;
+use crate::experiment::common::host::HostInfo;
 
 pub struct Builder {
     pub lang: Lang,
@@ -25,7 +26,7 @@ pub struct Builder {
     summary: Vec<SummaryRow>,
     ratios: Vec<RatioRow>,
     verdicts: Vec<String>,
-    host: Option<Host>,
+    host: Option<HostInfo>,
     chapter_machine: Option<String>,
 }
 
@@ -114,7 +115,7 @@ impl Builder {
     }
 
     /// The first experiment that records its host describes the machine for the report.
-    pub fn saw(&mut self, host: &Host, chapter_machine: &str) {
+    pub fn saw(&mut self, host: &HostInfo, chapter_machine: &str) {
         if self.host.is_none() {
             self.host = Some(host.clone());
         }

@@ -4,85 +4,35 @@
 use std::path::Path;
 
 use anyhow::Result;
-use serde::Deserialize;
 
 use super::{sig, Builder, SummaryRow};
 use crate::output::report::chart::{Body, Chart, Key, Row, Rows, BAD, GOOD};
 use crate::output::report::doc::Table;
 use crate::output::report::lang::Lang;
-use crate::output::report::load::{self, Host};
+use crate::experiment::nested::cause::Precondition;
+use crate::experiment::nested::{ApproachResult as Approach, Report};
+use crate::output::report::load;
 
-#[derive(Deserialize)]
-struct Report {
-    host: Host,
-    results: Vec<Approach>,
-    #[serde(default)]
-    native: Vec<NativeLevel>,
-    reference: Reference,
-}
-
-#[derive(Deserialize)]
-struct Approach {
-    id: String,
-    experiment: u8,
-    engine: String,
-    approach: String,
-    success: bool,
-    total_ms: f64,
-    first_echo_ms: Option<f64>,
-    cause: Option<Cause>,
-    security: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Cause {
-    syscall: String,
-    errno: String,
-    missing: String,
-    reason: String,
-    fix: String,
-}
-
-#[derive(Deserialize)]
-struct NativeLevel {
-    depth: u32,
-    success: bool,
-    median_ms: Option<f64>,
-    level_cost_ms: Option<f64>,
-}
-
-#[derive(Deserialize)]
-struct Reference {
-    machine: String,
-    rows: Vec<ReferenceRow>,
-}
-
-#[derive(Deserialize)]
-struct ReferenceRow {
-    id: String,
-    result: String,
-}
-
-/// The missing precondition (nested::cause::Precondition, kebab-case) in words.
-fn missing(lang: Lang, m: &str) -> String {
+/// The missing precondition in words.
+fn missing(lang: Lang, m: Precondition) -> String {
     let (en, es) = match m {
-        "capability" => ("a capability is missing", "falta una capability"),
-        "seccomp" => (
+        Precondition::Capability => ("a capability is missing", "falta una capability"),
+        Precondition::Seccomp => (
             "seccomp refuses the syscall",
             "seccomp rechaza la llamada al sistema",
         ),
-        "lsm" => ("AppArmor/SELinux refuses it", "AppArmor/SELinux lo rechaza"),
-        "user-namespaces" => (
+        Precondition::Lsm => ("AppArmor/SELinux refuses it", "AppArmor/SELinux lo rechaza"),
+        Precondition::UserNamespaces => (
             "user namespaces are not allowed",
             "no se permiten user namespaces",
         ),
-        "dev-fuse" => ("/dev/fuse is missing", "falta /dev/fuse"),
-        "mount-permission" => ("mounting is not permitted", "no se permite montar"),
-        "daemon-unreachable" => (
+        Precondition::DevFuse => ("/dev/fuse is missing", "falta /dev/fuse"),
+        Precondition::MountPermission => ("mounting is not permitted", "no se permite montar"),
+        Precondition::DaemonUnreachable => (
             "the inner daemon is not reachable",
             "el daemon interior no responde",
         ),
-        _ => (
+        Precondition::Unexplained => (
             "unexplained: see the evidence in nested.json",
             "sin explicación: ver la evidencia en nested.json",
         ),
@@ -120,7 +70,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
             .map(|c| {
                 format!(
                     "{} (`{}` → {})",
-                    missing(b.lang, &c.missing),
+                    missing(b.lang, c.missing),
                     c.syscall,
                     c.errno
                 )
@@ -144,7 +94,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
             format!("`{chapter}`"),
         ]);
         let note = match &a.cause {
-            Some(c) => format!("{fails}: {}", missing(b.lang, &c.missing)),
+            Some(c) => format!("{fails}: {}", missing(b.lang, c.missing)),
             None => format!("{outcome}, {} s", sig(seconds(a))),
         };
         rows.push(Row::bar(
@@ -250,7 +200,7 @@ fn approach_verdict(b: &Builder, a: &Approach, works: &str) -> String {
             "anidado, {} `{}`: **falla**: {} (`{}` devolvió {}).",
             a.engine,
             a.approach,
-            missing(Lang::Es, &c.missing),
+            missing(Lang::Es, c.missing),
             c.syscall,
             c.errno
         ),

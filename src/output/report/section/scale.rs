@@ -5,48 +5,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
-use serde::Deserialize;
 
 use super::{sig, Builder, RatioKind, SummaryRow};
 use crate::output::report::chart::{faded, runtime_color, Body, Chart, Lines, Panel, Series};
 use crate::output::report::doc::Table;
-use crate::output::report::load::{self, Host};
-
-#[derive(Deserialize)]
-struct Report {
-    host: Host,
-    results: Vec<RuntimeScale>,
-    reference: Reference,
-}
-
-#[derive(Deserialize)]
-struct RuntimeScale {
-    runtime: String,
-    steps: Vec<Step>,
-    growth: Option<Growth>,
-}
-
-#[derive(Deserialize)]
-struct Step {
-    count: u32,
-    total_s: f64,
-    memory_mb: f64,
-}
-
-#[derive(Deserialize)]
-struct Growth {
-    time_ratio: f64,
-    memory_ratio: f64,
-    time_nonlinear: bool,
-    memory_nonlinear: bool,
-}
-
-#[derive(Deserialize)]
-struct Reference {
-    machine: String,
-    time_s: BTreeMap<String, BTreeMap<String, f64>>,
-    memory_mb: BTreeMap<String, BTreeMap<String, f64>>,
-}
+use crate::experiment::scale::{Report, Step};
+use crate::ground::RuntimeKind;
+use crate::output::report::load;
 
 pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     let r: Report = load::json(dir, "scale.json")?;
@@ -59,8 +24,8 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
         r.results
             .iter()
             .map(|x| Series {
-                label: x.runtime.clone(),
-                color: runtime_color(&x.runtime),
+                label: x.runtime.to_string(),
+                color: runtime_color(x.runtime.name()),
                 points: x.steps.iter().map(|s| (s.count as f64, f(s))).collect(),
             })
             .collect()
@@ -115,7 +80,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
         for s in &x.steps {
             let n = s.count.max(1) as f64;
             t.row([
-                x.runtime.clone(),
+                x.runtime.to_string(),
                 s.count.to_string(),
                 sig(s.total_s),
                 sig(1000.0 * s.total_s / n),
@@ -140,7 +105,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
         .flat_map(|x| x.steps.iter().map(|s| s.count))
         .max()
         .unwrap_or(0);
-    let at_max = |rt: &str| {
+    let at_max = |rt: RuntimeKind| {
         r.results
             .iter()
             .find(|x| x.runtime == rt)
@@ -148,7 +113,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
             .map(|s| s.total_s)
     };
     let mut verdict = String::new();
-    if let (Some(d), Some(p)) = (at_max("docker"), at_max("podman")) {
+    if let (Some(d), Some(p)) = (at_max(RuntimeKind::Docker), at_max(RuntimeKind::Podman)) {
         let chapter = r
             .reference
             .time_s
@@ -182,7 +147,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
             .results
             .iter()
             .filter_map(|x| {
-                at_max(&x.runtime).map(|s| (x.runtime.clone(), format!("{} s", sig(s))))
+                at_max(x.runtime).map(|s| (x.runtime.to_string(), format!("{} s", sig(s))))
             })
             .collect(),
         verdict,

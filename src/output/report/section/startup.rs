@@ -4,69 +4,22 @@
 use std::path::Path;
 
 use anyhow::Result;
-use serde::Deserialize;
 
 use super::{sig, Builder, RatioKind, SummaryRow};
-use crate::experiment::common::reference::Reference;
-use crate::measure::Sample;
+use crate::experiment::startup::breakdown::Breakdown;
+use crate::experiment::startup::{Report, StartupJson};
+use crate::ground::RuntimeKind;
+use crate::measure::runner::RuntimeResult;
 use crate::output::report::chart::{
     phase_color, runtime_color, Body, Chart, Key, Row, Rows, Segment,
 };
 use crate::output::report::doc::Table;
-use crate::output::report::load::{self, Host};
+use crate::output::report::load;
 use crate::ground::phase::Phase;
 use crate::ground::stats::{self, Summary};
 
-#[derive(Deserialize)]
-struct File {
-    report: Report,
-    #[serde(default)]
-    breakdown: Vec<Breakdown>,
-}
-
-#[derive(Deserialize)]
-struct Report {
-    host: Host,
-    plan: Plan,
-    results: Vec<RuntimeResult>,
-    #[serde(default)]
-    skipped: Vec<Skipped>,
-    reference: Reference,
-}
-
-#[derive(Deserialize)]
-struct Plan {
-    argv: Vec<String>,
-    reps: u32,
-    warmup: u32,
-}
-
-#[derive(Deserialize)]
-struct RuntimeResult {
-    runtime: String,
-    samples: Vec<Sample>,
-}
-
-#[derive(Deserialize)]
-struct Skipped {
-    runtime: String,
-}
-
-#[derive(Deserialize)]
-struct Breakdown {
-    runtime: String,
-    total_median_ms: f64,
-    rows: Vec<BreakdownRow>,
-}
-
-#[derive(Deserialize)]
-struct BreakdownRow {
-    phase: Phase,
-    median_ms: f64,
-}
-
 pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
-    let f: File = load::json(dir, "startup.json")?;
+    let f: StartupJson = load::json(dir, "startup.json")?;
     let r = &f.report;
     b.saw(&r.host, &r.reference.machine);
     let cmd = r.plan.argv.join(" ");
@@ -75,14 +28,14 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
         format!("Wall time of `{cmd}` from the start of the runtime's command to its exit, {reps} reps per runtime after {warmup} unmeasured warm-up, reps interleaved across runtimes so background load hits all alike."),
         format!("Tiempo total de `{cmd}` desde que arranca el comando del runtime hasta que termina, {reps} repeticiones por runtime tras {warmup} de calentamiento sin medir, intercaladas entre runtimes para que la carga de fondo afecte a todos por igual."),
     );
-    let sums: Vec<(&str, Summary)> = r
+    let sums: Vec<(RuntimeKind, Summary)> = r
         .results
         .iter()
-        .filter_map(|x| Some((x.runtime.as_str(), stats::summarize(&wall_ms(&x.samples))?)))
+        .filter_map(|x| Some((x.runtime, stats::summarize(&x.wall_ms())?)))
         .collect();
     let bare = sums
         .iter()
-        .find(|(rt, _)| *rt == "bare")
+        .find(|(rt, _)| *rt == RuntimeKind::Bare)
         .map(|(_, s)| s.clone());
     let mut t = Table::new([
         "runtime".to_string(),
@@ -95,7 +48,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     ]);
     for (rt, s) in &sums {
         let here = match &bare {
-            Some(bs) if *rt != "bare" => {
+            Some(bs) if *rt != RuntimeKind::Bare => {
                 let q = stats::ratio(s, bs);
                 format!("{} ± {}", sig(q.value), sig(q.uncertainty))
             }
@@ -105,7 +58,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
         let chapter = r
             .reference
             .times_bare
-            .get(*rt)
+            .get(rt.name())
             .map(|v| format!("{v:.0}"))
             .unwrap_or_else(|| "—".into());
         t.row([
@@ -135,9 +88,9 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
                 .iter()
                 .filter_map(|x| {
                     Row::measured(
-                        x.runtime.clone(),
-                        &wall_ms(&x.samples),
-                        runtime_color(&x.runtime),
+                        x.runtime.to_string(),
+                        &x.wall_ms(),
+                        runtime_color(x.runtime.name()),
                         |m| format!("{} ms", sig(m)),
                     )
                 })
@@ -161,12 +114,8 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn wall_ms(samples: &[Sample]) -> Vec<f64> {
-    samples.iter().map(Sample::wall_ms).collect()
-}
-
 /// What the reader must keep in mind: too few reps, outliers, runtimes that could not run.
-fn caveats(b: &mut Builder, r: &Report, sums: &[(&str, Summary)]) {
+fn caveats(b: &mut Builder, r: &Report, sums: &[(RuntimeKind, Summary)]) {
     if r.plan.reps < 5 {
         b.note(
             format!("Only {} reps: medians and spreads are rough; use 10 or more to compare closely.", r.plan.reps),
@@ -175,13 +124,12 @@ fn caveats(b: &mut Builder, r: &Report, sums: &[(&str, Summary)]) {
     }
     for (rt, s) in sums {
         for &i in &s.outliers {
-            let v = wall_ms(
-                &r.results
-                    .iter()
-                    .find(|x| x.runtime == *rt)
-                    .expect("summarised from it")
-                    .samples,
-            )[i];
+            let v = r
+                .results
+                .iter()
+                .find(|x| x.runtime == *rt)
+                .expect("summarised from it")
+                .wall_ms()[i];
             b.note(
                 format!("{rt}: rep {} took {} ms against a median of {} ms, an outlier (cold caches or background load).", i + 1, sig(v), sig(s.median)),
                 format!("{rt}: la repetición {} tardó {} ms frente a una mediana de {} ms, un valor atípico (cachés frías o carga de fondo).", i + 1, sig(v), sig(s.median)),
@@ -189,7 +137,7 @@ fn caveats(b: &mut Builder, r: &Report, sums: &[(&str, Summary)]) {
         }
     }
     if !r.skipped.is_empty() {
-        let names: Vec<&str> = r.skipped.iter().map(|s| s.runtime.as_str()).collect();
+        let names: Vec<&str> = r.skipped.iter().map(|s| s.runtime.name()).collect();
         b.note(
             format!("Not measured here: {} (startup.json says why; `probe doctor` says how to fix it).", names.join(", ")),
             format!("No medidos aquí: {} (el motivo está en startup.json; `probe doctor` dice cómo arreglarlo).", names.join(", ")),
@@ -197,10 +145,10 @@ fn caveats(b: &mut Builder, r: &Report, sums: &[(&str, Summary)]) {
     }
 }
 
-fn summarize(b: &mut Builder, r: &Report, sums: &[(&str, Summary)], bare: Option<&Summary>) {
-    let median = |rt: &str| sums.iter().find(|(x, _)| *x == rt).map(|(_, s)| s.median);
+fn summarize(b: &mut Builder, r: &Report, sums: &[(RuntimeKind, Summary)], bare: Option<&Summary>) {
+    let median = |rt: RuntimeKind| sums.iter().find(|(x, _)| *x == rt).map(|(_, s)| s.median);
     let mut verdict = Vec::new();
-    if let (Some(d), Some(p)) = (median("docker"), median("podman")) {
+    if let (Some(d), Some(p)) = (median(RuntimeKind::Docker), median(RuntimeKind::Podman)) {
         let (fast, slow, k) = if p < d {
             ("podman", "docker", d / p)
         } else {
@@ -224,8 +172,8 @@ fn summarize(b: &mut Builder, r: &Report, sums: &[(&str, Summary)], bare: Option
         );
     }
     if let Some(bs) = bare {
-        for (rt, s) in sums.iter().filter(|(rt, _)| *rt != "bare") {
-            let chapter = r.reference.times_bare.get(*rt).copied();
+        for (rt, s) in sums.iter().filter(|(rt, _)| *rt != RuntimeKind::Bare) {
+            let chapter = r.reference.times_bare.get(rt.name()).copied();
             b.ratio(
                 b.t(
                     format!("startup {rt} ÷ bare"),
@@ -279,7 +227,7 @@ fn phases(b: &mut Builder, breakdowns: &[Breakdown]) {
                 })
                 .collect();
             Row {
-                label: x.runtime.clone(),
+                label: x.runtime.to_string(),
                 segments,
                 note: b.t(
                     format!("median total {} ms", sig(x.total_median_ms)),
@@ -330,7 +278,7 @@ fn phases(b: &mut Builder, breakdowns: &[Breakdown]) {
 
 /// One start of `x` (the rep with the median wall time) as a timeline of its phases.
 fn timeline(b: &mut Builder, x: &RuntimeResult) {
-    let walls = wall_ms(&x.samples);
+    let walls = x.wall_ms();
     let median = stats::median(&walls);
     let Some((i, rep)) = x.samples.iter().enumerate().min_by(|a, c| {
         (a.1.wall_ms() - median)
