@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use procfs::DiskStat;
 use serde::Serialize;
 
 pub const DISKSTATS: &str = "/proc/diskstats";
@@ -63,23 +64,16 @@ pub fn read_from(path: &Path) -> std::io::Result<Snapshot> {
     Ok(parse(&text))
 }
 
-/// Parses the whole file; lines too short to hold the write counters are skipped (they
-/// cannot come from any kernel probe supports, and one odd line must not hide the rest).
+/// Parses the whole file, a line at a time: procfs-core's DiskStats would fail on the first
+/// line without the 11 classic counters, and one odd line must not hide the rest (it cannot
+/// come from any kernel probe supports), so such lines are skipped.
 pub fn parse(text: &str) -> Snapshot {
-    Snapshot(text.lines().filter_map(parse_line).collect())
-}
-
-fn parse_line(line: &str) -> Option<(String, DiskCounters)> {
-    let f: Vec<&str> = line.split_whitespace().collect();
-    let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
-    // f[0..3] are major, minor, name; then f[7] writes completed, f[9] sectors written,
-    // f[18] flushes completed.
-    let counters = DiskCounters {
-        writes: num(7)?,
-        sectors_written: num(9)?,
-        flushes: num(18),
-    };
-    Some((f.get(2)?.to_string(), counters))
+    Snapshot(
+        text.lines()
+            .filter_map(|l| DiskStat::from_line(l).ok())
+            .map(|d| (d.name, DiskCounters { writes: d.writes, sectors_written: d.sectors_written, flushes: d.flushes }))
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -62,6 +62,7 @@ pub fn option_value<'a>(options: &'a str, key: &str) -> Option<&'a str> {
 
 /// Parses one line: `id parent maj:min root mount-point opts [optional...] - fstype source
 /// super-opts`. The optional fields vary in number, hence the split at " - ".
+// Hand-written: procfs-core's MountInfo keeps options in HashMaps (the kernel's order, which probe io prints and records, is lost) and leaves \ooo escapes in paths.
 pub fn parse_line(line: &str) -> Option<Mount> {
     let (pre, post) = line.split_once(" - ")?;
     let mut pre = pre.split(' ');

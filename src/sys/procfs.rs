@@ -1,10 +1,12 @@
 //! Readers of /proc: system memory as `free` computes it, a process's cgroups, its memory
-//! (smaps_rollup) and status, and the process tree. The parsers are pure functions of the
-//! file's text, tested on fixtures; the readers only add the path and the errno.
+//! (smaps_rollup) and status, and the process tree. The procfs crate parses the file's text
+//! (its `FromBufRead` parsers take bytes, so they are tested on fixtures and fuzzed); the
+//! readers here only add the path and the errno.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use ::procfs::process::SmapsRollup;
+use ::procfs::{FromBufRead, Meminfo, ProcessCGroups};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,14 +34,12 @@ pub fn read(path: &Path) -> Result<String, ProcError> {
     std::fs::read_to_string(path).map_err(|source| ProcError::Read { path: path.to_path_buf(), source })
 }
 
-/// `key: value [kB]` files (meminfo, status, smaps_rollup) → key → first number.
-fn keyed_numbers(text: &str) -> BTreeMap<&str, u64> {
-    text.lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            Some((k.trim(), v.split_whitespace().next()?.parse().ok()?))
-        })
-        .collect()
+/// Whether procfs-core can parse `text` without panicking: it cuts the last byte off each
+/// meminfo field name (a panic inside a multi-byte character) and multiplies kB by 1024
+/// unchecked (a panic in debug builds past 2^54 kB). The kernel writes ASCII and far smaller
+/// figures, so text that fails this is no /proc file.
+fn fit_for_crate(text: &str) -> bool {
+    text.is_ascii() && text.split(|c: char| !c.is_ascii_digit()).all(|digits| digits.len() <= 16)
 }
 
 /// The /proc/meminfo fields `free` uses, in kB.
@@ -54,14 +54,20 @@ pub struct MemInfo {
 }
 
 impl MemInfo {
+    /// None unless the text holds every field procfs-core requires (all that kernels since
+    /// 2.6 print: MemTotal, MemFree, Buffers, Cached, Slab, ...).
     pub fn parse(text: &str) -> Option<MemInfo> {
-        let f = keyed_numbers(text);
+        if !fit_for_crate(text) {
+            return None;
+        }
+        let m = Meminfo::from_buf_read(text.as_bytes()).ok()?;
+        // The crate turns kB into bytes; the kB figures are what `free` computes with.
         Some(MemInfo {
-            total_kb: *f.get("MemTotal")?,
-            free_kb: *f.get("MemFree")?,
-            available_kb: f.get("MemAvailable").copied(),
-            buffers_kb: f.get("Buffers").copied().unwrap_or(0),
-            cached_kb: f.get("Cached").copied().unwrap_or(0),
+            total_kb: m.mem_total / 1024,
+            free_kb: m.mem_free / 1024,
+            available_kb: m.mem_available.map(|b| b / 1024),
+            buffers_kb: m.buffers / 1024,
+            cached_kb: m.cached / 1024,
         })
     }
 
@@ -82,7 +88,7 @@ impl MemInfo {
 pub fn meminfo() -> Result<MemInfo, ProcError> {
     let path = Path::new("/proc/meminfo");
     MemInfo::parse(&read(path)?)
-        .ok_or_else(|| ProcError::Parse { path: path.into(), what: "no MemTotal/MemFree line".into() })
+        .ok_or_else(|| ProcError::Parse { path: path.into(), what: "not a meminfo (a field such as MemTotal or MemFree is missing)".into() })
 }
 
 /// One line of /proc/PID/cgroup: `hierarchy-id:controllers:path`. The v2 line has id 0 and
@@ -94,19 +100,16 @@ pub struct CgroupLine {
     pub path: String,
 }
 
-pub fn parse_cgroup(text: &str) -> Vec<CgroupLine> {
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.splitn(3, ':');
-            let id = it.next()?.parse().ok()?;
-            let controllers = it.next()?.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect();
-            Some(CgroupLine { id, controllers, path: it.next()?.to_string() })
-        })
-        .collect()
+/// None when a line is not `id:controllers:path`.
+pub fn parse_cgroup(text: &str) -> Option<Vec<CgroupLine>> {
+    let lines = ProcessCGroups::from_buf_read(text.as_bytes()).ok()?;
+    Some(lines.into_iter().map(|l| CgroupLine { id: l.hierarchy, controllers: l.controllers, path: l.pathname }).collect())
 }
 
 pub fn cgroups_of(pid: u32) -> Result<Vec<CgroupLine>, ProcError> {
-    Ok(parse_cgroup(&read(&PathBuf::from(format!("/proc/{pid}/cgroup")))?))
+    let path = PathBuf::from(format!("/proc/{pid}/cgroup"));
+    let text = read(&path)?;
+    parse_cgroup(&text).ok_or_else(|| ProcError::Parse { path, what: "a line is not hierarchy-id:controllers:path".into() })
 }
 
 /// Resident and proportional set size of one process, kB (smaps_rollup, Linux 4.14+). PSS
@@ -126,8 +129,13 @@ impl std::ops::AddAssign for Rollup {
 }
 
 pub fn parse_smaps_rollup(text: &str) -> Option<Rollup> {
-    let f = keyed_numbers(text);
-    Some(Rollup { rss_kb: *f.get("Rss")?, pss_kb: *f.get("Pss")? })
+    if !fit_for_crate(text) {
+        return None;
+    }
+    let maps = SmapsRollup::from_buf_read(text.as_bytes()).ok()?.memory_map_rollup;
+    let fields = &maps.iter().next()?.extension.map;
+    // The crate turns kB into bytes.
+    Some(Rollup { rss_kb: fields.get("Rss")? / 1024, pss_kb: fields.get("Pss")? / 1024 })
 }
 
 /// A kernel thread or a zombie has an empty smaps_rollup: zero, not an error.
@@ -150,6 +158,8 @@ pub struct Status {
     pub uid: u32,
 }
 
+// Hand-written: procfs-core's Status keeps only what precedes a second ':' (it would read the
+// comm `kworker/u4:2` as `kworker/u4`) and fails on a file missing any of ~25 other fields.
 pub fn parse_status(text: &str) -> Option<Status> {
     let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)).map(str::trim);
     Some(Status {
@@ -166,6 +176,7 @@ pub fn status_of(pid: u32) -> Result<Status, ProcError> {
 }
 
 /// The command line, split at NULs; empty for a kernel thread or a zombie.
+// Hand-written: the crate's Process::cmdline fails on an argument that is not UTF-8.
 pub fn cmdline_of(pid: u32) -> Result<Vec<String>, ProcError> {
     let path = PathBuf::from(format!("/proc/{pid}/cmdline"));
     let bytes = std::fs::read(&path).map_err(|source| ProcError::Read { path, source })?;
@@ -177,6 +188,7 @@ fn split_cmdline(bytes: &[u8]) -> Vec<String> {
 }
 
 /// Every process (not thread) alive now.
+// Hand-written: the crate's all_processes opens every /proc/PID, where only the numbers are needed.
 pub fn all_pids() -> Result<Vec<u32>, ProcError> {
     let dir = Path::new("/proc");
     let entries = std::fs::read_dir(dir).map_err(|source| ProcError::Read { path: dir.into(), source })?;
@@ -185,6 +197,7 @@ pub fn all_pids() -> Result<Vec<u32>, ProcError> {
 
 /// Direct children of `pid` (all its threads'), from /proc/PID/task/*/children (Linux 3.5+,
 /// CONFIG_PROC_CHILDREN); empty once the process is gone.
+// Hand-written: polled while a native start is timed; the crate opens /proc/PID and each task first.
 pub fn children_of(pid: u32) -> Vec<u32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
@@ -210,6 +223,7 @@ pub fn tree_of(pid: u32) -> Vec<u32> {
 mod tests {
     use super::*;
 
+    /// This VM's file, less the fields nothing here reads and procfs-core does not require.
     const MEMINFO: &str = "\
 MemTotal:       24684084 kB
 MemFree:        23136828 kB
@@ -217,7 +231,25 @@ MemAvailable:   24192956 kB
 Buffers:           52448 kB
 Cached:          1230008 kB
 SwapCached:            0 kB
+Active:          2645072 kB
+Inactive:       18574796 kB
+SwapTotal:             0 kB
+SwapFree:              0 kB
+Dirty:               816 kB
+Writeback:             0 kB
+Mapped:           366980 kB
+Slab:             785356 kB
+Committed_AS:    1041396 kB
+VmallocTotal:   34359738367 kB
+VmallocUsed:        7704 kB
+VmallocChunk:          0 kB
+HugePages_Total:       0
 ";
+
+    /// MEMINFO with its first three lines replaced.
+    fn meminfo_with(head: &str) -> String {
+        format!("{head}{}", MEMINFO.lines().skip(3).map(|l| format!("{l}\n")).collect::<String>())
+    }
 
     #[test]
     fn meminfo_used_is_total_minus_available() {
@@ -229,24 +261,27 @@ SwapCached:            0 kB
 
     #[test]
     fn meminfo_without_available_falls_back_to_free() {
-        let m = MemInfo::parse("MemTotal: 1000 kB\nMemFree: 300 kB\n").unwrap();
+        let m = MemInfo::parse(&meminfo_with("MemTotal: 1000 kB\nMemFree: 300 kB\n")).unwrap();
         assert_eq!(m.available_kb, None);
         assert_eq!(m.used_kb(), 700);
-        let odd = MemInfo::parse("MemTotal: 1000 kB\nMemFree: 300 kB\nMemAvailable: 5000 kB\n").unwrap();
+        let odd = MemInfo::parse(&meminfo_with("MemTotal: 1000 kB\nMemFree: 300 kB\nMemAvailable: 5000 kB\n")).unwrap();
         assert_eq!(odd.used_kb(), 700);
-        assert!(MemInfo::parse("MemFree: 3 kB\n").is_none());
+        assert!(MemInfo::parse(&meminfo_with("MemFree: 3 kB\n")).is_none());
+        assert!(MemInfo::parse("MemTotal: 1000 kB\nMemFree: 300 kB\n").is_none(), "a file missing fields every kernel prints is not a meminfo");
+        assert!(MemInfo::parse(&meminfo_with("MemTotal: 1000 kB\nMemFree: 300 kB\nSwapCaché 1\n")).is_none());
     }
 
     #[test]
     fn cgroup_file_hybrid() {
         let text = "9:name=systemd:/docker/abc\n4:memory:/docker/abc\n1:cpu,cpuacct:/docker/abc\n0::/docker/abc\n";
-        let l = parse_cgroup(text);
+        let l = parse_cgroup(text).unwrap();
         assert_eq!(l.len(), 4);
         assert_eq!(l[0].controllers, vec!["name=systemd"]);
         assert_eq!(l[2].controllers, vec!["cpu", "cpuacct"]);
         assert_eq!(l[3], CgroupLine { id: 0, controllers: vec![], path: "/docker/abc".into() });
         // A path may contain ':' (systemd escapes little): everything after the 2nd colon.
-        assert_eq!(parse_cgroup("0::/a:b\n")[0].path, "/a:b");
+        assert_eq!(parse_cgroup("0::/a:b\n").unwrap()[0].path, "/a:b");
+        assert!(parse_cgroup("0::/a\nnot a cgroup line\n").is_none());
     }
 
     #[test]
@@ -257,6 +292,12 @@ SwapCached:            0 kB
         let mut sum = Rollup { rss_kb: 1, pss_kb: 2 };
         sum += Rollup { rss_kb: 10, pss_kb: 20 };
         assert_eq!(sum, Rollup { rss_kb: 11, pss_kb: 22 });
+    }
+
+    #[test]
+    fn numbers_too_large_for_bytes_are_rejected() {
+        assert_eq!(parse_smaps_rollup("00400000-7ffdd43a0000 ---p 00000000 00:00 0 [rollup]\nRss: 99999999999999999 kB\nPss: 1 kB\n"), None);
+        assert!(MemInfo::parse(&meminfo_with("MemTotal: 99999999999999999 kB\nMemFree: 300 kB\n")).is_none());
     }
 
     #[test]

@@ -54,6 +54,7 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 impl CgroupLayout {
     /// Builds the layout from mountinfo text and the unified root's cgroup.controllers text.
     /// Pure, so it is tested on fixtures of v1-only, v2-only and hybrid hosts.
+    // Hand-written: neither crate tells hybrid from v1 (cgroups-rs's auto() calls it v1), and procfs-core's mountinfo loses escapes.
     pub fn parse(mountinfo: &str, unified_controllers: &str) -> Option<CgroupLayout> {
         let mut v1 = BTreeMap::new();
         let mut unified = None;

@@ -51,6 +51,7 @@ pub fn own_dir(pid: u32, layout: &CgroupLayout, controller: &'static str) -> Res
 }
 
 /// `key value` lines (memory.stat, cpu.stat).
+// Hand-written, like every cgroupfs read here: the procfs crate stops at /proc, and cgroups-rs was dropped (see sys/cgroup/mod.rs).
 pub fn parse_flat(text: &str) -> BTreeMap<String, u64> {
     text.lines()
         .filter_map(|l| {
@@ -183,12 +184,12 @@ mod tests {
 
     #[test]
     fn dirs_on_hybrid_and_v2() {
-        let lines = procfs::parse_cgroup(PROC_CGROUP);
+        let lines = procfs::parse_cgroup(PROC_CGROUP).unwrap();
         assert_eq!(dir_for(&hybrid(), &lines, "memory").unwrap(), PathBuf::from("/sys/fs/cgroup/memory/docker/abc"));
         assert_eq!(cpu_controller(&hybrid()), Some("cpuacct"));
         assert_eq!(dir_for(&hybrid(), &lines, "cpuacct").unwrap(), PathBuf::from("/sys/fs/cgroup/cpuacct/docker/abc"));
         assert_eq!(dir_for(&hybrid(), &lines, "pids"), None);
-        let v2lines = procfs::parse_cgroup("0::/system.slice/docker-abc.scope\n");
+        let v2lines = procfs::parse_cgroup("0::/system.slice/docker-abc.scope\n").unwrap();
         assert_eq!(dir_for(&v2(), &v2lines, "memory").unwrap(), PathBuf::from("/sys/fs/cgroup/system.slice/docker-abc.scope"));
         assert_eq!(cpu_controller(&v2()), Some("cpu"));
         // v1 layout but the process only has its v2 line: nothing to read.
