@@ -243,8 +243,7 @@ fn render(report: &Report) -> String {
         let s = r.summary();
         let times = match &bare {
             Some(b) if r.runtime != RuntimeKind::Bare => {
-                let q = stats::ratio(&s, b);
-                format!("{:.1} ± {:.1}", q.value, q.uncertainty)
+                stats::ratio(&s, b).show(|x| format!("{x:.1}"))
             }
             Some(_) => "1".into(),
             None => "-".into(),

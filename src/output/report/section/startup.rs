@@ -96,8 +96,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     for (rt, s) in &sums {
         let here = match &bare {
             Some(bs) if *rt != "bare" => {
-                let q = stats::ratio(s, bs);
-                format!("{} ± {}", sig(q.value), sig(q.uncertainty))
+                stats::ratio(s, bs).show(sig)
             }
             Some(_) => "1".into(),
             None => "—".into(),
