@@ -450,3 +450,27 @@ fn a_folder_without_results_is_refused_with_advice() {
         "{err}"
     );
 }
+
+#[test]
+fn faster_is_said_only_when_the_reps_resolve_it() {
+    let s = TempDir::new("noisy");
+    fixture(&s.0);
+    let (md, _) = report(&s.0, "en");
+    assert!(md.contains("podman 1.52× faster than docker"), "{md}");
+    // Docker's medians still 35 ms above podman's, but its reps spread over 100 ms.
+    let path = s.0.join("startup/startup.json");
+    let mut v: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    let docker = v["report"]["results"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["runtime"] == "docker")
+        .unwrap();
+    for (rep, ms) in docker["samples"].as_array_mut().unwrap().iter_mut().zip([150.0, 200.0, 250.0]) {
+        rep["wall_ns"] = json!((ms * 1e6) as u64);
+    }
+    fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let (md, _) = report(&s.0, "en");
+    assert!(!md.contains("faster than"), "{md}");
+    assert!(md.contains("docker and podman: no clear difference"), "{md}");
+}

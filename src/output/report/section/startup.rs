@@ -197,18 +197,26 @@ fn caveats(b: &mut Builder, r: &Report, sums: &[(&str, Summary)]) {
 }
 
 fn summarize(b: &mut Builder, r: &Report, sums: &[(&str, Summary)], bare: Option<&Summary>) {
-    let median = |rt: &str| sums.iter().find(|(x, _)| *x == rt).map(|(_, s)| s.median);
+    let summary = |rt: &str| sums.iter().find(|(x, _)| *x == rt).map(|(_, s)| s);
     let mut verdict = Vec::new();
-    if let (Some(d), Some(p)) = (median("docker"), median("podman")) {
+    if let (Some(ds), Some(ps)) = (summary("docker"), summary("podman")) {
+        let (d, p) = (ds.median, ps.median);
         let (fast, slow, k) = if p < d {
             ("podman", "docker", d / p)
         } else {
             ("docker", "podman", p / d)
         };
-        verdict.push(b.t(
-            format!("{fast} {}× faster than {slow}", sig(k)),
-            format!("{fast} {}× más rápido que {slow}", sig(k)),
-        ));
+        verdict.push(if stats::welch(ds, ps).is_some_and(|w| w.resolved) {
+            b.t(
+                format!("{fast} {}× faster than {slow}", sig(k)),
+                format!("{fast} {}× más rápido que {slow}", sig(k)),
+            )
+        } else {
+            b.t(
+                "docker and podman: no clear difference (the means differ by less than the reps' noise, Welch 95 %)".to_string(),
+                "docker y podman: sin diferencia clara (las medias difieren menos que el ruido de las repeticiones, Welch 95 %)".to_string(),
+            )
+        });
         let chapter = r
             .reference
             .mean_ms
