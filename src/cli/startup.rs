@@ -80,7 +80,7 @@ struct PhaseCsvRow<'a> {
     context_switches: Option<u64>,
     page_faults: Option<u64>,
     cpu_migrations: Option<u64>,
-    overhead_us: f64,
+    overhead_us: Option<f64>,
 }
 
 pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
@@ -217,7 +217,7 @@ fn phases_csv(report: &Report) -> anyhow::Result<Vec<u8>> {
                     context_switches: p.counters.context_switches,
                     page_faults: p.counters.page_faults,
                     cpu_migrations: p.counters.cpu_migrations,
-                    overhead_us: p.overhead_ns as f64 / 1e3,
+                    overhead_us: (r.runtime == RuntimeKind::Native).then_some(p.overhead_ns as f64 / 1e3),
                 })?;
             }
         }
@@ -289,7 +289,7 @@ fn render_breakdown(b: &Breakdown) -> String {
             format!("{:.3}", r.p95_ms),
             format!("{:.1}%", r.share * 100.0),
             r.task_clock_ms.map(|v| format!("{v:.3}")).unwrap_or_else(|| "n/a".into()),
-            format!("{:.1}", r.overhead_us),
+            r.overhead_us.map(|v| format!("{v:.1}")).unwrap_or_else(|| "n/a".into()),
         ]);
     }
     out.push_str(&t.render());
