@@ -238,3 +238,116 @@ fn sigint_during_each_experiment_leaves_nothing() {
         assert!(files.is_empty(), "{name}: files left in the io dir: {files:?}");
     }
 }
+
+/// Starts dockerd again the way scripts/setup-engines.sh does (systemd's unit, else detached
+/// with its log appended) and waits for `docker info`. Runs on drop too: other people's tests
+/// share this daemon, so it must come back even when an assertion fails.
+struct DockerdRestarter;
+
+impl DockerdRestarter {
+    fn restart(&self) -> bool {
+        if succeeds("docker", &["info"]) {
+            return true;
+        }
+        // A SIGKILLed dockerd leaves /var/run/docker.pid, and while its pid is an unreaped
+        // zombie (pid 1 here reaps late) a new dockerd refuses to start ("pid file found").
+        // That daemon is dead: its pid file goes.
+        let pid = std::fs::read_to_string("/var/run/docker.pid").unwrap_or_default();
+        let state = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+        if state.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')) {
+            let _ = std::fs::remove_file("/var/run/docker.pid");
+        }
+        if Path::new("/run/systemd/system").is_dir() {
+            let _ = Command::new("systemctl").args(["start", "docker"]).status();
+        } else {
+            let dockerd = ["/usr/sbin/dockerd", "/usr/bin/dockerd"].into_iter().find(|p| Path::new(p).exists()).expect("dockerd binary");
+            let log = std::fs::OpenOptions::new().create(true).append(true).open("/var/log/probe-dockerd.log").unwrap();
+            Command::new("setsid")
+                .args(["-f", "nohup", dockerd])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .status()
+                .unwrap();
+        }
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if succeeds("docker", &["info"]) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        false
+    }
+}
+
+impl Drop for DockerdRestarter {
+    fn drop(&mut self) {
+        self.restart();
+    }
+}
+
+/// The `docker run` children of `pid` right now (the rep in flight; the engine queries made
+/// when the run opens are not reps).
+fn docker_runs(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|c| std::fs::read(format!("/proc/{c}/cmdline")).is_ok_and(|a| a.split(|b| *b == 0).nth(1) == Some(b"run")))
+        .collect()
+}
+
+#[test]
+fn dockerd_killed_mid_run_is_named_and_the_finished_reps_are_kept() {
+    if !require_engine("docker") {
+        return;
+    }
+    let t = TempDir::new("dockerd-dies");
+    let mut p = spawn_probe(&["startup", "--runtimes", "docker", "--reps", "30", "--warmup", "0", "-q", "--results", t.s()]);
+    // Each rep is one `docker run` child: after the 4th has started, 3 have finished.
+    let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    wait_until("3 docker reps to finish", 120, || {
+        seen.borrow_mut().extend(docker_runs(p.id()));
+        seen.borrow().len() >= 4
+    });
+    let restarter = DockerdRestarter;
+    let dockerd: i32 = std::fs::read_to_string("/var/run/docker.pid").unwrap().trim().parse().unwrap();
+    // SAFETY: kill(2) of the daemon this test is about; the restarter brings it back.
+    assert_eq!(unsafe { libc::kill(dockerd, libc::SIGKILL) }, 0);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = p.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "probe did not stop after dockerd died");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(restarter.restart(), "dockerd did not come back: see /var/log/probe-dockerd.log");
+    assert!(succeeds("docker", &["info"]), "docker info after the restart");
+    let mut err = String::new();
+    std::io::Read::read_to_string(p.stderr.as_mut().unwrap(), &mut err).unwrap();
+
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("docker: the daemon stopped answering during this rep; it answered before"), "{err}");
+    let said = err.split("The engine said: ").nth(1).unwrap_or_default();
+    assert!(!said.starts_with("See '") && !said.starts_with("Run '") && !said.is_empty(), "the engine's own line, not its help pointer: {err}");
+    assert!(err.contains("marked incomplete"), "{err}");
+
+    let run = t.0.join("latest");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("startup.json")).unwrap()).unwrap();
+    let stopped = &json["report"]["incomplete"];
+    assert_eq!(stopped["runtime"], "docker", "{json}");
+    let rep = stopped["rep"].as_u64().unwrap();
+    assert!(rep >= 4 && err.contains(&format!("docker rep {rep} (reps 1–{} finished and are kept)", rep - 1)), "rep {rep}: {err}");
+    assert!(!err.contains("docker: docker:"), "{err}");
+    let kept = json["report"]["results"][0]["samples"].as_array().map_or(0, Vec::len) as u64;
+    assert_eq!(kept, rep - 1, "every finished rep is kept");
+    let csv = std::fs::read_to_string(run.join("startup.csv")).unwrap();
+    assert_eq!(csv.lines().filter(|l| l.starts_with("docker,startup_ms,")).count() as u64, rep - 1, "{csv}");
+    assert!(csv.ends_with(&format!("docker,incomplete_at_rep,{rep}\n")), "{csv}");
+
+    // A container the daemon was starting when it died may be left: cleanup must find it.
+    let said = probe_cleanup();
+    assert_eq!(labelled("docker"), 0, "cleanup said:\n{said}");
+}

@@ -141,6 +141,9 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
         dir.write_atomic("phases.csv", &phases_csv(&report)?)?;
     }
     dir.mark_latest()?;
+    let incomplete = report.incomplete.as_ref().map(|s| {
+        anyhow::anyhow!("{}; the run stopped there and its finished reps are saved in {}, marked incomplete", s.reason, dir.path().display())
+    });
     if let Some(path) = &a.timeline {
         let runs = StartupTracer::timeline_runs(tracer.as_ref(), &report.results);
         let runs: Vec<(String, &_)> = runs.iter().map(|(t, a)| (t.clone(), a)).collect();
@@ -184,10 +187,17 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
         eprintln!("skipped {}", s.reason);
     }
     eprintln!("results: {}", dir.path().display());
-    Ok(ExitCode::SUCCESS)
+    incomplete.map_or(Ok(ExitCode::SUCCESS), Err)
 }
 
+/// One row per rep; a run that stopped ends with `RUNTIME,incomplete_at_rep,N`, numeric like
+/// every other value, so the chapter's scripts still read the file.
 fn csv_rows(report: &Report) -> Vec<MetricRow> {
+    let stopped = report.incomplete.iter().map(|s| MetricRow {
+        runtime: s.runtime.to_string(),
+        metric: if s.warmup { "incomplete_at_warmup" } else { "incomplete_at_rep" }.into(),
+        value: s.rep.to_string(),
+    });
     report
         .results
         .iter()
@@ -198,6 +208,7 @@ fn csv_rows(report: &Report) -> Vec<MetricRow> {
                 value: format!("{:.3}", s.wall_ms()),
             })
         })
+        .chain(stopped)
         .collect()
 }
 
