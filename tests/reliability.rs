@@ -287,9 +287,9 @@ impl Drop for DockerdRestarter {
     }
 }
 
-/// The `docker run` children of `pid` right now (the rep in flight; the engine queries made
-/// when the run opens are not reps).
-fn docker_runs(pid: u32) -> Vec<u32> {
+/// The `docker run` / `podman run` children of `pid` right now (the rep in flight; the engine
+/// queries made when the run opens are not reps).
+fn engine_runs(pid: u32) -> Vec<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .unwrap_or_default()
         .split_whitespace()
@@ -308,7 +308,7 @@ fn dockerd_killed_mid_run_is_named_and_the_finished_reps_are_kept() {
     // Each rep is one `docker run` child: after the 4th has started, 3 have finished.
     let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
     wait_until("3 docker reps to finish", 120, || {
-        seen.borrow_mut().extend(docker_runs(p.id()));
+        seen.borrow_mut().extend(engine_runs(p.id()));
         seen.borrow().len() >= 4
     });
     let restarter = DockerdRestarter;
@@ -350,4 +350,59 @@ fn dockerd_killed_mid_run_is_named_and_the_finished_reps_are_kept() {
     // A container the daemon was starting when it died may be left: cleanup must find it.
     let said = probe_cleanup();
     assert_eq!(labelled("docker"), 0, "cleanup said:\n{said}");
+}
+
+/// podman failing mid-run, for this run only: its containers.conf (CONTAINERS_CONF, read by
+/// every podman the run starts) is switched after a few reps to name an OCI runtime that does
+/// not exist, so `podman run` and `podman info` both fail from then on, as with a broken store
+/// or runtime. Nobody else's podman is touched.
+#[test]
+fn podman_failing_mid_run_is_named_and_the_finished_reps_are_kept() {
+    if !require_engine("podman") {
+        return;
+    }
+    let t = TempDir::new("podman-breaks");
+    let good = std::fs::read_to_string("/etc/containers/containers.conf.d/probe.conf").unwrap_or_default();
+    let conf = t.0.join("containers.conf");
+    std::fs::write(&conf, &good).unwrap();
+    let mut p = Command::new(probe_bin())
+        .args(["startup", "--runtimes", "podman", "--reps", "30", "--warmup", "0", "-q", "--results", t.s()])
+        .env("CONTAINERS_CONF", &conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    wait_until("3 podman reps to finish", 120, || {
+        seen.borrow_mut().extend(engine_runs(p.id()));
+        seen.borrow().len() >= 4
+    });
+    let broken = match good.lines().any(|l| l.starts_with("runtime =")) {
+        true => good.lines().map(|l| if l.starts_with("runtime =") { "runtime = \"probe-test-no-such-runtime\"" } else { l }).collect::<Vec<_>>().join("\n"),
+        false => format!("[engine]\nruntime = \"probe-test-no-such-runtime\"\n{good}"),
+    };
+    // Renamed into place: a podman starting now reads the old file or the new one, whole.
+    std::fs::write(t.0.join("broken.conf"), broken).unwrap();
+    std::fs::rename(t.0.join("broken.conf"), &conf).unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = p.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "probe did not stop after podman broke");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(p.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("podman: podman stopped working during this rep (`podman info` now fails); it worked before"), "{err}");
+    assert!(err.contains("The engine said: Error: "), "podman's own line: {err}");
+    let run = t.0.join("latest");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("startup.json")).unwrap()).unwrap();
+    let rep = json["report"]["incomplete"]["rep"].as_u64().unwrap();
+    let kept = json["report"]["results"][0]["samples"].as_array().map_or(0, Vec::len) as u64;
+    assert!(rep >= 4 && kept == rep - 1, "rep {rep}, kept {kept}: {err}");
+    let csv = std::fs::read_to_string(run.join("startup.csv")).unwrap();
+    assert!(csv.ends_with(&format!("podman,incomplete_at_rep,{rep}\n")), "{csv}");
+    assert_eq!(labelled("podman"), 0, "no container left");
 }
