@@ -447,15 +447,20 @@ fn adopt(partial: &Path, dest: &Path) -> Result<()> {
 /// beside the others as `<step>.incomplete[-N]`, never over an earlier one: the report reads
 /// only complete folders, a resume reruns the step, and nothing measured is thrown away.
 fn keep_incomplete(partial: &Path, run: &Path, id: &str, error: String) -> String {
-    if fs::read_link(partial.join("latest")).is_err() {
+    let Ok(name) = fs::read_link(partial.join("latest")) else {
         return error;
-    }
+    };
     let dest = (1..)
         .map(|n| run.join(if n == 1 { format!("{id}.incomplete") } else { format!("{id}.incomplete-{n}") }))
         .find(|d| !d.exists())
         .expect("some name is free");
     match adopt(partial, &dest) {
-        Ok(()) => format!("{error} (its finished reps are kept in {})", dest.display()),
+        // The experiment named the folder it wrote, which has just moved.
+        Ok(()) => format!(
+            "{} (its finished reps are kept in {})",
+            error.replace(&partial.join(name).display().to_string(), &dest.display().to_string()),
+            dest.display()
+        ),
         Err(e) => format!("{error} (its finished reps could not be kept: {e:#})"),
     }
 }
@@ -560,7 +565,7 @@ mod tests {
         let fake = run.join("fake-probe");
         // Writes a run folder and its `latest` link under --results, then fails as an engine
         // dying mid-run makes `probe startup` fail.
-        fs::write(&fake, "#!/bin/sh\nwhile [ \"$1\" != --results ]; do shift; done\nmkdir -p \"$2/r1\" && echo 'docker,startup_ms,200' > \"$2/r1/startup.csv\" && ln -s r1 \"$2/latest\"\necho 'probe: docker rep 3: the docker daemon stopped answering' >&2\nexit 1\n").unwrap();
+        fs::write(&fake, "#!/bin/sh\nwhile [ \"$1\" != --results ]; do shift; done\nmkdir -p \"$2/r1\" && echo 'docker,startup_ms,200' > \"$2/r1/startup.csv\" && ln -s r1 \"$2/latest\"\necho \"probe: docker rep 3: the docker daemon stopped answering; saved in $2/r1\" >&2\nexit 1\n").unwrap();
         fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let c = cli();
         let cfg = Config { run: run.clone(), probe: fake.clone(), cli: &c, quick: true };
@@ -569,7 +574,8 @@ mod tests {
         for name in ["startup.incomplete", "startup.incomplete-2"] {
             let e = run_step(&cfg, startup, &args, &|| false).unwrap();
             assert_eq!(e.status, Status::Failed);
-            assert!(e.note.starts_with("docker rep 3: the docker daemon stopped answering (its finished reps are kept in"), "{}", e.note);
+            let kept = run.join(name).display().to_string();
+            assert_eq!(e.note, format!("docker rep 3: the docker daemon stopped answering; saved in {kept} (its finished reps are kept in {kept})"));
             assert_eq!(fs::read_to_string(run.join(name).join("startup.csv")).unwrap(), "docker,startup_ms,200\n");
         }
         assert!(!run.join("startup").exists(), "an incomplete run is not taken for a complete one");
