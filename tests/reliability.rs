@@ -298,6 +298,30 @@ fn engine_runs(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Waits until `n` reps of the engine run `p` started have finished (the next one has begun).
+fn wait_for_reps(p: &Child, n: usize) {
+    let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    wait_until(&format!("{n} reps to finish"), 120, || {
+        seen.borrow_mut().extend(engine_runs(p.id()));
+        seen.borrow().len() > n
+    });
+}
+
+/// `p`'s exit status and everything it printed on stderr, once it ends (within 2 minutes).
+fn exit_and_stderr(p: &mut Child) -> (std::process::ExitStatus, String) {
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = p.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "probe did not stop after its engine failed");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(p.stderr.as_mut().unwrap(), &mut err).unwrap();
+    (status, err)
+}
+
 #[test]
 fn dockerd_killed_mid_run_is_named_and_the_finished_reps_are_kept() {
     if !require_engine("docker") {
@@ -305,28 +329,14 @@ fn dockerd_killed_mid_run_is_named_and_the_finished_reps_are_kept() {
     }
     let t = TempDir::new("dockerd-dies");
     let mut p = spawn_probe(&["startup", "--runtimes", "docker", "--reps", "30", "--warmup", "0", "-q", "--results", t.s()]);
-    // Each rep is one `docker run` child: after the 4th has started, 3 have finished.
-    let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
-    wait_until("3 docker reps to finish", 120, || {
-        seen.borrow_mut().extend(engine_runs(p.id()));
-        seen.borrow().len() >= 4
-    });
+    wait_for_reps(&p, 3);
     let restarter = DockerdRestarter;
     let dockerd: i32 = std::fs::read_to_string("/var/run/docker.pid").unwrap().trim().parse().unwrap();
     // SAFETY: kill(2) of the daemon this test is about; the restarter brings it back.
     assert_eq!(unsafe { libc::kill(dockerd, libc::SIGKILL) }, 0);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = p.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "probe did not stop after dockerd died");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (status, err) = exit_and_stderr(&mut p);
     assert!(restarter.restart(), "dockerd did not come back: see /var/log/probe-dockerd.log");
     assert!(succeeds("docker", &["info"]), "docker info after the restart");
-    let mut err = String::new();
-    std::io::Read::read_to_string(p.stderr.as_mut().unwrap(), &mut err).unwrap();
 
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("docker: the daemon stopped answering during this rep; it answered before"), "{err}");
@@ -372,11 +382,7 @@ fn podman_failing_mid_run_is_named_and_the_finished_reps_are_kept() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
-    wait_until("3 podman reps to finish", 120, || {
-        seen.borrow_mut().extend(engine_runs(p.id()));
-        seen.borrow().len() >= 4
-    });
+    wait_for_reps(&p, 3);
     let broken = match good.lines().any(|l| l.starts_with("runtime =")) {
         true => good.lines().map(|l| if l.starts_with("runtime =") { "runtime = \"probe-test-no-such-runtime\"" } else { l }).collect::<Vec<_>>().join("\n"),
         false => format!("[engine]\nruntime = \"probe-test-no-such-runtime\"\n{good}"),
@@ -384,16 +390,7 @@ fn podman_failing_mid_run_is_named_and_the_finished_reps_are_kept() {
     // Renamed into place: a podman starting now reads the old file or the new one, whole.
     std::fs::write(t.0.join("broken.conf"), broken).unwrap();
     std::fs::rename(t.0.join("broken.conf"), &conf).unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = p.try_wait().unwrap() {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "probe did not stop after podman broke");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(p.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let (status, err) = exit_and_stderr(&mut p);
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("podman: podman stopped working during this rep (`podman info` now fails); it worked before"), "{err}");
     assert!(err.contains("The engine said: Error: "), "podman's own line: {err}");
