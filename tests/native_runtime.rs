@@ -159,15 +159,20 @@ fn a_partial_cgroup_is_removed() {
     if !common::require_root() {
         return;
     }
-    let Some(first) = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory"]
+    // A partial state needs two hierarchies (hybrid or v1): on a v2-only host there is one,
+    // and its failure after mkdir is checked on a fixture (container.rs,
+    // missing_parent_fails_naming_path_and_leaves_nothing).
+    let first = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory"]
         .into_iter()
-        .find(|p| Path::new(p).join("cgroup.procs").exists())
-    else {
+        .find(|p| Path::new(p).join("cgroup.procs").exists());
+    let second = Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists();
+    if !common::require(
+        first.is_some() && second,
+        "needs a second cgroup hierarchy (hybrid or v1 host); this one has a single tree",
+    ) {
         return;
-    };
-    if !Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() {
-        return; // v2-only host: a single hierarchy, no partial state to unwind
     }
+    let first = first.unwrap();
     let root = TestRootfs::new("partial", true);
     let parent = Path::new(first).join(format!("probe-test-parent-{}", std::process::id()));
     std::fs::create_dir(&parent).unwrap();

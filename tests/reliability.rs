@@ -238,3 +238,168 @@ fn sigint_during_each_experiment_leaves_nothing() {
         assert!(files.is_empty(), "{name}: files left in the io dir: {files:?}");
     }
 }
+
+/// Starts dockerd again the way scripts/setup-engines.sh does (systemd's unit, else detached
+/// with its log appended) and waits for `docker info`. Runs on drop too: other people's tests
+/// share this daemon, so it must come back even when an assertion fails.
+struct DockerdRestarter;
+
+impl DockerdRestarter {
+    fn restart(&self) -> bool {
+        if succeeds("docker", &["info"]) {
+            return true;
+        }
+        // A SIGKILLed dockerd leaves /var/run/docker.pid, and while its pid is an unreaped
+        // zombie (pid 1 here reaps late) a new dockerd refuses to start ("pid file found").
+        // That daemon is dead: its pid file goes.
+        let pid = std::fs::read_to_string("/var/run/docker.pid").unwrap_or_default();
+        let state = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+        if state.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')) {
+            let _ = std::fs::remove_file("/var/run/docker.pid");
+        }
+        if Path::new("/run/systemd/system").is_dir() {
+            let _ = Command::new("systemctl").args(["start", "docker"]).status();
+        } else {
+            let dockerd = ["/usr/sbin/dockerd", "/usr/bin/dockerd"].into_iter().find(|p| Path::new(p).exists()).expect("dockerd binary");
+            let log = std::fs::OpenOptions::new().create(true).append(true).open("/var/log/probe-dockerd.log").unwrap();
+            Command::new("setsid")
+                .args(["-f", "nohup", dockerd])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .status()
+                .unwrap();
+        }
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if succeeds("docker", &["info"]) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        false
+    }
+}
+
+impl Drop for DockerdRestarter {
+    fn drop(&mut self) {
+        self.restart();
+    }
+}
+
+/// The `docker run` / `podman run` children of `pid` right now (the rep in flight; the engine
+/// queries made when the run opens are not reps).
+fn engine_runs(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|c| std::fs::read(format!("/proc/{c}/cmdline")).is_ok_and(|a| a.split(|b| *b == 0).nth(1) == Some(b"run")))
+        .collect()
+}
+
+/// Waits until `n` reps of the engine run `p` started have finished (the next one has begun).
+fn wait_for_reps(p: &Child, n: usize) {
+    let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    wait_until(&format!("{n} reps to finish"), 120, || {
+        seen.borrow_mut().extend(engine_runs(p.id()));
+        seen.borrow().len() > n
+    });
+}
+
+/// `p`'s exit status and everything it printed on stderr, once it ends (within 2 minutes).
+fn exit_and_stderr(p: &mut Child) -> (std::process::ExitStatus, String) {
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = p.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "probe did not stop after its engine failed");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(p.stderr.as_mut().unwrap(), &mut err).unwrap();
+    (status, err)
+}
+
+#[test]
+fn dockerd_killed_mid_run_is_named_and_the_finished_reps_are_kept() {
+    if !require_engine("docker") {
+        return;
+    }
+    let t = TempDir::new("dockerd-dies");
+    let mut p = spawn_probe(&["startup", "--runtimes", "docker", "--reps", "30", "--warmup", "0", "-q", "--results", t.s()]);
+    wait_for_reps(&p, 3);
+    let restarter = DockerdRestarter;
+    let dockerd: i32 = std::fs::read_to_string("/var/run/docker.pid").unwrap().trim().parse().unwrap();
+    // SAFETY: kill(2) of the daemon this test is about; the restarter brings it back.
+    assert_eq!(unsafe { libc::kill(dockerd, libc::SIGKILL) }, 0);
+    let (status, err) = exit_and_stderr(&mut p);
+    assert!(restarter.restart(), "dockerd did not come back: see /var/log/probe-dockerd.log");
+    assert!(succeeds("docker", &["info"]), "docker info after the restart");
+
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("docker: the daemon stopped answering during this rep; it answered before"), "{err}");
+    let said = err.split("The engine said: ").nth(1).unwrap_or_default();
+    assert!(!said.starts_with("See '") && !said.starts_with("Run '") && !said.is_empty(), "the engine's own line, not its help pointer: {err}");
+    assert!(err.contains("marked incomplete"), "{err}");
+
+    let run = t.0.join("latest");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("startup.json")).unwrap()).unwrap();
+    let stopped = &json["report"]["incomplete"];
+    assert_eq!(stopped["runtime"], "docker", "{json}");
+    let rep = stopped["rep"].as_u64().unwrap();
+    assert!(rep >= 4 && err.contains(&format!("docker rep {rep} (reps 1–{} finished and are kept)", rep - 1)), "rep {rep}: {err}");
+    assert!(!err.contains("docker: docker:"), "{err}");
+    let kept = json["report"]["results"][0]["samples"].as_array().map_or(0, Vec::len) as u64;
+    assert_eq!(kept, rep - 1, "every finished rep is kept");
+    let csv = std::fs::read_to_string(run.join("startup.csv")).unwrap();
+    assert_eq!(csv.lines().filter(|l| l.starts_with("docker,startup_ms,")).count() as u64, rep - 1, "{csv}");
+    assert!(csv.ends_with(&format!("docker,incomplete_at_rep,{rep}\n")), "{csv}");
+
+    // A container the daemon was starting when it died may be left: cleanup must find it.
+    let said = probe_cleanup();
+    assert_eq!(labelled("docker"), 0, "cleanup said:\n{said}");
+}
+
+/// podman failing mid-run, for this run only: its containers.conf (CONTAINERS_CONF, read by
+/// every podman the run starts) is switched after a few reps to name an OCI runtime that does
+/// not exist, so `podman run` and `podman info` both fail from then on, as with a broken store
+/// or runtime. Nobody else's podman is touched.
+#[test]
+fn podman_failing_mid_run_is_named_and_the_finished_reps_are_kept() {
+    if !require_engine("podman") {
+        return;
+    }
+    let t = TempDir::new("podman-breaks");
+    let good = std::fs::read_to_string("/etc/containers/containers.conf.d/probe.conf").unwrap_or_default();
+    let conf = t.0.join("containers.conf");
+    std::fs::write(&conf, &good).unwrap();
+    let mut p = Command::new(probe_bin())
+        .args(["startup", "--runtimes", "podman", "--reps", "30", "--warmup", "0", "-q", "--results", t.s()])
+        .env("CONTAINERS_CONF", &conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_reps(&p, 3);
+    let broken = match good.lines().any(|l| l.starts_with("runtime =")) {
+        true => good.lines().map(|l| if l.starts_with("runtime =") { "runtime = \"probe-test-no-such-runtime\"" } else { l }).collect::<Vec<_>>().join("\n"),
+        false => format!("[engine]\nruntime = \"probe-test-no-such-runtime\"\n{good}"),
+    };
+    // Renamed into place: a podman starting now reads the old file or the new one, whole.
+    std::fs::write(t.0.join("broken.conf"), broken).unwrap();
+    std::fs::rename(t.0.join("broken.conf"), &conf).unwrap();
+    let (status, err) = exit_and_stderr(&mut p);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("podman: podman stopped working during this rep (`podman info` now fails); it worked before"), "{err}");
+    assert!(err.contains("The engine said: Error: "), "podman's own line: {err}");
+    let run = t.0.join("latest");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("startup.json")).unwrap()).unwrap();
+    let rep = json["report"]["incomplete"]["rep"].as_u64().unwrap();
+    let kept = json["report"]["results"][0]["samples"].as_array().map_or(0, Vec::len) as u64;
+    assert!(rep >= 4 && kept == rep - 1, "rep {rep}, kept {kept}: {err}");
+    let csv = std::fs::read_to_string(run.join("startup.csv")).unwrap();
+    assert!(csv.ends_with(&format!("podman,incomplete_at_rep,{rep}\n")), "{csv}");
+    assert_eq!(labelled("podman"), 0, "no container left");
+}

@@ -487,3 +487,31 @@ fn a_file_missing_a_field_is_named_in_the_report_instead_of_failing_it() {
         "{md}"
     );
 }
+
+#[test]
+fn faster_is_said_only_when_the_reps_resolve_it() {
+    if !(common::require_engine("docker") && common::require_engine("podman")) {
+        return;
+    }
+    let s = TempDir::new("noisy");
+    run_step(&s.0, "startup", &["startup", "--runtimes", "docker,podman", "--reps", "3", "--warmup", "0", "--quiet"]);
+    // The reps' times are set by hand so the verdict is known in advance: the same real file,
+    // first with tight reps 100 ms apart, then with docker's spread over 100 ms.
+    let path = s.0.join("startup/startup.json");
+    let set = |docker: [f64; 3], podman: [f64; 3]| {
+        let mut v: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        for r in v["report"]["results"].as_array_mut().unwrap() {
+            let ms = if r["runtime"] == "docker" { docker } else { podman };
+            for (rep, ms) in r["samples"].as_array_mut().unwrap().iter_mut().zip(ms) {
+                rep["wall_ns"] = json!((ms * 1e6) as u64);
+            }
+        }
+        fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+        report(&s.0, "en").0
+    };
+    let md = set([300.0, 301.0, 302.0], [200.0, 201.0, 202.0]);
+    assert!(md.contains("podman 1.5× faster than docker"), "{md}");
+    let md = set([150.0, 200.0, 250.0], [160.0, 165.0, 170.0]);
+    assert!(!md.contains("faster than"), "{md}");
+    assert!(md.contains("docker and podman: no clear difference"), "{md}");
+}

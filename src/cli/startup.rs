@@ -59,5 +59,9 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
         terminal::startup::timeline(path, &o, &dir)?;
     }
     emit(a.output.format, &terminal::startup::render(&o), &csv, &json);
-    finish(&o.saved.report.warnings, &o.saved.report.skipped, &dir)
+    let code = finish(&o.saved.report.warnings, &o.saved.report.skipped, &dir)?;
+    match &o.saved.report.incomplete {
+        Some(s) => anyhow::bail!("{}; the run stopped there and its finished reps are saved in {}, marked incomplete", s.reason, dir.path().display()),
+        None => Ok(code),
+    }
 }

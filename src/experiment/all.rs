@@ -377,7 +377,7 @@ fn run_step(
             Ok(()) => entry(Status::Done, seconds, String::new()),
             Err(e) => entry(Status::Failed, seconds, format!("{e:#}")),
         },
-        Outcome::Exited(false) => entry(Status::Failed, seconds, last_error(&log_path)),
+        Outcome::Exited(false) => entry(Status::Failed, seconds, keep_incomplete(&partial, &cfg.run, step.id, last_error(&log_path))),
         Outcome::TimedOut => entry(
             Status::Failed,
             seconds,
@@ -449,6 +449,28 @@ fn adopt(partial: &Path, dest: &Path) -> Result<()> {
     let from = partial.join(name);
     fs::rename(&from, dest)
         .with_context(|| format!("moving {} to {}", from.display(), dest.display()))
+}
+
+/// A failed experiment that saved the reps it finished (a run marked incomplete) keeps them
+/// beside the others as `<step>.incomplete[-N]`, never over an earlier one: the report reads
+/// only complete folders, a resume reruns the step, and nothing measured is thrown away.
+fn keep_incomplete(partial: &Path, run: &Path, id: &str, error: String) -> String {
+    let Ok(name) = fs::read_link(partial.join("latest")) else {
+        return error;
+    };
+    let dest = (1..)
+        .map(|n| run.join(if n == 1 { format!("{id}.incomplete") } else { format!("{id}.incomplete-{n}") }))
+        .find(|d| !d.exists())
+        .expect("some name is free");
+    match adopt(partial, &dest) {
+        // The experiment named the folder it wrote, which has just moved.
+        Ok(()) => format!(
+            "{} (its finished reps are kept in {})",
+            error.replace(&partial.join(name).display().to_string(), &dest.display().to_string()),
+            dest.display()
+        ),
+        Err(e) => format!("{error} (its finished reps could not be kept: {e:#})"),
+    }
 }
 
 /// The child's own one-line error (`probe: ...`), else the last line it printed.
@@ -539,6 +561,33 @@ mod tests {
         assert_eq!(j.len(), 2);
         assert_eq!(j["startup"].status, Status::Done);
         assert!(!j.contains_key("cpu"));
+    }
+
+    /// `probe all` with a stand-in experiment that saves a run folder and fails, twice: both
+    /// partial runs are kept, numbered, and the journal says where.
+    #[test]
+    fn a_failed_experiment_keeps_its_finished_reps() {
+        let run = std::env::temp_dir().join(format!("probe-all-incomplete-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&run);
+        fs::create_dir_all(run.join(LOGS)).unwrap();
+        let fake = run.join("fake-probe");
+        // Writes a run folder and its `latest` link under --results, then fails as an engine
+        // dying mid-run makes `probe startup` fail.
+        fs::write(&fake, "#!/bin/sh\nwhile [ \"$1\" != --results ]; do shift; done\nmkdir -p \"$2/r1\" && echo 'docker,startup_ms,200' > \"$2/r1/startup.csv\" && ln -s r1 \"$2/latest\"\necho \"probe: docker rep 3: the docker daemon stopped answering; saved in $2/r1\" >&2\nexit 1\n").unwrap();
+        fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let c = cli();
+        let cfg = Config { run: run.clone(), probe: fake.clone(), cli: &c, quick: true };
+        let startup = step("startup").unwrap();
+        let args = ["startup".to_string()];
+        for name in ["startup.incomplete", "startup.incomplete-2"] {
+            let e = run_step(&cfg, startup, &args, &|| false).unwrap();
+            assert_eq!(e.status, Status::Failed);
+            let kept = run.join(name).display().to_string();
+            assert_eq!(e.note, format!("docker rep 3: the docker daemon stopped answering; saved in {kept} (its finished reps are kept in {kept})"));
+            assert_eq!(fs::read_to_string(run.join(name).join("startup.csv")).unwrap(), "docker,startup_ms,200\n");
+        }
+        assert!(!run.join("startup").exists(), "an incomplete run is not taken for a complete one");
+        fs::remove_dir_all(&run).unwrap();
     }
 
     #[test]

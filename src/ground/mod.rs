@@ -4,5 +4,7 @@
 mod kind;
 pub mod phase;
 pub mod stats;
+#[cfg(test)]
+pub mod testing;
 
 pub use kind::{rootfs_dir, RuntimeKind, IMAGE_TAG, NAME_PREFIX, OWNER_LABEL};

@@ -133,11 +133,23 @@ fn percentile_sorted(s: &[f64], p: f64) -> f64 {
     s[lo] + (rank - lo as f64) * (s[hi] - s[lo])
 }
 
-/// A derived figure with its one-σ uncertainty: `value ± uncertainty`.
+/// A derived figure with its one-σ uncertainty: `value ± uncertainty`. The uncertainty is
+/// None (null in JSON) when a side has a single rep: no spread was measured, so none is known.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug)]
 pub struct Ratio {
     pub value: f64,
-    pub uncertainty: f64,
+    pub uncertainty: Option<f64>,
+}
+
+impl Ratio {
+    /// `value ± u` with `f` formatting both numbers; "± unknown" when one rep leaves no spread
+    /// to propagate (a "± 0" would read as exact).
+    pub fn show(&self, f: impl Fn(f64) -> String) -> String {
+        match self.uncertainty {
+            Some(u) => format!("{} ± {}", f(self.value), f(u)),
+            None => format!("{} ± unknown (1 rep)", f(self.value)),
+        }
+    }
 }
 
 /// Ratio of means, `num.mean / den.mean`, with its uncertainty propagated to first order from
@@ -147,18 +159,83 @@ pub struct Ratio {
 /// A zero denominator mean gives an infinite or NaN value, which callers must not print as a
 /// number.
 pub fn ratio(num: &Summary, den: &Summary) -> Ratio {
-    let se = |s: &Summary| {
-        if s.n == 0 {
-            0.0
-        } else {
-            s.sd / (s.n as f64).sqrt()
-        }
-    };
     let (n, d) = (num.mean, den.mean);
-    let uncertainty = ((se(num) / d).powi(2) + (n * se(den) / (d * d)).powi(2)).sqrt();
+    let uncertainty = (num.n >= 2 && den.n >= 2)
+        .then(|| ((std_err(num) / d).powi(2) + (n * std_err(den) / (d * d)).powi(2)).sqrt());
     Ratio {
         value: n / d,
         uncertainty,
+    }
+}
+
+/// Standard error of the mean, σ/√n.
+fn std_err(s: &Summary) -> f64 {
+    s.sd / (s.n as f64).sqrt()
+}
+
+/// Whether two samples' means differ by more than chance: Welch's t test at 95 % (two-sided),
+/// which does not assume equal variances — a container runtime's spread is rarely bare's.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct Welch {
+    /// mean(a) − mean(b).
+    pub diff: f64,
+    /// Standard error of the difference, √(σa²/na + σb²/nb).
+    pub std_err: f64,
+    /// Welch–Satterthwaite degrees of freedom.
+    pub dof: f64,
+    /// Half-width of the 95 % interval of the difference: t(0.975, dof) · std_err.
+    pub half_width: f64,
+    /// |diff| > half_width: the difference is resolved.
+    pub resolved: bool,
+}
+
+/// Welch's comparison of `a` against `b`; None when either has fewer than 2 reps (no spread
+/// measured, so no noise known).
+pub fn welch(a: &Summary, b: &Summary) -> Option<Welch> {
+    if a.n < 2 || b.n < 2 {
+        return None;
+    }
+    let (va, vb) = (a.sd.powi(2) / a.n as f64, b.sd.powi(2) / b.n as f64);
+    let std_err = (va + vb).sqrt();
+    let diff = a.mean - b.mean;
+    let dof = if va + vb == 0.0 {
+        f64::INFINITY
+    } else {
+        (va + vb).powi(2) / (va.powi(2) / (a.n - 1) as f64 + vb.powi(2) / (b.n - 1) as f64)
+    };
+    let half_width = t975(dof) * std_err;
+    Some(Welch { diff, std_err, dof, half_width, resolved: diff.abs() > half_width })
+}
+
+/// Reps per side that would resolve a difference of this size at these spreads (the smallest
+/// n whose Welch interval is narrower than the difference): None when the means are equal, or
+/// past a million reps, which is no advice.
+pub fn reps_to_resolve(a: &Summary, b: &Summary) -> Option<u64> {
+    let diff = (a.mean - b.mean).abs();
+    let (va, vb) = (a.sd.powi(2), b.sd.powi(2));
+    (2..=1_000_000u64).find(|&n| {
+        let n = n as f64;
+        let se2 = (va + vb) / n;
+        let dof = if se2 == 0.0 { f64::INFINITY } else { se2.powi(2) / ((va / n).powi(2) / (n - 1.0) + (vb / n).powi(2) / (n - 1.0)) };
+        diff > t975(dof) * se2.sqrt()
+    })
+}
+
+/// t(0.975, dof), two-sided 95 %, from the standard table; a fractional dof takes the entry
+/// at or below it, which errs toward "not resolved".
+fn t975(dof: f64) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+    match dof {
+        d if d < 1.0 => f64::INFINITY,
+        d if d < 31.0 => T[d as usize - 1],
+        d if d < 60.0 => 2.021,
+        d if d < 120.0 => 2.000,
+        d if d < f64::INFINITY => 1.980,
+        _ => 1.960,
     }
 }
 
@@ -315,8 +392,9 @@ mod tests {
         let r = ratio(&num, &den);
         assert!(close(r.value, 2.0));
         let rel = se_num / 200.0;
-        assert!(close(r.uncertainty, 2.0 * rel * 2f64.sqrt()));
-        assert!(r.uncertainty > 0.0 && r.uncertainty < r.value);
+        let u = r.uncertainty.unwrap();
+        assert!(close(u, 2.0 * rel * 2f64.sqrt()));
+        assert!(u > 0.0 && u < r.value);
     }
 
     #[test]
@@ -324,14 +402,36 @@ mod tests {
         let a = summarize(&[3.0, 3.0]).unwrap();
         let b = summarize(&[1.5, 1.5]).unwrap();
         let r = ratio(&a, &b);
-        assert_eq!((r.value, r.uncertainty), (2.0, 0.0));
+        assert_eq!((r.value, r.uncertainty), (2.0, Some(0.0)));
         let z = summarize(&[-1.0, 1.0]).unwrap();
         let r = ratio(&z, &b);
         assert_eq!(r.value, 0.0);
-        assert!(r.uncertainty.is_finite() && r.uncertainty > 0.0);
-        // n = 1: no spread known, so no uncertainty claimed from it.
+        assert!(r.uncertainty.is_some_and(|u| u.is_finite() && u > 0.0));
+        // n = 1: no spread measured, so the uncertainty is unknown, not zero.
         let single = summarize(&[4.0]).unwrap();
-        assert_eq!(ratio(&single, &b).uncertainty, 0.0);
+        assert_eq!(ratio(&single, &b).uncertainty, None);
+        assert_eq!(ratio(&single, &b).show(|v| format!("{v:.1}")), "2.7 ± unknown (1 rep)");
+        assert_eq!(r.show(|v| format!("{v:.1}")), "0.0 ± 0.7");
+    }
+
+    #[test]
+    fn welch_resolves_what_two_sigma_of_one_rep_calls_noise() {
+        // σ ≈ 22 on both sides, means 30 apart: inside ±2σ of a single rep, yet with 10 reps
+        // each the standard error of the difference is 9.9 and the difference is resolved.
+        let a: Vec<f64> = (0..10).map(|i| if i % 2 == 0 { 1051.0 } else { 1009.0 }).collect();
+        let b: Vec<f64> = a.iter().map(|x| x - 30.0).collect();
+        let (sa, sb) = (summarize(&a).unwrap(), summarize(&b).unwrap());
+        assert!((sa.sd - 22.14).abs() < 0.01 && 30.0 < 2.0 * sa.sd);
+        let w = welch(&sa, &sb).unwrap();
+        assert!(close(w.diff, 30.0) && close(w.dof, 18.0) && w.resolved, "{w:?}");
+        assert!(close(w.half_width, 2.101 * w.std_err));
+        // Three reps each: the same difference is not resolved, and 7 reps each would (at 6,
+        // t(10) = 2.228 keeps the interval at ±31.2).
+        let (a3, b3) = (summarize(&a[..3]).unwrap(), summarize(&b[..3]).unwrap());
+        assert!(!welch(&a3, &b3).unwrap().resolved);
+        assert_eq!(reps_to_resolve(&a3, &b3), Some(7));
+        assert_eq!(reps_to_resolve(&a3, &a3), None);
+        assert_eq!(welch(&summarize(&[1.0]).unwrap(), &sb), None);
     }
 
     #[test]

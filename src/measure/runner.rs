@@ -7,7 +7,6 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
@@ -77,8 +76,32 @@ pub trait RepObserver {
     fn after_rep(&mut self, runtime: RuntimeKind, sample: &mut Sample) -> anyhow::Result<()>;
 }
 
-/// Runs the plan on every runtime. A failed rep aborts the run with the runtime named: a
-/// benchmark with silently missing reps would compare unlike things.
+/// A run stopped by a failed rep. The reps finished before it are kept (as hyperfine's
+/// exports keep the benchmarks done), so an engine dying mid-run does not take everyone's
+/// measurements with it; whoever saves them marks them incomplete.
+#[derive(Debug, thiserror::Error)]
+#[error("{error:#}")]
+pub struct Incomplete {
+    /// Runtimes with at least one finished rep, each with the reps it finished.
+    pub results: Vec<RuntimeResult>,
+    pub stopped: Stopped,
+    pub error: anyhow::Error,
+}
+
+/// Where a run stopped, recorded with its partial results.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Stopped {
+    pub runtime: RuntimeKind,
+    /// 1-based number of the rep that failed (of the warmup when `warmup`).
+    pub rep: u32,
+    pub warmup: bool,
+    /// What happened, in probe's words, with the engine's own line.
+    pub reason: String,
+}
+
+/// Runs the plan on every runtime. A failed rep stops the run with the runtime named (a
+/// benchmark with silently missing reps would compare unlike things) and returns the reps
+/// finished so far as an `Incomplete` error.
 pub fn run(
     runtimes: &mut [Box<dyn Runtime>],
     plan: &Plan,
@@ -105,9 +128,22 @@ pub fn run(
             if let Some(o) = observer.as_deref_mut() {
                 o.before_rep(rt.kind())?;
             }
-            let mut sample = rt
-                .run(&plan.argv)
-                .with_context(|| format!("{} {label} {}", rt.kind(), i + 1))?;
+            let mut sample = match rt.run(&plan.argv) {
+                Ok(s) => s,
+                Err(e) => {
+                    progress.finish();
+                    let done = res.samples.len();
+                    let kept = match done {
+                        0 => "no rep of it finished".to_string(),
+                        1 => "rep 1 finished and is kept".to_string(),
+                        n => format!("reps 1–{n} finished and are kept"),
+                    };
+                    let error = e.context(format!("{} {label} {} ({kept})", rt.kind(), i + 1));
+                    results.retain(|r| !r.samples.is_empty());
+                    let stopped = Stopped { runtime: rt.kind(), rep: i + 1, warmup: is_warmup, reason: format!("{error:#}") };
+                    return Err(Incomplete { results, stopped, error }.into());
+                }
+            };
             if let Some(o) = observer.as_deref_mut() {
                 o.after_rep(rt.kind(), &mut sample)?;
             }

@@ -572,12 +572,7 @@ mod tests {
     /// accumulates. Root only (skipped otherwise, failed under CI=true).
     #[test]
     fn back_to_back_runs_are_covered_and_leak_nothing() {
-        if !nix::unistd::Uid::effective().is_root() {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true" && v != "1"),
-                "CI=true: this test needs root"
-            );
-            eprintln!("SKIPPED: needs root");
+        if !crate::ground::testing::require_root() {
             return;
         }
         let root = std::env::temp_dir().join(format!("probe-spawn-test-{}", std::process::id()));

@@ -530,18 +530,22 @@ mod tests {
 
     #[test]
     fn read_only_results_dir_fails_with_permission_hint() {
+        use caps::{CapSet, Capability::CAP_DAC_OVERRIDE};
         use std::os::unix::fs::PermissionsExt;
-        // Root bypasses mode bits, so this only means something for an ordinary user; the
-        // ENOTDIR test above covers the error path when running as root.
-        if unsafe { libc::geteuid() } == 0 {
-            eprintln!("skipped: running as root, permission bits are not enforced");
-            return;
-        }
         let s = Scratch::new();
         let base = s.0.join("ro");
         fs::create_dir(&base).unwrap();
         fs::set_permissions(&base, fs::Permissions::from_mode(0o555)).unwrap();
+        // Root bypasses mode bits through CAP_DAC_OVERRIDE. Capabilities are per thread:
+        // this test's thread drops it for the check, so the test means the same as root.
+        let had = caps::has_cap(None, CapSet::Effective, CAP_DAC_OVERRIDE).unwrap();
+        if had {
+            caps::drop(None, CapSet::Effective, CAP_DAC_OVERRIDE).unwrap();
+        }
         let err = check_writable(&base).unwrap_err().to_string();
+        if had {
+            caps::raise(None, CapSet::Effective, CAP_DAC_OVERRIDE).unwrap();
+        }
         fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
         assert!(err.contains(&*base.to_string_lossy()), "{err}");
         assert!(err.contains("Permission denied, os error 13"), "{err}");

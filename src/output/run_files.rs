@@ -13,6 +13,7 @@ use crate::experiment::memory::{self, cgroup as memory_cgroup};
 use crate::experiment::startup::command::Outcome;
 use crate::experiment::startup;
 use crate::experiment::{io, nested, scale};
+use crate::ground::RuntimeKind;
 use crate::output::results::RunDir;
 use crate::output::seed_csv::{MetricRow, ScaleRow};
 
@@ -24,7 +25,14 @@ pub fn row(runtime: &str, metric: impl Into<String>, value: impl ToString) -> Me
     }
 }
 
+/// One row per rep; a run that stopped ends with `RUNTIME,incomplete_at_rep,N`, numeric like
+/// every other value, so the chapter's scripts still read the file.
 pub fn startup_rows(report: &startup::Report) -> Vec<MetricRow> {
+    let stopped = report.incomplete.iter().map(|s| MetricRow {
+        runtime: s.runtime.to_string(),
+        metric: if s.warmup { "incomplete_at_warmup" } else { "incomplete_at_rep" }.into(),
+        value: s.rep.to_string(),
+    });
     report
         .results
         .iter()
@@ -35,6 +43,7 @@ pub fn startup_rows(report: &startup::Report) -> Vec<MetricRow> {
                 value: format!("{:.3}", s.wall_ms()),
             })
         })
+        .chain(stopped)
         .collect()
 }
 
@@ -57,7 +66,7 @@ struct PhaseCsvRow<'a> {
     context_switches: Option<u64>,
     page_faults: Option<u64>,
     cpu_migrations: Option<u64>,
-    overhead_us: f64,
+    overhead_us: Option<f64>,
 }
 
 pub fn phases_csv(report: &startup::Report) -> anyhow::Result<Vec<u8>> {
@@ -76,7 +85,7 @@ pub fn phases_csv(report: &startup::Report) -> anyhow::Result<Vec<u8>> {
                     context_switches: p.counters.context_switches,
                     page_faults: p.counters.page_faults,
                     cpu_migrations: p.counters.cpu_migrations,
-                    overhead_us: p.overhead_ns as f64 / 1e3,
+                    overhead_us: (r.runtime == RuntimeKind::Native).then_some(p.overhead_ns as f64 / 1e3),
                 })?;
             }
         }

@@ -255,12 +255,15 @@ impl CliEngine {
     }
 }
 
-/// The last non-empty line of an engine's stderr: where engines put the actual error.
+/// The last meaningful line of an engine's stderr: where engines put the actual error. The
+/// pointer docker prints after it ("See 'docker run --help'.", "Run 'docker run --help' for
+/// more information") says nothing about what went wrong, so it is passed over.
 pub fn last_line(s: &str) -> String {
-    s.lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
+    let lines = || s.lines().rev().map(str::trim).filter(|l| !l.is_empty());
+    let help_hint = |l: &&str| (l.starts_with("See '") || l.starts_with("Run '")) && l.contains("--help");
+    lines()
+        .find(|l| !help_hint(l))
+        .or_else(|| lines().next())
         .unwrap_or("(no output on stderr)")
         .to_string()
 }
@@ -272,6 +275,50 @@ impl Runtime for CliEngine {
 
     fn run(&mut self, argv: &[String]) -> anyhow::Result<Sample> {
         let mut cmd = self.command(self.run_args(&[], argv));
-        Ok(self.stderr.time_rep(self.kind, &mut cmd)?)
+        match self.stderr.time_rep(self.kind, &mut cmd) {
+            Err(EngineError::RepFailed { runtime, code, stderr }) => Err(self.stopped_or(runtime, code, stderr).into()),
+            other => Ok(other?),
+        }
+    }
+}
+
+impl CliEngine {
+    /// A failed rep of an engine that answered when the run began (open checks it): asked
+    /// again, an engine that no longer answers has stopped during this rep, and that is what
+    /// the error says, with the engine's own line as evidence. podman is asked for `info`,
+    /// which reads its storage, so a broken store counts as stopped too.
+    fn stopped_or(&self, runtime: RuntimeKind, code: i32, stderr: String) -> EngineError {
+        let (ask, what, fix): (&[&str], String, &str) = match self.kind {
+            RuntimeKind::Docker => (
+                &["version", "--format", "{{.Server.Version}}"],
+                "the daemon stopped answering during this rep; it answered before".into(),
+                "start dockerd (`sudo bash scripts/setup-engines.sh` starts it) and run again",
+            ),
+            _ => (
+                &["info", "--format", "{{.Store.GraphDriverName}}"],
+                format!("{} stopped working during this rep (`podman info` now fails); it worked before", self.kind),
+                "check podman's storage and runtime with `podman info`, then run again",
+            ),
+        };
+        match self.query(ask) {
+            Ok(_) => EngineError::RepFailed { runtime, code, stderr },
+            Err(_) => EngineError::Stopped { runtime, what, stderr, fix: fix.into() },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engines_own_error_line_not_its_help_pointer() {
+        let docker = "docker: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?.\nSee 'docker run --help'.\n";
+        assert!(last_line(docker).starts_with("docker: Cannot connect to the Docker daemon"));
+        let newer = "docker: Error response from daemon: oci runtime error.\n\nRun 'docker run --help' for more information\n";
+        assert_eq!(last_line(newer), "docker: Error response from daemon: oci runtime error.");
+        assert_eq!(last_line("Error: crun: open: No such file\n"), "Error: crun: open: No such file");
+        assert_eq!(last_line("See 'docker run --help'.\n"), "See 'docker run --help'.");
+        assert_eq!(last_line(""), "(no output on stderr)");
     }
 }

@@ -29,6 +29,14 @@ pub enum EngineError {
         code: i32,
         stderr: String,
     },
+    /// A rep failed and the engine no longer answers: it stopped during the run.
+    #[error("{runtime}: {what}. The engine said: {stderr}. To go on: {fix}")]
+    Stopped {
+        runtime: RuntimeKind,
+        what: String,
+        stderr: String,
+        fix: String,
+    },
     #[error("{runtime}: could not start `{program}`: {source}")]
     Spawn {
         runtime: RuntimeKind,

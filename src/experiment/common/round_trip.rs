@@ -75,6 +75,12 @@ fn startup() {
             skipped: vec![startup::Skipped { runtime: RuntimeKind::Podman, reason: "not installed".into() }],
             warnings: vec!["few reps".into()],
             reference: super::reference::startup().reference,
+            incomplete: Some(crate::measure::runner::Stopped {
+                runtime: RuntimeKind::Docker,
+                rep: 3,
+                warmup: false,
+                reason: "the daemon stopped answering".into(),
+            }),
         },
         namespaces: Some(vec![startup::nscost::NsCost {
             ns: crate::native::namespaces::NsKind::Net,
@@ -253,6 +259,7 @@ fn nested() {
         reason: "may not mount proc".into(),
         fix: "--privileged".into(),
         evidence: "Error: mount".into(),
+        source: "measured: mount(2) of proc in the outer container".into(),
     };
     let failed = nested::ApproachResult {
         id: "pinp_basic".into(),

@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn parent_cgroup_is_created_read_and_removed() {
-        if !nix::unistd::Uid::effective().is_root() {
+        if !crate::ground::testing::require_root() {
             return;
         }
         let layout = crate::sys::cgroup::detect().unwrap();

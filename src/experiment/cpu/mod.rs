@@ -110,16 +110,38 @@ pub struct VsBare {
     pub ratio: Ratio,
     pub delta_ms: f64,
     pub delta_pct: f64,
-    /// ±2σ of a single rep, the larger of the two runtimes' σ: the band one rep's value
-    /// wanders in by chance.
-    pub noise_ms: f64,
+    /// Half-width of the 95 % interval of the difference of means (Welch: the standard error
+    /// of the difference, not one rep's σ); None when a side has one rep and no spread.
+    pub noise_ms: Option<f64>,
+    /// The difference is not resolved (or, with one rep, cannot be).
     pub within_noise: bool,
+    /// Reps per side that would resolve a difference this size, when it is not resolved.
+    pub reps_to_resolve: Option<u64>,
+}
+
+impl VsBare {
+    pub fn verdict(&self) -> String {
+        match (self.noise_ms, self.within_noise, self.reps_to_resolve) {
+            (None, ..) => "noise unknown (1 rep)".into(),
+            (Some(_), false, _) => "above noise".into(),
+            (Some(_), true, Some(n)) => format!("within noise (~{n} reps each would resolve it)"),
+            (Some(_), true, None) => "within noise (equal means)".into(),
+        }
+    }
 }
 
 pub fn vs_bare(rt: &Summary, bare: &Summary) -> VsBare {
     let delta_ms = rt.mean - bare.mean;
-    let noise_ms = 2.0 * rt.sd.max(bare.sd);
-    VsBare { ratio: stats::ratio(rt, bare), delta_ms, delta_pct: 100.0 * delta_ms / bare.mean, noise_ms, within_noise: delta_ms.abs() <= noise_ms }
+    let w = stats::welch(rt, bare);
+    let within_noise = !w.is_some_and(|w| w.resolved);
+    VsBare {
+        ratio: stats::ratio(rt, bare),
+        delta_ms,
+        delta_pct: 100.0 * delta_ms / bare.mean,
+        noise_ms: w.map(|w| w.half_width),
+        within_noise,
+        reps_to_resolve: w.filter(|_| within_noise).and_then(|_| stats::reps_to_resolve(rt, bare)),
+    }
 }
 
 /// The busybox shell of the test image, run on the host: the same interpreter binary every
@@ -349,14 +371,22 @@ mod tests {
     }
 
     #[test]
-    fn within_noise_uses_the_larger_sigma() {
+    fn within_noise_uses_the_standard_error_of_the_difference() {
         let bare = stats::summarize(&[1000.0, 1020.0, 980.0]).unwrap();
         let close = stats::summarize(&[1030.0, 1010.0, 1050.0]).unwrap();
         let v = vs_bare(&close, &bare);
-        assert!((v.delta_ms - 30.0).abs() < 1e-9 && (v.noise_ms - 40.0).abs() < 1e-9 && v.within_noise);
+        // σ = 20 each, n = 3: SE = 16.3, dof 4, t = 2.776: ±45.3 ms.
+        assert!((v.delta_ms - 30.0).abs() < 1e-9 && (v.noise_ms.unwrap() - 45.33).abs() < 0.01 && v.within_noise);
+        assert_eq!(v.verdict(), "within noise (~5 reps each would resolve it)");
         let far = stats::summarize(&[1100.0, 1110.0, 1090.0]).unwrap();
         assert!(!vs_bare(&far, &bare).within_noise);
         assert!((vs_bare(&far, &bare).delta_pct - 10.0).abs() < 1e-9);
+        // Ten reps of σ 21 and 30 ms apart: the old ±2σ band (42 ms) called this noise.
+        let ten = |m: f64| stats::summarize(&(0..10).map(|i| m + if i % 2 == 0 { 20.0 } else { -20.0 }).collect::<Vec<_>>()).unwrap();
+        let v = vs_bare(&ten(1030.0), &ten(1000.0));
+        assert!(!v.within_noise && v.verdict() == "above noise", "{v:?}");
+        let one = stats::summarize(&[1030.0]).unwrap();
+        assert_eq!(vs_bare(&one, &bare).verdict(), "noise unknown (1 rep)");
     }
 
     #[test]

@@ -59,7 +59,8 @@ pub struct Approach {
     pub approach: String,
     pub outer_flags: Vec<String>,
     pub inner: Inner,
-    /// What the inner workload can reach on the host when this approach works.
+    /// What these flags give the inner workload on the host, as the engines document them:
+    /// fixed text, not measured (the measured part is `exposure`).
     pub security: String,
 }
 
@@ -113,7 +114,8 @@ pub struct ApproachResult {
     pub steps: Vec<Step>,
     pub probes: Option<Probes>,
     pub cause: Option<Cause>,
-    /// For approaches that work: what the inner workload can reach, and what was measured.
+    /// For approaches that work: what was measured inside the outer container, then what
+    /// the flags are documented to give, each marked as which.
     pub security: Option<String>,
 }
 
@@ -235,7 +237,7 @@ fn run_approach(a: &Approach, engine: &CliEngine, mounts: &Mounts, cfg: &Config,
         let run = step(StepName::Run).expect("checked");
         r.inner_start_ms = Some(run.ms());
         r.first_echo_ms = Some(ms_between(spawn_ns, run.end_ns));
-        r.security = Some(format!("{} (measured inside: {})", a.security, exposure(&w.probes)));
+        r.security = Some(security(a, &w.probes));
     } else {
         let failed = w.steps.iter().find(|s| !s.ok);
         r.cause = Some(match failed {
@@ -249,6 +251,10 @@ fn run_approach(a: &Approach, engine: &CliEngine, mounts: &Mounts, cfg: &Config,
 }
 
 /// What the probes saw of the outer container's reach, in one clause.
+fn security(a: &Approach, p: &Probes) -> String {
+    format!("measured inside the outer container: {}; documented for these flags, not measured here: {}", exposure(p), a.security)
+}
+
 fn exposure(p: &Probes) -> String {
     let c = &p.confinement;
     let ok = |n| p.get(n).is_some_and(|k: &probes::Check| k.ok());
@@ -387,5 +393,14 @@ mod tests {
             assert!(p.reference.rows.iter().any(|r| r.id == a.id), "{} has no reference row", a.id);
         }
         assert!(p.defaults.native_depth >= 3);
+    }
+
+    #[test]
+    fn security_marks_what_was_measured_and_what_is_documented() {
+        let a = &probe_file().approaches[0];
+        let s = security(a, &Probes::default());
+        let (measured, documented) = s.split_once("; documented for these flags, not measured here: ").expect(&s);
+        assert!(measured.starts_with("measured inside the outer container: 0/0 capabilities, seccomp off"), "{s}");
+        assert_eq!(documented, a.security);
     }
 }

@@ -47,19 +47,21 @@ fn starts(engine: &CliEngine, flags: &[String]) -> bool {
 }
 
 pub fn classify(engine: &CliEngine, flags: &[String], evidence: &str) -> Cause {
-    let cause = |syscall: &str, errno: &str, missing, reason: String, fix: String| Cause {
+    let cause = |syscall: &str, errno: &str, missing, reason: String, fix: String, source: String| Cause {
         step: STEP.into(),
         syscall: syscall.into(),
         errno: errno.into(),
         missing,
         reason,
         fix,
+        source,
         evidence: evidence.into(),
     };
-    if let Some(dev) = flags.windows(2).find(|w| w[0] == "--device").map(|w| w[1].clone()) {
-        let host_path = dev.split(':').next().unwrap_or(&dev).to_string();
-        if fs::metadata(&host_path).is_err() {
-            return cause("stat", "ENOENT", Precondition::DevFuse, format!("{host_path} does not exist on the host"), "load the module (modprobe fuse) or drop --device".into());
+    for dev in flags.windows(2).filter(|w| w[0] == "--device").map(|w| &w[1]) {
+        let host_path = dev.split(':').next().unwrap_or(dev);
+        if let Err(e) = fs::metadata(host_path) {
+            let (missing, reason, fix, source) = device_missing(host_path, &e);
+            return cause(&format!("stat(\"{host_path}\")"), &errno_name(&e), missing, reason, fix, source);
         }
     }
     let missing = missing_from_bounding_set(&engine_pid(engine.kind()));
@@ -83,6 +85,7 @@ pub fn classify(engine: &CliEngine, flags: &[String], evidence: &str) -> Cause {
                     all_but[2..].join(" ")
                 ),
                 format!("run on a host whose engine holds every capability, or replace --privileged by --cap-add ALL {} plus the other relaxations you need", all_but[2..].join(" ")),
+                format!("measured: CapBnd of {} (/proc/PID/status) and two test containers that differ only in those capabilities", engine.kind()),
             );
         }
     }
@@ -92,5 +95,50 @@ pub fn classify(engine: &CliEngine, flags: &[String], evidence: &str) -> Cause {
         Precondition::Unexplained,
         "the engine refused to create the outer container and no host probe explains it".into(),
         "read the evidence (the engine's own error)".into(),
+        "measured: the host's device paths and the engine's bounding set, neither at fault".into(),
     )
+}
+
+/// The errno's name (ENOENT), or the error as text when it carries none.
+fn errno_name(e: &std::io::Error) -> String {
+    e.raw_os_error().map_or_else(|| e.to_string(), |n| format!("{:?}", nix::errno::Errno::from_raw(n)))
+}
+
+/// Why a device named by --device cannot be handed over: only a missing /dev/fuse has a known
+/// remedy here; any other device or errno is reported as found.
+fn device_missing(host_path: &str, e: &std::io::Error) -> (Precondition, String, String, String) {
+    let errno = errno_name(e);
+    let source = format!("measured: stat(\"{host_path}\") → {errno} on the host");
+    match (host_path, e.kind()) {
+        ("/dev/fuse", std::io::ErrorKind::NotFound) => (
+            Precondition::DevFuse,
+            "/dev/fuse does not exist on the host, so the engine cannot hand it to the container".into(),
+            "load the fuse module on the host (modprobe fuse) or drop --device /dev/fuse".into(),
+            source,
+        ),
+        _ => (
+            Precondition::Unexplained,
+            format!("{host_path}, named by --device, cannot be read on the host ({errno})"),
+            format!("check {host_path} on the host, or drop --device {host_path}"),
+            source,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_device_stat_says_what_failed() {
+        let gone = std::io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(device_missing("/dev/fuse", &gone).0, Precondition::DevFuse);
+        let (m, reason, _, source) = device_missing("/dev/kvm", &gone);
+        assert_eq!(m, Precondition::Unexplained);
+        assert!(reason.contains("/dev/kvm") && !reason.contains("fuse") && source.contains("ENOENT"), "{reason} / {source}");
+        let denied = std::io::Error::from_raw_os_error(libc::EACCES);
+        let (m, reason, ..) = device_missing("/dev/fuse", &denied);
+        assert_eq!(m, Precondition::Unexplained);
+        assert!(reason.contains("EACCES"), "{reason}");
+    }
 }

@@ -176,9 +176,43 @@ pub fn overmounts(mountinfo: &str, dir: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs `f` in a forked child and returns its errno (0 = success), so namespace and mount
-/// changes stay in the child.
-fn in_child(f: impl FnOnce() -> Result<(), Errno>) -> Option<Errno> {
+/// Exit status of a check's child whose own code panicked: above every errno (they end at
+/// 133), so a real EIO is never taken for a panic or the other way round.
+const PANICKED: i32 = 255;
+
+/// How a check's child ended when the syscall did not succeed. Only `Errno` is the kernel's
+/// answer; the others say the check could not judge, and are recorded as such.
+#[derive(Debug, PartialEq)]
+enum Failed {
+    Errno(Errno),
+    /// The child died of a signal before it could report an errno.
+    Signal(nix::sys::signal::Signal),
+    /// probe's own code panicked in the child.
+    Panicked,
+    /// fork or waitpid failed: the check did not run or was not seen to end.
+    NotRun(String),
+}
+
+impl Failed {
+    /// The `errno` field of a Check: the errno's name, or what happened instead
+    /// (cause.rs reads these prefixes).
+    fn describe(&self) -> String {
+        match self {
+            Failed::Errno(e) => format!("{e:?}"),
+            Failed::Signal(s) => format!("{SIGNAL_DEATH}{s:?}"),
+            Failed::Panicked => PANIC.into(),
+            Failed::NotRun(why) => format!("{NOT_RUN}{why}"),
+        }
+    }
+}
+
+pub const SIGNAL_DEATH: &str = "killed by ";
+pub const PANIC: &str = "probe panicked";
+pub const NOT_RUN: &str = "check not run: ";
+
+/// Runs `f` in a forked child and says how it failed (None = success), so namespace and
+/// mount changes stay in the child.
+fn in_child(f: impl FnOnce() -> Result<(), Errno>) -> Option<Failed> {
     // SAFETY: the worker is single-threaded when it probes (no threads were spawned), so the
     // child may run arbitrary code; it leaves through _exit only.
     match unsafe { fork() } {
@@ -187,18 +221,20 @@ fn in_child(f: impl FnOnce() -> Result<(), Errno>) -> Option<Errno> {
             let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
                 Ok(Ok(())) => 0,
                 Ok(Err(e)) => e as i32,
-                Err(_) => libc::EIO,
+                Err(_) => PANICKED,
             };
             // SAFETY: _exit skips atexit handlers and buffers that belong to the parent.
             unsafe { libc::_exit(code) }
         }
         Ok(ForkResult::Parent { child }) => match waitpid(child, None) {
             Ok(WaitStatus::Exited(_, 0)) => None,
-            Ok(WaitStatus::Exited(_, code)) => Some(Errno::from_raw(code)),
-            Ok(_) => Some(Errno::EINTR),
-            Err(e) => Some(e),
+            Ok(WaitStatus::Exited(_, PANICKED)) => Some(Failed::Panicked),
+            Ok(WaitStatus::Exited(_, code)) => Some(Failed::Errno(Errno::from_raw(code))),
+            Ok(WaitStatus::Signaled(_, sig, _)) => Some(Failed::Signal(sig)),
+            Ok(other) => Some(Failed::NotRun(format!("waitpid returned {other:?}"))),
+            Err(e) => Some(Failed::NotRun(format!("waitpid: {e:?}"))),
         },
-        Err(e) => Some(e),
+        Err(e) => Some(Failed::NotRun(format!("fork: {e:?}"))),
     }
 }
 
@@ -216,7 +252,18 @@ fn mount_fresh_proc() -> Result<(), Errno> {
 fn as_pid1(f: impl FnOnce() -> Result<(), Errno>) -> Result<(), Errno> {
     match in_child(f) {
         None => Ok(()),
-        Some(e) => Err(e),
+        Some(Failed::Errno(e)) => Err(e),
+        // This runs in a check's child: end it the way its own child ended, so the check
+        // reports the signal death, not an errno nobody returned.
+        Some(Failed::Signal(sig)) => {
+            // SAFETY: default disposition, then the signal to ourselves: a forked child ends.
+            unsafe {
+                libc::signal(sig as i32, libc::SIG_DFL);
+                libc::raise(sig as i32);
+            }
+            unreachable!("{sig:?} with its default action ends the process")
+        }
+        Some(other) => panic!("pid 1 of the check: {}", other.describe()),
     }
 }
 
@@ -243,7 +290,7 @@ fn check(name: CheckName, syscall: String, f: impl FnOnce() -> Result<(), Errno>
     Check {
         name,
         syscall,
-        errno: in_child(f).map(|e| format!("{e:?}")),
+        errno: in_child(f).map(|e| e.describe()),
     }
 }
 
@@ -328,6 +375,22 @@ mod tests {
     fn finds_overmounts() {
         assert_eq!(overmounts(MOUNTINFO, "/proc"), ["/proc/bus", "/proc/keys"]);
         assert!(overmounts("", "/proc").is_empty());
+    }
+
+    #[test]
+    fn a_signal_death_and_a_panic_are_not_errnos() {
+        let killed = in_child(|| {
+            nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL)?;
+            Ok(())
+        });
+        assert_eq!(killed, Some(Failed::Signal(nix::sys::signal::Signal::SIGKILL)));
+        assert_eq!(killed.unwrap().describe(), "killed by SIGKILL");
+        assert_eq!(in_child(|| panic!("probe bug")), Some(Failed::Panicked));
+        assert_eq!(in_child(|| Err(Errno::EIO)), Some(Failed::Errno(Errno::EIO)));
+        assert_eq!(in_child(|| Ok(())), None);
+        // Through the pid-1 grandchild too: the signal reaches the check's own status.
+        let nested = in_child(|| as_pid1(|| { nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM)?; Ok(()) }));
+        assert_eq!(nested, Some(Failed::Signal(nix::sys::signal::Signal::SIGTERM)));
     }
 
     #[test]

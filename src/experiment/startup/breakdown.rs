@@ -17,7 +17,9 @@ pub struct PhaseRow {
     pub share: f64,
     /// Median task-clock of the phase in ms, None where counters were unavailable.
     pub task_clock_ms: Option<f64>,
-    pub overhead_us: f64,
+    /// Median time of probe's own instrumentation inside the phase, in µs. None (n/a, not 0)
+    /// for engines: their phases come from the tracer and probe times nothing inside them.
+    pub overhead_us: Option<f64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -71,7 +73,7 @@ pub fn breakdown(result: &RuntimeResult) -> Option<Breakdown> {
             p95_ms: stats::percentile(&dur, 95.0),
             share: if total > 0.0 { median_ms / total } else { 0.0 },
             task_clock_ms: clock.map(|c| stats::median(&c)),
-            overhead_us: stats::median(&over),
+            overhead_us: (result.runtime == crate::ground::RuntimeKind::Native).then(|| stats::median(&over)),
         });
     }
     let coverage: Vec<f64> = result
@@ -134,6 +136,9 @@ mod tests {
         assert!((b.rows[0].share - 0.3).abs() < 1e-9);
         assert!(b.rows[0].task_clock_ms.is_none(), "no counters → n/a, not 0");
         assert!((b.min_coverage - 0.9).abs() < 1e-9);
+        assert_eq!(b.rows[0].overhead_us, Some(1.0));
+        let traced = RuntimeResult { runtime: crate::ground::RuntimeKind::Docker, ..r };
+        assert_eq!(breakdown(&traced).unwrap().rows[0].overhead_us, None, "engine: n/a, not 0");
     }
 }
 

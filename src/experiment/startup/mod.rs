@@ -45,6 +45,10 @@ pub struct Report {
     pub skipped: Vec<Skipped>,
     pub warnings: Vec<String>,
     pub reference: Reference,
+    /// Set when a rep failed and the run stopped: where, and why in probe's words.
+    /// `results` then holds only the reps finished before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<runner::Stopped>,
 }
 
 /// startup.json: the run, and with --breakdown each runtime's phases and native's
@@ -98,7 +102,13 @@ pub fn run(
     observer: Option<&mut dyn RepObserver>,
 ) -> anyhow::Result<Report> {
     let (mut runtimes, skipped) = open_runtimes(&cfg.runtimes, cfg.explicit)?;
-    let results = runner::run(&mut runtimes, &cfg.plan, cfg.quiet, interrupted, observer)?;
+    let (results, incomplete) = match runner::run(&mut runtimes, &cfg.plan, cfg.quiet, interrupted, observer) {
+        Ok(r) => (r, None),
+        Err(e) => match e.downcast::<runner::Incomplete>() {
+            Ok(i) => (i.results, Some(i.stopped)),
+            Err(e) => return Err(e),
+        },
+    };
     let warnings = runner::advice(&cfg.plan, &results, cfg.breakdown);
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
     Ok(Report {
@@ -109,5 +119,6 @@ pub fn run(
         skipped,
         warnings,
         reference: reference::startup().reference,
+        incomplete,
     })
 }

@@ -307,8 +307,7 @@ mod tests {
 
     #[test]
     fn every_type_is_measured() {
-        if !nix::unistd::Uid::effective().is_root() {
-            eprintln!("SKIPPED: needs root");
+        if !crate::ground::testing::require_root() {
             return;
         }
         let t = measure(3).unwrap();

@@ -88,7 +88,13 @@ impl StartupTracer {
     /// (the run then reports totals only for engines).
     pub fn start_or_explain() -> Option<Self> {
         match Self::start() {
-            Ok(t) => Some(t),
+            Ok(t) => {
+                // A tracepoint left out is a missing instrument: its events are not zero.
+                for m in &t.session.missing {
+                    eprintln!("note: this kernel has no tracepoint {m}; the breakdown does not see its events");
+                }
+                Some(t)
+            }
             Err(e) => {
                 eprintln!("note: kernel tracing unavailable ({e}); docker/podman phases not broken down, totals only");
                 None

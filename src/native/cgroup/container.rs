@@ -400,16 +400,11 @@ mod tests {
     /// The real unified hierarchy, when this host has one and we are root.
     #[test]
     fn real_unified_tree_create_and_remove() {
-        let Ok(layout) = crate::sys::cgroup::detect() else {
-            return;
-        };
-        let Some(unified) = layout.unified.clone() else {
-            return;
-        };
-        if !nix::unistd::Uid::effective().is_root() {
-            eprintln!("SKIPPED: real cgroupfs needs root");
+        if !crate::ground::testing::require_root() {
             return;
         }
+        let layout = crate::sys::cgroup::detect().unwrap();
+        let unified = layout.unified.clone().expect("every host probe targets has a unified tree (hybrid or v2)");
         let v2_only = CgroupLayout {
             v1: BTreeMap::new(),
             ..layout

@@ -271,8 +271,7 @@ mod tests {
 
     #[test]
     fn svg_has_the_title_labels_and_the_axis() {
-        if ensure_font().is_err() {
-            eprintln!("SKIPPED: no TrueType font here");
+        if !crate::ground::testing::require(ensure_font().is_ok(), "no TrueType font here") {
             return;
         }
         let s = svg(&sample()).unwrap();

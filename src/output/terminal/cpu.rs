@@ -21,7 +21,7 @@ fn secs(mean_ms: f64, sd_ms: f64) -> String {
 }
 
 fn table(title: &str, results: &[RuntimeCpu], pmu_na: Option<&str>, chapter_pct: &std::collections::BTreeMap<String, f64>) -> String {
-    let mut out = format!("{title}\nwall s and cpu s: mean ± σ of the reps; noise band: ±2σ (the larger of the runtime's and bare's).\n\n");
+    let mut out = format!("{title}\nwall s and cpu s: mean ± σ of the reps; noise band: 95 % interval of the difference of the means (Welch's standard error).\n\n");
     let bare = results.iter().find(|r| r.runtime == RuntimeKind::Bare);
     let mut t = Table::new(["runtime", "wall s", "× bare", "Δ vs bare", "noise band", "verdict", "cpu s", "cpu × bare", "wall−cpu ms", "chapter Δ"]);
     for r in results {
@@ -32,10 +32,10 @@ fn table(title: &str, results: &[RuntimeCpu], pmu_na: Option<&str>, chapter_pct:
         t.row([
             r.runtime.to_string(),
             secs(w.mean, w.sd),
-            vs.map(|v| format!("{:.3} ± {:.3}", v.ratio.value, v.ratio.uncertainty)).unwrap_or_else(|| "1".into()),
+            vs.map(|v| v.ratio.show(|x| format!("{x:.3}"))).unwrap_or_else(|| "1".into()),
             vs.map(|v| format!("{:+.0} ms ({:+.1}%)", v.delta_ms, v.delta_pct)).unwrap_or_else(|| "-".into()),
-            vs.map(|v| format!("±{:.0} ms", v.noise_ms)).unwrap_or_else(|| format!("±{:.0} ms", 2.0 * w.sd)),
-            vs.map(|v| if v.within_noise { "within noise" } else { "above noise" }.to_string()).unwrap_or_else(|| "-".into()),
+            vs.and_then(|v| v.noise_ms).map(|n| format!("±{n:.0} ms")).unwrap_or_else(|| "-".into()),
+            vs.map(|v| v.verdict()).unwrap_or_else(|| "-".into()),
             c.as_ref().map(|c| secs(c.mean, c.sd)).unwrap_or_else(|| "n/a".into()),
             cpu_vs.map(|v| format!("{:.3}{}", v.ratio.value, if v.within_noise { " (within noise)" } else { "" })).unwrap_or_else(|| "-".into()),
             r.outside().map(|o| format!("{:.0}", o.mean)).unwrap_or_else(|| "n/a".into()),
@@ -47,7 +47,7 @@ fn table(title: &str, results: &[RuntimeCpu], pmu_na: Option<&str>, chapter_pct:
         .iter()
         .filter(|r| r.runtime != RuntimeKind::Bare)
         .filter_map(|r| Some((r.runtime, cpu::vs_bare(&r.wall(), &bare?.wall()))))
-        .map(|(k, v)| format!("{k} {}", if v.within_noise { "is within the noise of bare" } else { "differs from bare by more than the noise" }))
+        .map(|(k, v)| format!("{k} {}", if v.within_noise { format!("is not told apart from bare: {}", v.verdict()) } else { "differs from bare by more than the noise".into() }))
         .collect();
     if !within.is_empty() {
         out.push_str(&format!("\nWall time: {}.\n", within.join("; ")));
@@ -56,7 +56,7 @@ fn table(title: &str, results: &[RuntimeCpu], pmu_na: Option<&str>, chapter_pct:
         .iter()
         .filter(|r| r.runtime != RuntimeKind::Bare)
         .filter_map(|r| Some((r.runtime, cpu::vs_bare(&r.cpu()?, &bare?.cpu()?))))
-        .map(|(k, v)| format!("{k} {:+.1}% {}", v.delta_pct, if v.within_noise { "(within noise)" } else { "(above noise)" }))
+        .map(|(k, v)| format!("{k} {:+.1}% ({})", v.delta_pct, v.verdict()))
         .collect();
     if !cpu_within.is_empty() {
         out.push_str(&format!("CPU time vs bare: {}.\n", cpu_within.join("; ")));

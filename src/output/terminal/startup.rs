@@ -65,8 +65,7 @@ fn latency(report: &Report) -> String {
         let s = r.summary();
         let times = match &bare {
             Some(b) if r.runtime != RuntimeKind::Bare => {
-                let q = stats::ratio(&s, b);
-                format!("{:.1} ± {:.1}", q.value, q.uncertainty)
+                stats::ratio(&s, b).show(|x| format!("{x:.1}"))
             }
             Some(_) => "1".into(),
             None => "-".into(),
@@ -112,7 +111,7 @@ fn render_breakdown(b: &Breakdown) -> String {
             format!("{:.3}", r.p95_ms),
             format!("{:.1}%", r.share * 100.0),
             r.task_clock_ms.map(|v| format!("{v:.3}")).unwrap_or_else(|| "n/a".into()),
-            format!("{:.1}", r.overhead_us),
+            r.overhead_us.map(|v| format!("{v:.1}")).unwrap_or_else(|| "n/a".into()),
         ]);
     }
     out.push_str(&t.render());

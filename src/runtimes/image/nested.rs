@@ -214,20 +214,26 @@ fn configs() -> Vec<(String, String)> {
 /// chroot: debootstrap and apt leave /proc, /sys or bind mounts there on failure, and
 /// deleting through a bind mount deletes the host's files.
 fn unmount_under(root: &Path) -> anyhow::Result<()> {
-    let prefix = root.to_string_lossy().to_string();
-    let mut points: Vec<String> = crate::sys::mountinfo::read(Path::new("/proc/self/mountinfo"))
-        .context("reading /proc/self/mountinfo")?
-        .into_iter()
-        .map(|m| m.mount_point)
-        .filter(|p| *p == prefix || p.starts_with(&format!("{prefix}/")))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in &points {
+    let mounts = crate::sys::mountinfo::read(Path::new("/proc/self/mountinfo"))
+        .context("reading /proc/self/mountinfo")?;
+    for p in &points_under(mounts, root) {
         umount2(p.as_str(), MntFlags::MNT_DETACH).with_context(|| format!("unmounting {p}"))?;
     }
     Ok(())
 }
 
+/// The mount points at or below `root`, deepest first; a sibling sharing the prefix
+/// (`root-old`) is not below it.
+fn points_under(mounts: Vec<crate::sys::mountinfo::Mount>, root: &Path) -> Vec<String> {
+    let prefix = root.to_string_lossy().to_string();
+    let mut points: Vec<String> = mounts
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|p| *p == prefix || p.starts_with(&format!("{prefix}/")))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    points
+}
 
 /// Removes a half-built tree safely: unmount first, and refuse if anything is still mounted.
 fn remove_tree(dir: &Path) -> anyhow::Result<()> {
@@ -471,7 +477,13 @@ mod tests {
     }
 
     #[test]
-    fn mountinfo_escapes_decode() {
+    fn mounts_under_a_chroot_deepest_first_with_escapes_decoded() {
+        let text = "1 0 8:1 / /var/lib/b rw - ext4 /dev/vda rw\n\
+                    2 1 0:5 / /var/lib/b/proc rw - proc proc rw\n\
+                    3 1 0:6 / /var/lib/b/my\\040dir/sys rw - sysfs sysfs rw\n\
+                    4 1 0:7 / /var/lib/b-old/proc rw - proc proc rw\n";
+        let points = points_under(crate::sys::mountinfo::parse(text), Path::new("/var/lib/b"));
+        assert_eq!(points, ["/var/lib/b/my dir/sys", "/var/lib/b/proc", "/var/lib/b"]);
     }
 
     #[test]

@@ -208,7 +208,7 @@ fn approach_verdict(b: &Builder, a: &Approach, works: &str) -> String {
             let sec = a
                 .security
                 .as_ref()
-                .map(|s| format!(" The inner workload can reach: {s}."))
+                .map(|s| format!(" Security, {s}."))
                 .unwrap_or_default();
             format!(
                 "nesting, {} `{}`: **{works}** in {} s.{sec}",

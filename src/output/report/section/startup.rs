@@ -49,8 +49,7 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     for (rt, s) in &sums {
         let here = match &bare {
             Some(bs) if *rt != RuntimeKind::Bare => {
-                let q = stats::ratio(s, bs);
-                format!("{} ± {}", sig(q.value), sig(q.uncertainty))
+                stats::ratio(s, bs).show(sig)
             }
             Some(_) => "1".into(),
             None => "—".into(),
@@ -146,18 +145,26 @@ fn caveats(b: &mut Builder, r: &Report, sums: &[(RuntimeKind, Summary)]) {
 }
 
 fn summarize(b: &mut Builder, r: &Report, sums: &[(RuntimeKind, Summary)], bare: Option<&Summary>) {
-    let median = |rt: RuntimeKind| sums.iter().find(|(x, _)| *x == rt).map(|(_, s)| s.median);
+    let summary = |rt: RuntimeKind| sums.iter().find(|(x, _)| *x == rt).map(|(_, s)| s);
     let mut verdict = Vec::new();
-    if let (Some(d), Some(p)) = (median(RuntimeKind::Docker), median(RuntimeKind::Podman)) {
+    if let (Some(ds), Some(ps)) = (summary(RuntimeKind::Docker), summary(RuntimeKind::Podman)) {
+        let (d, p) = (ds.median, ps.median);
         let (fast, slow, k) = if p < d {
             ("podman", "docker", d / p)
         } else {
             ("docker", "podman", p / d)
         };
-        verdict.push(b.t(
-            format!("{fast} {}× faster than {slow}", sig(k)),
-            format!("{fast} {}× más rápido que {slow}", sig(k)),
-        ));
+        verdict.push(if stats::welch(ds, ps).is_some_and(|w| w.resolved) {
+            b.t(
+                format!("{fast} {}× faster than {slow}", sig(k)),
+                format!("{fast} {}× más rápido que {slow}", sig(k)),
+            )
+        } else {
+            b.t(
+                "docker and podman: no clear difference (the means differ by less than the reps' noise, Welch 95 %)".to_string(),
+                "docker y podman: sin diferencia clara (las medias difieren menos que el ruido de las repeticiones, Welch 95 %)".to_string(),
+            )
+        });
         let chapter = r
             .reference
             .mean_ms
