@@ -313,12 +313,6 @@ pub fn resolve_mount(m: &Mount) -> Result<Resolved, String> {
     Stack::new(Path::new(SYS), &mounts).map_err(|e| format!("reading {SYS}/block: {e}"))?.of_mount(m)
 }
 
-/// The stack under the host filesystem holding `path`.
-pub fn resolve_path(path: &Path) -> Result<Resolved, String> {
-    let mounts = host_mounts()?;
-    Stack::new(Path::new(SYS), &mounts).map_err(|e| format!("reading {SYS}/block: {e}"))?.of_path(path)
-}
-
 /// The host's mount table: PID 1's, which loop backing files and overlay upper directories
 /// are named in.
 pub fn host_mounts() -> Result<Vec<Mount>, String> {

@@ -29,7 +29,7 @@ use crate::runtimes::cli_engine::StderrSink;
 use crate::experiment::common::host::HostInfo;
 use crate::measure::runner::Progress;
 use crate::sys::clock::monotonic_ns;
-use crate::sys::diskstats::{self, DiskCounters};
+use crate::sys::diskstats;
 use crate::trace::session::{Options, Session};
 
 pub struct Config {
@@ -79,12 +79,17 @@ pub struct DiskWindow {
     /// raw − background, never below 0.
     pub bytes: u64,
     pub write_requests: u64,
+    /// Flushes summed over the bottom disks (the kernel counts none on partitions or on
+    /// most stacked devices); None when one of them does not count flushes.
     pub flushes: Option<u64>,
 }
 
 #[derive(Serialize, Clone, Debug)]
 pub struct DiskEvidence {
+    /// Where the filesystem sits: its bytes.
     pub device: String,
+    /// The whole disks at the bottom of its stack: their flushes.
+    pub flush_devices: Vec<String>,
     pub write_phase: DiskWindow,
     pub sync_phase: DiskWindow,
     /// Bytes (background subtracted) the device received from `ready` until the sync returned.
@@ -93,6 +98,8 @@ pub struct DiskEvidence {
 
 #[derive(Serialize, Clone, Debug)]
 pub struct TraceEvidence {
+    /// Tracepoints this kernel lacks: their evidence was not recorded (never read as 0).
+    pub missing: Vec<String>,
     pub write_phase: events::Window,
     pub sync_phase: events::Window,
 }
@@ -346,7 +353,7 @@ fn measure_rep(
         if point == Point::Synced {
             if let (Some(s), Some(b)) = (session.as_deref_mut(), backing.as_ref()) {
                 // Summarized now, while the worker and the FUSE daemon still live to be named.
-                trace = Some(trace_evidence(&s.drain(), &marks, b));
+                trace = Some(trace_evidence(&s.drain(), &s.missing.clone(), &marks, b));
             }
         }
         Ok(())
@@ -354,18 +361,23 @@ fn measure_rep(
     drop(launch.dir);
     let backing = backing.context("the worker never reported `ready`")?;
     let disk = match &backing.store {
-        Store::Device(d) => Some(disk_evidence(&d.name, &marks, bg)),
+        Store::Device(d) => {
+            let bottoms: Vec<String> = d.bottoms().iter().map(|n| n.name.clone()).collect();
+            Some(disk_evidence(&d.name, &bottoms, &marks, bg))
+        }
         _ => None,
     };
     let verdict = verdict::decide(&facts(p, &backing, disk.as_ref(), trace.as_ref()));
     Ok(Rep { rep, bytes: timing.bytes, write_ns: timing.write_ns, sync_ns: timing.sync_ns, backing, disk, trace, verdict })
 }
 
-fn disk_window(device: &str, from: &Mark, to: &Mark, bg: &Background) -> DiskWindow {
-    let d = match (to.disks.get(device), from.disks.get(device)) {
-        (Some(b), Some(a)) => b.since(a),
-        _ => DiskCounters::default(),
+fn disk_window(device: &str, bottoms: &[String], from: &Mark, to: &Mark, bg: &Background) -> DiskWindow {
+    let delta = |name: &str| match (to.disks.get(name), from.disks.get(name)) {
+        (Some(b), Some(a)) => Some(b.since(a)),
+        _ => None,
     };
+    let d = delta(device).unwrap_or_default();
+    let flushes = bottoms.iter().map(|b| delta(b).and_then(|c| c.flushes)).sum::<Option<u64>>();
     let host_ns = to.mono_ns.saturating_sub(from.mono_ns);
     let rate = bg.bytes_per_s.get(device).copied().unwrap_or(0.0);
     let background_bytes = (rate * host_ns as f64 / 1e9) as u64;
@@ -375,29 +387,30 @@ fn disk_window(device: &str, from: &Mark, to: &Mark, bg: &Background) -> DiskWin
         background_bytes,
         bytes: d.bytes_written().saturating_sub(background_bytes),
         write_requests: d.writes,
-        flushes: d.flushes,
+        flushes: flushes.filter(|_| !bottoms.is_empty()),
     }
 }
 
-fn disk_evidence(device: &str, marks: &[Mark], bg: &Background) -> DiskEvidence {
-    let write_phase = disk_window(device, &marks[0], &marks[1], bg);
-    let sync_phase = disk_window(device, &marks[1], &marks[2], bg);
+fn disk_evidence(device: &str, bottoms: &[String], marks: &[Mark], bg: &Background) -> DiskEvidence {
+    let write_phase = disk_window(device, bottoms, &marks[0], &marks[1], bg);
+    let sync_phase = disk_window(device, bottoms, &marks[1], &marks[2], bg);
     DiskEvidence {
         device: device.to_string(),
+        flush_devices: bottoms.to_vec(),
         before_return_bytes: write_phase.bytes + sync_phase.bytes,
         write_phase,
         sync_phase,
     }
 }
 
-fn trace_evidence(evs: &[crate::trace::event::Event], marks: &[Mark], b: &Backing) -> TraceEvidence {
+fn trace_evidence(evs: &[crate::trace::event::Event], missing: &[String], marks: &[Mark], b: &Backing) -> TraceEvidence {
     let dev = match &b.store {
         Store::Device(d) => Some(d),
         _ => None,
     };
     let fuse = b.mount.as_ref().filter(|m| m.fstype.starts_with("fuse")).map(|m| events::kernel_dev(m.major, m.minor));
     let filter = events::Filter {
-        disk: dev.map(|d| events::kernel_dev(d.disk_major, d.disk_minor)),
+        disks: dev.map(|d| d.bottoms().iter().map(|n| events::kernel_dev(n.major, n.minor)).collect()).unwrap_or_default(),
         fs: dev.map(|d| events::kernel_dev(d.major, d.minor)),
         fuse,
     };
@@ -405,6 +418,7 @@ fn trace_evidence(evs: &[crate::trace::event::Event], marks: &[Mark], b: &Backin
         std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_string()).unwrap_or_else(|_| "(exited)".into())
     };
     TraceEvidence {
+        missing: missing.to_vec(),
         write_phase: events::window(evs, marks[0].mono_ns, marks[1].mono_ns, &filter, &comm),
         sync_phase: events::window(evs, marks[1].mono_ns, marks[2].mono_ns, &filter, &comm),
     }
@@ -462,6 +476,7 @@ fn advice(results: &[ModeResult], p: &Params) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::diskstats::DiskCounters;
 
     #[test]
     fn probe_file_parses_and_matches_the_chapter() {
@@ -487,13 +502,34 @@ mod tests {
         bg.bytes_per_s.insert("vda".into(), 1e6);
         // 0.5 s of writing (+1000 sectors), then 0.1 s of sync (+204800 sectors, 1 flush).
         let marks = [mark(0, 0, 0), mark(500_000_000, 1000, 0), mark(600_000_000, 205_800, 1)];
-        let d = disk_evidence("vda", &marks, &bg);
+        let d = disk_evidence("vda", &["vda".to_string()], &marks, &bg);
         assert_eq!(d.write_phase.raw_bytes, 512_000);
         assert_eq!(d.write_phase.background_bytes, 500_000);
         assert_eq!(d.write_phase.bytes, 12_000);
         assert_eq!(d.sync_phase.bytes, 204_800 * 512 - 100_000);
         assert_eq!(d.sync_phase.flushes, Some(1));
         assert_eq!(d.before_return_bytes, d.write_phase.bytes + d.sync_phase.bytes);
+    }
+
+    #[test]
+    fn bytes_count_at_the_partition_and_flushes_at_the_disk() {
+        let c = |sectors, flushes| DiskCounters { writes: 1, sectors_written: sectors, flushes };
+        let snap = |p: u64, d: u64, f: u64| diskstats::Snapshot(
+            [("vda1".to_string(), c(p, Some(0))), ("vda".to_string(), c(d, Some(f))), ("vdb".to_string(), c(0, Some(f)))].into_iter().collect(),
+        );
+        let marks = [
+            Mark { mono_ns: 0, disks: snap(0, 0, 0) },
+            Mark { mono_ns: 1, disks: snap(100, 100, 0) },
+            Mark { mono_ns: 2, disks: snap(200, 200, 2) },
+        ];
+        let bg = Background::default();
+        let d = disk_evidence("vda1", &["vda".to_string()], &marks, &bg);
+        assert_eq!(d.before_return_bytes, 200 * 512);
+        assert_eq!((d.write_phase.flushes, d.sync_phase.flushes), (Some(0), Some(2)));
+        let two = disk_evidence("vda1", &["vda".to_string(), "vdb".to_string()], &marks, &bg);
+        assert_eq!(two.sync_phase.flushes, Some(4), "summed over every bottom disk");
+        let gone = disk_evidence("vda1", &["sdz".to_string()], &marks, &bg);
+        assert_eq!(gone.sync_phase.flushes, None, "a disk without counters is not read as 0");
     }
 
     #[test]

@@ -35,6 +35,20 @@ struct ModeResult {
 #[derive(Deserialize)]
 struct Rep {
     verdict: Verdict,
+    /// Absent from io.json written before the block stack was recorded.
+    #[serde(default)]
+    backing: Option<Backing>,
+}
+
+#[derive(Deserialize)]
+struct Backing {
+    store: Store,
+}
+
+/// Only which kind of store: memory (no disk at all) or a stack that could not be resolved.
+#[derive(Deserialize)]
+struct Store {
+    kind: String,
 }
 
 #[derive(Deserialize)]
@@ -191,7 +205,8 @@ fn verdict(b: &mut Builder, m: &ModeResult, f: &Figures) {
                 m.mode,
                 sig(f.sync_ms)
             ),
-            None => format!("fsync, `{}`: **{word}**. No hay un disco detrás del archivo (vive en memoria): el sync no tiene adónde llegar.", m.mode),
+            None if m.reps.first().is_some_and(|r| r.backing.as_ref().is_some_and(|b| b.store.kind == "memory")) => format!("fsync, `{}`: **{word}**. No hay un disco detrás del archivo (vive en memoria): el sync no tiene adónde llegar.", m.mode),
+            None => format!("fsync, `{}`: **{word}**. No se pudo seguir la pila de dispositivos hasta un disco: ningún contador de disco aplica; el motivo está en io.json.", m.mode),
         },
     };
     b.verdict(v);
@@ -217,13 +232,30 @@ fn summarize(b: &mut Builder, r: &Report, medians: &BTreeMap<String, f64>) {
         .filter(|m| m.outcome == Some(Outcome::NotDurable))
         .map(|m| m.mode.as_str())
         .collect();
-    let verdict = if not_durable.is_empty() {
-        b.t("every sync reached the disk", "todo sync llegó al disco")
-    } else {
-        b.t(
+    // Undecided modes and modes whose reps disagree are neither durable nor NOT durable.
+    let open: Vec<&str> = r
+        .results
+        .iter()
+        .filter(|m| matches!(m.outcome, None | Some(Outcome::Undecided)))
+        .map(|m| m.mode.as_str())
+        .collect();
+    let mut parts = Vec::new();
+    if !not_durable.is_empty() {
+        parts.push(b.t(
             format!("sync did not reach the disk: {}", not_durable.join(", ")),
             format!("el sync no llegó al disco: {}", not_durable.join(", ")),
-        )
+        ));
+    }
+    if !open.is_empty() {
+        parts.push(b.t(
+            format!("undecided or mixed: {}", open.join(", ")),
+            format!("sin decidir o mixto: {}", open.join(", ")),
+        ));
+    }
+    let verdict = if parts.is_empty() && !r.results.is_empty() {
+        b.t("every sync reached the disk", "todo sync llegó al disco")
+    } else {
+        parts.join("; ")
     };
     b.summary(SummaryRow {
         aspect: b.t("I/O overlay", "I/O overlay"),
