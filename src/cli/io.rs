@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::emit::{emit, finish, save, Format};
 use crate::experiment::io::backing::Store;
+use crate::experiment::io::crash::{self, ScratchFs};
 use crate::experiment::io::mode::Mode;
 use crate::experiment::io::protocol::SyncMode;
 use crate::experiment::io::{self, ModeResult, Params, Report, Rep};
@@ -53,6 +54,15 @@ pub struct IoArgs {
     /// Also trace block requests, FUSE requests and ext4 sync calls in each phase.
     #[arg(long)]
     pub fsync_trace: bool,
+    /// Prove each verdict by a simulated power cut: write to a scratch loop disk made in
+    /// --dir, copy it when the sync returns, mount the copy and read the file back.
+    /// Default modes then: bare, native-bind, overlay, overlay-volatile, podman-overlay;
+    /// default --size 32.
+    #[arg(long)]
+    pub crash_check: bool,
+    /// The scratch disk's filesystem for --crash-check.
+    #[arg(long, value_enum, default_value_t = ScratchFs::Ext4, requires = "crash_check")]
+    pub crash_fs: ScratchFs,
     /// What to print on stdout; the run folder always gets CSV and JSON.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -67,7 +77,7 @@ pub struct IoArgs {
 pub fn run(a: IoArgs) -> anyhow::Result<ExitCode> {
     let d = io::probe_file().defaults;
     let params = Params {
-        size: a.size.unwrap_or(d.size_mib) * MIB,
+        size: a.size.map_or(if a.crash_check { crash::DEFAULT_FILE_BYTES } else { d.size_mib * MIB }, |s| s * MIB),
         block: a.block.unwrap_or(d.block_kib) * 1024,
         sync: a.sync.unwrap_or(d.sync),
         reps: a.reps.unwrap_or(d.reps),
@@ -79,9 +89,10 @@ pub fn run(a: IoArgs) -> anyhow::Result<ExitCode> {
     let report = io::run(
         io::Config {
             explicit: a.modes.is_some(),
-            modes: a.modes.clone().unwrap_or_else(io::default_modes),
+            modes: a.modes.clone().unwrap_or_else(|| if a.crash_check { crash::default_modes() } else { io::default_modes() }),
             params,
             trace: a.fsync_trace,
+            crash_check: a.crash_check.then_some(a.crash_fs),
             quiet: a.quiet,
         },
         &crate::sys::signals::interrupted,
@@ -203,6 +214,9 @@ fn evidence(r: &ModeResult) -> String {
             format!(" [write phase {:.1} MiB, sync call {:.1} MiB]", d.write_phase.bytes as f64 / MIB as f64, d.sync_phase.bytes as f64 / MIB as f64)
         });
         out.push_str(&format!("  rep {}: {}{split}\n", rep.rep, rep.verdict.decided_by));
+        if let Some(c) = &rep.crash {
+            out.push_str(&format!("    crash check: {}\n", crash::describe(c, rep.bytes)));
+        }
     }
     if let Some(m) = &first.verdict.mechanism {
         out.push_str(&format!("  mechanism: {m}\n"));

@@ -6,6 +6,7 @@
 //! the device received before the sync returned decide the verdict.
 
 pub mod backing;
+pub mod crash;
 pub mod events;
 pub mod handshake;
 pub mod mode;
@@ -39,6 +40,9 @@ pub struct Config {
     pub params: Params,
     /// Open the kernel tracer for block, FUSE and ext4 evidence (`--fsync-trace`).
     pub trace: bool,
+    /// Write to a scratch disk with this filesystem and prove each verdict by a simulated
+    /// power cut (`--crash-check`).
+    pub crash_check: Option<crash::ScratchFs>,
     pub quiet: bool,
 }
 
@@ -116,6 +120,9 @@ pub struct Rep {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceEvidence>,
     pub verdict: Verdict,
+    /// What a power cut at sync return left of the file (`--crash-check`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crash: Option<crash::Survived>,
 }
 
 /// MB/s as dd prints it (10^6 bytes per second).
@@ -193,6 +200,9 @@ pub struct Report {
     pub host: HostInfo,
     pub params: Params,
     pub traced: bool,
+    /// The scratch disk the crash check wrote to, e.g. "ext4 on /dev/loop3".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crash_check: Option<String>,
     pub background: Background,
     pub results: Vec<ModeResult>,
     pub skipped: Vec<Skipped>,
@@ -212,7 +222,29 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
         p.sync.name().into(),
         "--pause".into(),
     ];
-    let mut launcher = Launcher::new(p.dir.clone())?;
+    let mut scratch = match cfg.crash_check {
+        Some(fs) => {
+            anyhow::ensure!(
+                p.size <= crash::SCRATCH_BYTES / 2,
+                "--size {} MiB is too large for the crash check's {} MiB scratch disk: use --size {} or less",
+                p.size >> 20,
+                crash::SCRATCH_BYTES >> 20,
+                crash::SCRATCH_BYTES >> 21
+            );
+            Some(crash::Scratch::create(&p.dir, fs).context("--crash-check: making the scratch disk")?)
+        }
+        None => None,
+    };
+    let mut launcher = Launcher::new(scratch.as_ref().map_or(p.dir.clone(), |s| s.dir().to_path_buf()))?;
+    if let Some(s) = scratch.as_ref().filter(|_| cfg.modes.iter().any(|m| m.runtime() == crate::ground::RuntimeKind::Podman)) {
+        let storage = mode::PodmanStorage {
+            root: s.dir().join("podman-root"),
+            runroot: s.dir().join("podman-runroot"),
+            image_store: launcher.podman_graph_root().context("--crash-check: podman's image store")?,
+        };
+        launcher.set_podman_storage(storage);
+    }
+    let crash_check = scratch.as_ref().map(|s| format!("{} on {}", s.fs.name(), s.device()));
     let mut stderr = StderrSink::new().context("memfd for the worker's stderr")?;
     let (modes, skipped) = usable_modes(&cfg, &mut launcher, &mut stderr)?;
     let mut session = if cfg.trace { Some(open_tracer()?) } else { None };
@@ -227,7 +259,7 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
             anyhow::ensure!(!interrupted(), "interrupted: stopped before {m} rep {i}; temporary files removed");
             progress.step(format!("{m} rep {i}"));
             let launch = launcher.launch(m, &worker_args)?;
-            let rep = measure_rep(launch, &mut stderr, session.as_mut(), &background, p, i)
+            let rep = measure_rep(launch, &mut stderr, session.as_mut(), scratch.as_mut(), &background, p, i)
                 .with_context(|| format!("{m} rep {i}"))?;
             reps.entry(m).or_default().push(rep);
         }
@@ -258,6 +290,7 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
         host: HostInfo::collect(&kinds),
         params: cfg.params,
         traced: cfg.trace,
+        crash_check,
         background,
         results,
         skipped,
@@ -331,16 +364,22 @@ fn measure_rep(
     mut launch: mode::Launch,
     stderr: &mut StderrSink,
     mut session: Option<&mut Session>,
+    mut scratch: Option<&mut crash::Scratch>,
     bg: &Background,
     p: &Params,
     rep: u32,
 ) -> Result<Rep> {
     let mut marks: Vec<Mark> = Vec::new();
+    let mut in_scratch: Option<PathBuf> = None;
+    let mut capture: Option<crash::Capture> = None;
     let mut backing: Option<Backing> = None;
     let mut trace: Option<TraceEvidence> = None;
     let timing = handshake::drive(&mut launch.cmd, stderr, &mut |point, target| {
         if point == Point::Ready {
             backing = Some(backing::resolve(target));
+            if let Some(s) = scratch.as_deref() {
+                in_scratch = Some(crash::file_in_scratch(target, s.dir()).context("--crash-check")?);
+            }
             // Whatever the engine and the last rep left dirty goes to disk now, not inside
             // this rep's windows.
             // SAFETY: sync(2) has no preconditions.
@@ -351,6 +390,10 @@ fn measure_rep(
         }
         marks.push(Mark { mono_ns: monotonic_ns(), disks: diskstats::Snapshot::read().context("reading /proc/diskstats")? });
         if point == Point::Synced {
+            // The power cut: the disk as it stands now, the worker still paused.
+            if let Some(s) = scratch.as_deref_mut() {
+                capture = Some(s.capture().context("--crash-check: capturing the scratch disk")?);
+            }
             if let (Some(s), Some(b)) = (session.as_deref_mut(), backing.as_ref()) {
                 // Summarized now, while the worker and the FUSE daemon still live to be named.
                 trace = Some(trace_evidence(&s.drain(), &s.missing.clone(), &marks, b));
@@ -358,6 +401,7 @@ fn measure_rep(
         }
         Ok(())
     })?;
+    drop(launch.overlay);
     drop(launch.dir);
     let backing = backing.context("the worker never reported `ready`")?;
     let disk = match &backing.store {
@@ -368,7 +412,15 @@ fn measure_rep(
         _ => None,
     };
     let verdict = verdict::decide(&facts(p, &backing, disk.as_ref(), trace.as_ref()));
-    Ok(Rep { rep, bytes: timing.bytes, write_ns: timing.write_ns, sync_ns: timing.sync_ns, backing, disk, trace, verdict })
+    let crash = match (scratch, capture, in_scratch) {
+        (Some(s), Some(c), Some(rel)) => {
+            let mut survived = s.read_back(c, &rel, timing.bytes).context("--crash-check: reading the file back")?;
+            survived.agrees = survived.agreement(verdict.outcome);
+            Some(survived)
+        }
+        _ => None,
+    };
+    Ok(Rep { rep, bytes: timing.bytes, write_ns: timing.write_ns, sync_ns: timing.sync_ns, backing, disk, trace, verdict, crash })
 }
 
 fn disk_window(device: &str, bottoms: &[String], from: &Mark, to: &Mark, bg: &Background) -> DiskWindow {
@@ -458,6 +510,19 @@ fn advice(results: &[ModeResult], p: &Params) -> Vec<String> {
         out.push(format!("only {} rep(s) per mode: the chapter used 3; use --reps 3 or more to see the spread", p.reps));
     }
     for r in results {
+        for rep in &r.reps {
+            if let Some(c) = rep.crash.as_ref().filter(|c| c.agrees == Some(false)) {
+                out.push(format!(
+                    "{} rep {}: the crash check disagrees with the counters: {} said {}, the capture held {} of {} bytes",
+                    r.mode,
+                    rep.rep,
+                    rep.verdict.decided_by,
+                    rep.verdict.outcome.label(),
+                    c.intact_bytes,
+                    rep.bytes
+                ));
+            }
+        }
         if r.outcome.is_none() {
             out.push(format!("{}: the reps disagree ({}); the per-rep evidence is in the JSON. Rerun on a quieter machine", r.mode, r.verdict));
         }
@@ -543,6 +608,7 @@ mod tests {
             disk: None,
             trace: None,
             verdict: Verdict { outcome: Outcome::NotDurable, decided_by: String::new(), mechanism: None },
+            crash: None,
         };
         assert!((r.write_mbps() - 1048.576).abs() < 1e-6);
         assert!((r.total_mbps() - 524.288).abs() < 1e-6);
