@@ -225,11 +225,12 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
     let mut scratch = match cfg.crash_check {
         Some(fs) => {
             anyhow::ensure!(
-                p.size <= crash::SCRATCH_BYTES / 2,
-                "--size {} MiB is too large for the crash check's {} MiB scratch disk: use --size {} or less",
+                p.size <= fs.scratch_bytes() / 2,
+                "--size {} MiB is too large for the crash check's {} MiB {} scratch disk: use --size {} or less",
                 p.size >> 20,
-                crash::SCRATCH_BYTES >> 20,
-                crash::SCRATCH_BYTES >> 21
+                fs.scratch_bytes() >> 20,
+                fs.name(),
+                fs.scratch_bytes() >> 21
             );
             Some(crash::Scratch::create(&p.dir, fs).context("--crash-check: making the scratch disk")?)
         }
