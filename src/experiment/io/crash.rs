@@ -137,18 +137,47 @@ impl Mounted {
     }
 }
 
+/// Unmounts `dir` and everything mounted under it.
+fn unmount_under(dir: &Path) {
+    let mounts = mountinfo::read(Path::new("/proc/self/mountinfo")).unwrap_or_default();
+    // Latest first, so each unmount leaves its parent unbusy.
+    for m in mounts.iter().rev().filter(|m| Path::new(&m.mount_point).starts_with(dir)) {
+        if let Err(e) = nix::mount::umount2(Path::new(&m.mount_point), nix::mount::MntFlags::empty()) {
+            eprintln!("probe: could not unmount {}: {e}", m.mount_point);
+        }
+    }
+}
+
 impl Drop for Mounted {
     fn drop(&mut self) {
-        let mounts = mountinfo::read(Path::new("/proc/self/mountinfo")).unwrap_or_default();
-        let root = self.0.to_string_lossy().into_owned();
-        let under = |mp: &str| mp == root || mp.starts_with(&format!("{root}/"));
-        // Deepest and latest first, so each unmount leaves its parent unbusy.
-        for m in mounts.iter().rev().filter(|m| under(&m.mount_point)) {
-            if let Err(e) = nix::mount::umount2(Path::new(&m.mount_point), nix::mount::MntFlags::empty()) {
-                eprintln!("probe: could not unmount {}: {e}", m.mount_point);
-            }
-        }
+        unmount_under(&self.0);
         let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Podman's run root for the check: short (podman refuses one over 50 characters, which a
+/// path on the scratch disk can exceed) and in /run, where runtime state belongs; whatever
+/// podman mounted there is unmounted, and the tree removed, when dropped.
+pub struct RunRoot(PathBuf);
+
+impl RunRoot {
+    pub fn create() -> Result<RunRoot> {
+        let dir = PathBuf::from(format!("/run/{}io-crash-{}", crate::ground::NAME_PREFIX, std::process::id()));
+        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(RunRoot(dir))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for RunRoot {
+    fn drop(&mut self) {
+        unmount_under(&self.0);
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("probe: could not remove {}: {e}", self.0.display());
+        }
     }
 }
 

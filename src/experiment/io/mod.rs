@@ -237,13 +237,17 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
         None => None,
     };
     let mut launcher = Launcher::new(scratch.as_ref().map_or(p.dir.clone(), |s| s.dir().to_path_buf()))?;
+    // Declared after the scratch disk, so dropped before it: podman's state goes first.
+    let mut _runroot = None;
     if let Some(s) = scratch.as_ref().filter(|_| cfg.modes.iter().any(|m| m.runtime() == crate::ground::RuntimeKind::Podman)) {
+        let runroot = crash::RunRoot::create().context("--crash-check: podman's run root")?;
         let storage = mode::PodmanStorage {
             root: s.dir().join("podman-root"),
-            runroot: s.dir().join("podman-runroot"),
+            runroot: runroot.path().to_path_buf(),
             image_store: launcher.podman_graph_root().context("--crash-check: podman's image store")?,
         };
         launcher.set_podman_storage(storage);
+        _runroot = Some(runroot);
     }
     let crash_check = scratch.as_ref().map(|s| format!("{} on {}", s.fs.name(), s.device()));
     let mut stderr = StderrSink::new().context("memfd for the worker's stderr")?;
