@@ -188,3 +188,37 @@ fn crash_check_refuses_a_file_too_large_for_its_scratch_disk() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("too large for the crash check") && e.contains("--size 64"), "{e}");
 }
+
+#[test]
+fn ctrl_c_during_a_crash_check_leaves_nothing() {
+    if !have_tools() {
+        return;
+    }
+    let before = writeback();
+    let results = std::env::temp_dir().join(format!("probe-test-stack-int-{}", std::process::id()));
+    let mut child = Command::new(probe_bin())
+        .args(["io", "--crash-check", "--modes", "bare,overlay,overlay-volatile", "--reps", "20", "--idle-ms", "300", "--quiet"])
+        .arg("--results")
+        .arg(&results)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let started = std::time::Instant::now();
+    while !run("losetup", &["-a"]).contains(&format!("probe-io-crash-{pid}")) {
+        assert!(started.elapsed().as_secs() < 60, "the scratch disk never appeared");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Let it get into the reps, with writeback held and a capture or two made.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // SAFETY: kill(2) on the child we started.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGINT) }, 0);
+    let o = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(&results);
+    assert!(!o.status.success(), "interrupted runs fail");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("interrupted"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_no_crash_leftovers(&before);
+    assert!(!Path::new(&format!("/var/tmp/probe-io-crash-{pid}")).exists());
+    assert!(!Path::new(&format!("/run/probe-io-crash-{pid}")).exists());
+}
