@@ -124,8 +124,7 @@ impl Chain {
 }
 
 /// Where a filesystem's data lives.
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
-#[serde(tag = "store", rename_all = "kebab-case")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resolved {
     Device(Chain),
     /// A memory filesystem: no disk at all.

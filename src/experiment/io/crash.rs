@@ -193,21 +193,9 @@ impl Drop for Removed {
             return;
         }
         let r = if self.0.is_dir() { std::fs::remove_dir_all(&self.0) } else { std::fs::remove_file(&self.0) };
-        if let Err(e) = r.filter_not_found() {
-            eprintln!("probe: could not remove {}: {e}", self.0.display());
-        }
-    }
-}
-
-trait NotFoundOk {
-    fn filter_not_found(self) -> std::io::Result<()>;
-}
-
-impl NotFoundOk for std::io::Result<()> {
-    fn filter_not_found(self) -> std::io::Result<()> {
-        match self {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => other,
+        match r {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => eprintln!("probe: could not remove {}: {e}", self.0.display()),
+            _ => {}
         }
     }
 }
