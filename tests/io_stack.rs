@@ -196,7 +196,7 @@ fn ctrl_c_during_a_crash_check_leaves_nothing() {
     }
     let before = writeback();
     let results = std::env::temp_dir().join(format!("probe-test-stack-int-{}", std::process::id()));
-    let mut child = Command::new(probe_bin())
+    let child = Command::new(probe_bin())
         .args(["io", "--crash-check", "--modes", "bare,overlay,overlay-volatile", "--reps", "20", "--idle-ms", "300", "--quiet"])
         .arg("--results")
         .arg(&results)

@@ -29,7 +29,8 @@ background writes subtracted) before the sync call returned. docs/io.md explains
 pub struct IoArgs {
     /// Storage modes, comma-separated: bare, tmpfs, docker-overlay, docker-volume,
     /// podman-overlay, podman-volume, rootless-fuse-overlayfs, rootless-volume, native-overlay,
-    /// native-fuse-overlayfs, native-bind. Default: all that work here (others listed as skipped).
+    /// native-fuse-overlayfs, native-bind, overlay, overlay-volatile (a kernel overlay probe
+    /// mounts with its upper in --dir). Default: all that work here (others listed as skipped).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub modes: Option<Vec<Mode>>,
     /// File size in MiB [default: 100, from probes/io.json].
@@ -121,6 +122,9 @@ fn csv_rows(report: &Report) -> Vec<MetricRow> {
                 row("_device_pct", format!("{:.1}", share * 100.0));
             }
             row("_durable", rep.verdict.outcome.csv_value().into());
+            if let Some(c) = &rep.crash {
+                row("_crash_survived", u8::from(c.complete).to_string());
+            }
         }
     }
     rows

@@ -38,6 +38,15 @@ struct Rep {
     /// Absent from io.json written before the block stack was recorded.
     #[serde(default)]
     backing: Option<Backing>,
+    /// The simulated power cut (`--crash-check`).
+    #[serde(default)]
+    crash: Option<Crash>,
+}
+
+#[derive(Deserialize)]
+struct Crash {
+    complete: bool,
+    agrees: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -196,14 +205,15 @@ fn verdict(b: &mut Builder, m: &ModeResult, f: &Figures) {
         super::Lang::En => {
             let first = m.reps.first().map(|r| &r.verdict);
             let by = first.map(|v| v.decided_by.clone()).unwrap_or_default();
-            let mech = first.and_then(|v| v.mechanism.clone()).map(|x| format!(" Mechanism: {x}")).unwrap_or_default();
-            format!("fsync, `{}`: **{word}**. {by}.{mech}", m.mode)
+            let mech = first.and_then(|v| v.mechanism.clone()).map(|x| format!(" Mechanism: {x}.")).unwrap_or_default();
+            format!("fsync, `{}`: **{word}**. {by}.{mech}{}", m.mode, crash_sentence(b, m))
         }
         super::Lang::Es => match f.device_pct {
             Some(pct) => format!(
-                "fsync, `{}`: **{word}**. El disco había recibido el {pct:.0}% de los datos cuando el sync retornó (sync de {} ms); la evidencia completa está en io.json.",
+                "fsync, `{}`: **{word}**. El disco había recibido el {pct:.0}% de los datos cuando el sync retornó (sync de {} ms); la evidencia completa está en io.json.{}",
                 m.mode,
-                sig(f.sync_ms)
+                sig(f.sync_ms),
+                crash_sentence(b, m)
             ),
             None if m.reps.first().is_some_and(|r| r.backing.as_ref().is_some_and(|b| b.store.kind == "memory")) => format!("fsync, `{}`: **{word}**. No hay un disco detrás del archivo (vive en memoria): el sync no tiene adónde llegar.", m.mode),
             None => format!("fsync, `{}`: **{word}**. No se pudo seguir la pila de dispositivos hasta un disco: ningún contador de disco aplica; el motivo está en io.json.", m.mode),
@@ -212,29 +222,38 @@ fn verdict(b: &mut Builder, m: &ModeResult, f: &Figures) {
     b.verdict(v);
 }
 
-fn summarize(b: &mut Builder, r: &Report, medians: &BTreeMap<String, f64>) {
-    let cells = |pick: &dyn Fn(&str) -> bool| -> Vec<(String, String)> {
-        r.results
-            .iter()
-            .filter(|m| pick(&m.mode))
-            .filter_map(|m| {
-                medians
-                    .get(&m.mode)
-                    .map(|v| (m.runtime.clone(), format!("~{} MB/s", sig(*v))))
-            })
-            .collect()
-    };
-    let is_overlay = |m: &str| m == "bare" || m.contains("overlay");
-    let is_volume = |m: &str| m == "bare" || m.contains("volume") || m.contains("bind");
-    let not_durable: Vec<&str> = r
-        .results
+/// What the simulated power cuts kept, over the reps, and whether they agree with the
+/// counters; empty without --crash-check.
+fn crash_sentence(b: &Builder, m: &ModeResult) -> String {
+    let crashes: Vec<&Crash> = m.reps.iter().filter_map(|r| r.crash.as_ref()).collect();
+    if crashes.is_empty() {
+        return String::new();
+    }
+    let kept = crashes.iter().filter(|c| c.complete).count();
+    let disagree = crashes.iter().filter(|c| c.agrees == Some(false)).count();
+    let n = crashes.len();
+    if disagree == 0 {
+        b.t(
+            format!(" A power cut simulated at sync return kept the whole file in {kept} of {n} reps, as the counters said."),
+            format!(" Un corte de luz simulado al retornar el sync conservó el archivo entero en {kept} de {n} repeticiones, como decían los contadores."),
+        )
+    } else {
+        b.t(
+            format!(" A power cut simulated at sync return kept the whole file in {kept} of {n} reps and DISAGREES with the counters in {disagree}."),
+            format!(" Un corte de luz simulado al retornar el sync conservó el archivo entero en {kept} de {n} repeticiones y CONTRADICE a los contadores en {disagree}."),
+        )
+    }
+}
+
+/// "every sync reached the disk" only when every mode was decided durable.
+fn sync_verdict(b: &Builder, results: &[ModeResult]) -> String {
+    let not_durable: Vec<&str> = results
         .iter()
         .filter(|m| m.outcome == Some(Outcome::NotDurable))
         .map(|m| m.mode.as_str())
         .collect();
     // Undecided modes and modes whose reps disagree are neither durable nor NOT durable.
-    let open: Vec<&str> = r
-        .results
+    let open: Vec<&str> = results
         .iter()
         .filter(|m| matches!(m.outcome, None | Some(Outcome::Undecided)))
         .map(|m| m.mode.as_str())
@@ -252,11 +271,28 @@ fn summarize(b: &mut Builder, r: &Report, medians: &BTreeMap<String, f64>) {
             format!("sin decidir o mixto: {}", open.join(", ")),
         ));
     }
-    let verdict = if parts.is_empty() && !r.results.is_empty() {
+    if parts.is_empty() && !results.is_empty() {
         b.t("every sync reached the disk", "todo sync llegó al disco")
     } else {
         parts.join("; ")
+    }
+}
+
+fn summarize(b: &mut Builder, r: &Report, medians: &BTreeMap<String, f64>) {
+    let cells = |pick: &dyn Fn(&str) -> bool| -> Vec<(String, String)> {
+        r.results
+            .iter()
+            .filter(|m| pick(&m.mode))
+            .filter_map(|m| {
+                medians
+                    .get(&m.mode)
+                    .map(|v| (m.runtime.clone(), format!("~{} MB/s", sig(*v))))
+            })
+            .collect()
     };
+    let is_overlay = |m: &str| m == "bare" || m.contains("overlay");
+    let is_volume = |m: &str| m == "bare" || m.contains("volume") || m.contains("bind");
+    let verdict = sync_verdict(b, &r.results);
     b.summary(SummaryRow {
         aspect: b.t("I/O overlay", "I/O overlay"),
         cells: cells(&is_overlay),
@@ -292,5 +328,31 @@ fn summarize(b: &mut Builder, r: &Report, medians: &BTreeMap<String, f64>) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn results(outcomes: &[(&str, Option<&str>)]) -> Vec<ModeResult> {
+        outcomes
+            .iter()
+            .map(|(mode, o)| {
+                serde_json::from_value(serde_json::json!({"mode": mode, "runtime": "bare", "metric": "io_write", "outcome": o, "reps": []}))
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_sync_reached_the_disk_only_when_every_mode_was_decided_durable() {
+        let b = Builder::new(super::super::Lang::En);
+        assert_eq!(sync_verdict(&b, &results(&[("bare", Some("durable")), ("overlay", Some("durable"))])), "every sync reached the disk");
+        let v = sync_verdict(&b, &results(&[("bare", Some("durable")), ("x", Some("undecided")), ("y", None)]));
+        assert_eq!(v, "undecided or mixed: x, y");
+        let v = sync_verdict(&b, &results(&[("bare", Some("durable")), ("p", Some("not-durable")), ("y", None)]));
+        assert_eq!(v, "sync did not reach the disk: p; undecided or mixed: y");
+        assert_ne!(sync_verdict(&b, &[]), "every sync reached the disk");
     }
 }
