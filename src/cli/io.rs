@@ -103,7 +103,12 @@ pub fn run(a: IoArgs) -> anyhow::Result<ExitCode> {
     let json = serde_json::to_vec_pretty(&report)?;
     let dir = save(&a.results, "io", &[("io.csv", &csv), ("io.json", &json)])?;
     emit(a.format, &render(&report), &csv, &json);
-    finish(&report.warnings, &report.skipped, &dir)
+    let code = finish(&report.warnings, &report.skipped, &dir)?;
+    if report.results.iter().flat_map(|r| &r.reps).any(|x| x.crash.as_ref().is_some_and(|c| c.agrees == Some(false))) {
+        eprintln!("probe: the crash check contradicts a verdict (see the warnings): those verdicts are not proven");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(code)
 }
 
 /// The chapter's rows (`docker,io_overlay,<MB/s>`, write + sync like dd conv=fdatasync), then
