@@ -187,6 +187,9 @@ fn crash_check_refuses_a_file_too_large_for_its_scratch_disk() {
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("too large for the crash check") && e.contains("--size 64"), "{e}");
+    let o = probe(&["io", "--crash-check", "--sync", "direct", "--modes", "bare"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("cannot judge --sync direct"), "{e}");
 }
 
 #[test]

@@ -58,7 +58,7 @@ pub struct IoArgs {
     /// Prove each verdict by a simulated power cut: write to a scratch loop disk made in
     /// --dir, copy it when the sync returns, mount the copy and read the file back.
     /// Default modes then: bare, native-bind, overlay, overlay-volatile, podman-overlay;
-    /// default --size 32.
+    /// default --size 16. Not with --sync direct (the capture cannot model a disk cache).
     #[arg(long)]
     pub crash_check: bool,
     /// The scratch disk's filesystem for --crash-check.

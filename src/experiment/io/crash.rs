@@ -38,7 +38,7 @@ use super::verdict::Outcome;
 use crate::sys::mountinfo;
 
 /// The file the crash check writes unless --size says otherwise.
-pub const DEFAULT_FILE_BYTES: u64 = 32 << 20;
+pub const DEFAULT_FILE_BYTES: u64 = 16 << 20;
 /// The byte the worker writes (worker.rs): every byte of a survived file is this.
 const PATTERN: u8 = 0xA5;
 

@@ -224,6 +224,13 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
     ];
     let mut scratch = match cfg.crash_check {
         Some(fs) => {
+            // The copy keeps whatever the loop device received, flushed or not: it stands for
+            // a disk without a volatile cache, so it cannot judge writes that never ask for a
+            // flush and rely on none (O_DIRECT's verdict turns on the disk cache).
+            anyhow::ensure!(
+                p.sync != SyncMode::Direct,
+                "--crash-check cannot judge --sync direct: its capture keeps every write the scratch disk received, flushed or not, so it cannot stand for a volatile disk cache; use --sync fdatasync, fsync or none"
+            );
             anyhow::ensure!(
                 p.size <= fs.scratch_bytes() / 2,
                 "--size {} MiB is too large for the crash check's {} MiB {} scratch disk: use --size {} or less",
