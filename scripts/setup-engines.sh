@@ -86,6 +86,8 @@ PACKAGES=(
     debootstrap
     # probe report's PNG charts render their text with DejaVu Sans
     fonts-dejavu-core
+    # probe io --crash-check and tests/io_stack.rs: xfs and btrfs scratch disks, partitions
+    xfsprogs btrfs-progs fdisk
 )
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }

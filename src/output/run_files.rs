@@ -181,7 +181,10 @@ pub fn io_rows(report: &io::Report) -> Vec<MetricRow> {
             if let Some(share) = rep.device_share() {
                 row("_device_pct", format!("{:.1}", share * 100.0));
             }
-            row("_durable", u8::from(rep.verdict.outcome == io::verdict::Outcome::Durable).to_string());
+            row("_durable", rep.verdict.outcome.csv_value().into());
+            if let Some(c) = &rep.crash {
+                row("_crash_survived", u8::from(c.complete).to_string());
+            }
         }
     }
     rows

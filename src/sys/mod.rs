@@ -2,6 +2,7 @@
 //! the monotonic clock, child processes and the interrupt flag. No measurement policy here.
 
 pub mod cgroup;
+pub mod block;
 pub mod child;
 pub mod clock;
 pub mod diskstats;

@@ -185,15 +185,46 @@ fn io() {
         backing: Backing {
             mount: Some(mount),
             root_mount: None,
-            store: Store::Device(Device { name: "vda1".into(), major: 254, minor: 1, disk: "vda".into(), disk_major: 254, disk_minor: 0, volatile_cache: Some(true), via: "upperdir".into() }),
+            store: Store::Device(Device {
+                name: "vda1".into(),
+                major: 254,
+                minor: 1,
+                chain: crate::sys::block::Chain {
+                    fstype: "ext4".into(),
+                    top: crate::sys::block::Node {
+                        name: "vda1".into(),
+                        major: 254,
+                        minor: 1,
+                        kind: crate::sys::block::Kind::Partition,
+                        below: vec![crate::sys::block::Node {
+                            name: "vda".into(),
+                            major: 254,
+                            minor: 0,
+                            kind: crate::sys::block::Kind::Disk { volatile_cache: Some(true) },
+                            below: vec![],
+                        }],
+                    },
+                },
+                via: "upperdir".into(),
+            }),
             fuse_daemon: Some(FuseDaemon { pid: 7, comm: "fuse-overlayfs".into(), cmdline: vec!["fuse-overlayfs".into()], options: vec!["lowerdir=/l".into()] }),
         },
-        disk: Some(io::DiskEvidence { device: "vda".into(), write_phase: window.clone(), sync_phase: window, before_return_bytes: 9 }),
+        disk: Some(io::DiskEvidence { device: "vda".into(), flush_devices: vec!["vda".into()], write_phase: window.clone(), sync_phase: window, before_return_bytes: 9 }),
         trace: Some(io::TraceEvidence {
+            missing: vec!["fuse/fuse_request_send".into()],
             write_phase: Window { issuers: vec![("kworker".into(), 4096)], fs_syncs: vec![Caller { pid: 1, comm: "dd".into(), what: "ext4_sync_file".into(), count: 2 }], ..Window::default() },
             sync_phase: Window::default(),
         }),
         verdict: Verdict { outcome: Outcome::NotDurable, decided_by: "3% on the device".into(), mechanism: Some("volatile".into()) },
+        crash: Some(crate::experiment::io::crash::Survived {
+            file: "/probe-io/data".into(),
+            copy_ms: 40.0,
+            found: true,
+            file_bytes: 1 << 20,
+            intact_bytes: 0,
+            complete: false,
+            agrees: Some(true),
+        }),
     };
     let mut tmpfs = rep.clone();
     tmpfs.backing.store = Store::Memory { fstype: "tmpfs".into() };
@@ -211,6 +242,7 @@ fn io() {
         ],
         skipped: vec![io::Skipped { mode: Mode::DockerVolume, reason: "no docker".into() }],
         warnings: vec![],
+        crash_check: Some("ext4 on /dev/loop3".into()),
         reference: io::probe_file().reference,
     });
 }

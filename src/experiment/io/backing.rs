@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::protocol::Target;
+use crate::sys::block::{self, Chain, Node, Resolved, Stack};
 use crate::sys::mountinfo::{self, Mount};
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -28,22 +29,32 @@ pub enum Store {
     Device(Device),
     /// A filesystem with no device behind it: the data lives in RAM.
     Memory { fstype: String },
+    /// The stack under the file could not be followed to a disk (why says where it stopped).
     Unknown { why: String },
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Device {
+    /// The device the filesystem sits on, by its /proc/diskstats name: where bytes count.
     pub name: String,
     pub major: u32,
     pub minor: u32,
-    /// The whole disk (`vda` for `vda1`): block tracepoints and the write cache are per disk.
-    pub disk: String,
-    pub disk_major: u32,
-    pub disk_minor: u32,
-    /// The disk keeps written data in a volatile cache until a flush (queue/write_cache is
-    /// "write back"); None if the kernel does not say.
-    pub volatile_cache: Option<bool>,
+    /// Everything under it down to the disks, which count the flushes and hold the cache.
+    pub chain: Chain,
     pub via: String,
+}
+
+impl Device {
+    /// The whole disks at the bottom of the stack.
+    pub fn bottoms(&self) -> Vec<&Node> {
+        self.chain.bottoms()
+    }
+
+    /// Some bottom disk keeps written data in a volatile cache until a flush; None if the
+    /// kernel does not say.
+    pub fn volatile_cache(&self) -> Option<bool> {
+        self.chain.volatile_cache()
+    }
 }
 
 /// The process serving a FUSE mount, and the options it was started with: what decides
@@ -62,9 +73,6 @@ impl FuseDaemon {
         self.options.iter().find_map(|o| o.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
     }
 }
-
-/// Filesystems that keep their data in memory only.
-const MEMORY_FS: &[&str] = &["tmpfs", "ramfs", "devtmpfs", "hugetlbfs"];
 
 pub fn resolve(target: &Target) -> Backing {
     let mut fuse_daemon = None;
@@ -91,71 +99,39 @@ pub fn resolve(target: &Target) -> Backing {
                 }
                 None => Store::Unknown { why: format!("no process serving FUSE mount {}:{} was found", m.major, m.minor) },
             },
-            t if MEMORY_FS.contains(&t) => Store::Memory { fstype: t.to_string() },
-            _ => store_of_dev(m.major, m.minor, &format!("{} {} mounted at {}", m.fstype, m.source, m.mount_point)),
+            _ => store(block::resolve_mount(m), &format!("{} {} mounted at {}", m.fstype, m.source, m.mount_point)),
         },
     };
     Backing { mount: target.mount.clone(), root_mount: target.root_mount.clone(), store, fuse_daemon }
 }
 
+fn store(r: Result<Resolved, String>, via: &str) -> Store {
+    match r {
+        Ok(Resolved::Device(chain)) => {
+            let top = &chain.top;
+            Store::Device(Device { name: top.name.clone(), major: top.major, minor: top.minor, via: via.to_string(), chain })
+        }
+        Ok(Resolved::Memory { fstype }) => Store::Memory { fstype },
+        Err(why) => Store::Unknown { why: format!("{via}: {why}") },
+    }
+}
+
+/// A host directory's stack: through the host mount with its st_dev when there is one, else
+/// by its path (btrfs subvolumes have an st_dev of their own that no mount shows).
 fn store_of_path(path: &Path, via: &str) -> Store {
-    match std::fs::metadata(path) {
-        Ok(meta) => store_of_dev(libc::major(meta.dev()), libc::minor(meta.dev()), via),
-        Err(e) => Store::Unknown { why: format!("stat {}: {e}", path.display()) },
-    }
-}
-
-/// From a filesystem's st_dev to its disk: directly when the filesystem sits on a block
-/// device; through the host mount's source device otherwise (btrfs subvolumes have
-/// anonymous st_dev); memory filesystems have none.
-fn store_of_dev(major: u32, minor: u32, via: &str) -> Store {
-    let host = mountinfo::read(Path::new("/proc/1/mountinfo")).unwrap_or_default();
-    let host_mount = host.iter().rev().find(|m| (m.major, m.minor) == (major, minor));
-    if let Some(m) = host_mount.filter(|m| MEMORY_FS.contains(&m.fstype.as_str())) {
-        return Store::Memory { fstype: m.fstype.clone() };
-    }
-    let mut dev = (major, minor);
-    if block_name(dev).is_none() {
-        let rdev = host_mount
-            .filter(|m| m.source.starts_with("/dev/"))
-            .and_then(|m| std::fs::metadata(&m.source).ok())
-            .map(|meta| (libc::major(meta.rdev()), libc::minor(meta.rdev())));
-        match rdev {
-            Some(d) => dev = d,
-            None => return Store::Unknown { why: format!("{via}: device {major}:{minor} is not a block device") },
-        }
-    }
-    let Some(name) = block_name(dev) else {
-        return Store::Unknown { why: format!("{via}: no /sys/dev/block/{}:{}", dev.0, dev.1) };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return Store::Unknown { why: format!("stat {}: {e}", path.display()) },
     };
-    let disk = whole_disk(&name);
-    let (disk_major, disk_minor) = std::fs::read_to_string(format!("/sys/class/block/{disk}/dev"))
-        .ok()
-        .and_then(|s| s.trim().split_once(':').and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?))))
-        .unwrap_or(dev);
-    let volatile_cache = std::fs::read_to_string(format!("/sys/block/{disk}/queue/write_cache"))
-        .ok()
-        .map(|s| s.trim() == "write back");
-    Store::Device(Device { name, major: dev.0, minor: dev.1, disk, disk_major, disk_minor, volatile_cache, via: format!("{via} → {major}:{minor}") })
-}
-
-/// The kernel name of a block device (`vda1`), which is its /proc/diskstats name.
-fn block_name((major, minor): (u32, u32)) -> Option<String> {
-    let link = std::fs::canonicalize(format!("/sys/dev/block/{major}:{minor}")).ok()?;
-    link.file_name().map(|n| n.to_string_lossy().into_owned())
-}
-
-/// `vda` for `vda1` (a partition's sysfs directory sits inside its disk's), `vda` for `vda`.
-fn whole_disk(name: &str) -> String {
-    let dir = PathBuf::from(format!("/sys/class/block/{name}"));
-    if dir.join("partition").exists() {
-        if let Some(parent) = std::fs::canonicalize(&dir).ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
-            if let Some(n) = parent.file_name() {
-                return n.to_string_lossy().into_owned();
-            }
+    let dev = (libc::major(meta.dev()), libc::minor(meta.dev()));
+    let resolved = block::host_mounts().and_then(|host| {
+        let stack = Stack::new(Path::new(block::SYS), &host).map_err(|e| format!("reading {}/block: {e}", block::SYS))?;
+        match host.iter().rev().find(|m| (m.major, m.minor) == dev) {
+            Some(m) => stack.of_mount(m),
+            None => stack.of_path(path),
         }
-    }
-    name.to_string()
+    });
+    store(resolved, via)
 }
 
 /// The process that serves the FUSE mount with device `major:minor`: it holds /dev/fuse open

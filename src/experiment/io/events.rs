@@ -14,6 +14,8 @@ pub const TRACEPOINTS: &[&str] = &[
     "fuse/fuse_request_send",
     "fuse/fuse_request_end",
     "ext4/ext4_sync_file_enter",
+    "xfs/xfs_file_fsync",
+    "btrfs/btrfs_sync_file",
     "syscalls/sys_enter_fsync",
     "syscalls/sys_enter_fdatasync",
 ];
@@ -24,10 +26,10 @@ pub fn kernel_dev(major: u32, minor: u32) -> u64 {
 }
 
 /// The events' filter: the disk behind the target, and the FUSE connection if any.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Filter {
-    /// kernel_dev() of the whole disk (block requests are issued to the disk, not a partition).
-    pub disk: Option<u64>,
+    /// kernel_dev() of the bottom disks (block requests are issued to a disk, not a partition).
+    pub disks: Vec<u64>,
     /// kernel_dev() of the filesystem the data lands on (ext4 sync calls name it).
     pub fs: Option<u64>,
     /// kernel_dev() of the FUSE mount: a FUSE request's `connection`.
@@ -50,7 +52,8 @@ pub struct Window {
     /// FUSE requests the daemon answered with an error, counted by "OPCODE: -errno"
     /// ("FSYNC: -38" is ENOSYS: the daemon does not implement fsync).
     pub fuse_errors: BTreeMap<String, u64>,
-    /// Filesystem sync calls on the backing filesystem (ext4_sync_file_enter).
+    /// Filesystem sync calls on the backing filesystem (ext4_sync_file_enter, xfs_file_fsync;
+    /// btrfs_sync_file names no device, only a filesystem UUID, so it counts any btrfs).
     pub fs_syncs: Vec<Caller>,
     /// fsync/fdatasync system calls, by any process.
     pub sync_syscalls: Vec<Caller>,
@@ -100,7 +103,7 @@ pub fn window(events: &[Event], from_ns: u64, to_ns: u64, f: &Filter, comm: &dyn
     let mut sent: BTreeMap<u64, String> = BTreeMap::new();
     for e in events.iter().filter(|e| e.time_ns >= from_ns && e.time_ns < to_ns) {
         match e.short_name() {
-            "block_rq_issue" if f.disk.is_some() && e.uint("dev") == f.disk => {
+            "block_rq_issue" if e.uint("dev").is_some_and(|d| f.disks.contains(&d)) => {
                 let rwbs = e.str("rwbs").unwrap_or("");
                 if rwbs.starts_with('F') {
                     w.flushes += 1;
@@ -131,6 +134,13 @@ pub fn window(events: &[Event], from_ns: u64, to_ns: u64, f: &Filter, comm: &dyn
             }
             "ext4_sync_file_enter" if f.fs.is_some() && e.uint("dev") == f.fs => {
                 let what = if e.int("datasync") == Some(1) { "ext4 fdatasync" } else { "ext4 fsync" };
+                count_call(&mut w.fs_syncs, e.pid, what, comm);
+            }
+            "xfs_file_fsync" if f.fs.is_some() && e.uint("dev") == f.fs => {
+                count_call(&mut w.fs_syncs, e.pid, "xfs fsync", comm);
+            }
+            "btrfs_sync_file" => {
+                let what = if e.int("datasync") == Some(1) { "btrfs fdatasync (any btrfs)" } else { "btrfs fsync (any btrfs)" };
                 count_call(&mut w.fs_syncs, e.pid, what, comm);
             }
             "sys_enter_fsync" | "sys_enter_fdatasync" => {
@@ -189,9 +199,11 @@ mod tests {
             ev(18, 30, "ext4/ext4_sync_file_enter", &[("dev", Value::Uint(vda)), ("ino", Value::Uint(13)), ("datasync", Value::Int(1))]),
             ev(18, 31, "ext4/ext4_sync_file_enter", &[("dev", Value::Uint(kernel_dev(8, 1))), ("ino", Value::Uint(1)), ("datasync", Value::Int(0))]),
             ev(19, 7, "syscalls/sys_enter_fdatasync", &[]),
+            ev(19, 32, "xfs/xfs_file_fsync", &[("dev", Value::Uint(vda)), ("ino", Value::Uint(5))]),
+            ev(19, 33, "btrfs/btrfs_sync_file", &[("ino", Value::Uint(5)), ("datasync", Value::Int(0))]),
             rq(100, vda, "W", 8, "late"), // after the window
         ];
-        let f = Filter { disk: Some(vda), fs: Some(vda), fuse: Some(fuse) };
+        let f = Filter { disks: vec![vda], fs: Some(vda), fuse: Some(fuse) };
         let w = window(&events, 10, 100, &f, &|pid| format!("p{pid}"));
         assert_eq!((w.write_requests, w.write_bytes), (3, (2048 + 2048 + 8) * 512));
         assert_eq!((w.flushes, w.fua_writes), (1, 1));
@@ -199,7 +211,9 @@ mod tests {
         assert_eq!(w.fuse_requests.get("FSYNC"), Some(&1));
         assert_eq!(w.fuse_requests.get("WRITE"), Some(&1));
         assert_eq!(w.fuse_errors.into_iter().collect::<Vec<_>>(), vec![("FSYNC: -38".to_string(), 1)]);
-        assert_eq!(w.fs_syncs, vec![Caller { pid: 30, comm: "p30".into(), what: "ext4 fdatasync".into(), count: 2 }]);
+        assert_eq!(w.fs_syncs[0], Caller { pid: 30, comm: "p30".into(), what: "ext4 fdatasync".into(), count: 2 });
+        let rest: Vec<_> = w.fs_syncs[1..].iter().map(|c| c.what.as_str()).collect();
+        assert_eq!(rest, ["xfs fsync", "btrfs fsync (any btrfs)"]);
         assert_eq!(w.sync_syscalls[0].what, "fdatasync");
     }
 }

@@ -6,6 +6,7 @@
 //! the device received before the sync returned decide the verdict.
 
 pub mod backing;
+pub mod crash;
 pub mod events;
 pub mod handshake;
 pub mod mode;
@@ -29,7 +30,7 @@ use crate::runtimes::cli_engine::StderrSink;
 use crate::experiment::common::host::HostInfo;
 use crate::measure::runner::Progress;
 use crate::sys::clock::monotonic_ns;
-use crate::sys::diskstats::{self, DiskCounters};
+use crate::sys::diskstats;
 use crate::trace::session::{Options, Session};
 
 pub struct Config {
@@ -39,6 +40,9 @@ pub struct Config {
     pub params: Params,
     /// Open the kernel tracer for block, FUSE and ext4 evidence (`--fsync-trace`).
     pub trace: bool,
+    /// Write to a scratch disk with this filesystem and prove each verdict by a simulated
+    /// power cut (`--crash-check`).
+    pub crash_check: Option<crash::ScratchFs>,
     pub quiet: bool,
 }
 
@@ -79,12 +83,17 @@ pub struct DiskWindow {
     /// raw − background, never below 0.
     pub bytes: u64,
     pub write_requests: u64,
+    /// Flushes summed over the bottom disks (the kernel counts none on partitions or on
+    /// most stacked devices); None when one of them does not count flushes.
     pub flushes: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct DiskEvidence {
+    /// Where the filesystem sits: its bytes.
     pub device: String,
+    /// The whole disks at the bottom of its stack: their flushes.
+    pub flush_devices: Vec<String>,
     pub write_phase: DiskWindow,
     pub sync_phase: DiskWindow,
     /// Bytes (background subtracted) the device received from `ready` until the sync returned.
@@ -93,6 +102,8 @@ pub struct DiskEvidence {
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct TraceEvidence {
+    /// Tracepoints this kernel lacks: their evidence was not recorded (never read as 0).
+    pub missing: Vec<String>,
     pub write_phase: events::Window,
     pub sync_phase: events::Window,
 }
@@ -109,6 +120,9 @@ pub struct Rep {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceEvidence>,
     pub verdict: Verdict,
+    /// What a power cut at sync return left of the file (`--crash-check`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crash: Option<crash::Survived>,
 }
 
 /// MB/s as dd prints it (10^6 bytes per second).
@@ -186,6 +200,9 @@ pub struct Report {
     pub host: HostInfo,
     pub params: Params,
     pub traced: bool,
+    /// The scratch disk the crash check wrote to, e.g. "ext4 on /dev/loop3".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crash_check: Option<String>,
     pub background: Background,
     pub results: Vec<ModeResult>,
     pub skipped: Vec<Skipped>,
@@ -205,7 +222,41 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
         p.sync.name().into(),
         "--pause".into(),
     ];
-    let mut launcher = Launcher::new(p.dir.clone())?;
+    let mut scratch = match cfg.crash_check {
+        Some(fs) => {
+            // The copy keeps whatever the loop device received, flushed or not: it stands for
+            // a disk without a volatile cache, so it cannot judge writes that never ask for a
+            // flush and rely on none (O_DIRECT's verdict turns on the disk cache).
+            anyhow::ensure!(
+                p.sync != SyncMode::Direct,
+                "--crash-check cannot judge --sync direct: its capture keeps every write the scratch disk received, flushed or not, so it cannot stand for a volatile disk cache; use --sync fdatasync, fsync or none"
+            );
+            anyhow::ensure!(
+                p.size <= fs.scratch_bytes() / 2,
+                "--size {} MiB is too large for the crash check's {} MiB {} scratch disk: use --size {} or less",
+                p.size >> 20,
+                fs.scratch_bytes() >> 20,
+                fs.name(),
+                fs.scratch_bytes() >> 21
+            );
+            Some(crash::Scratch::create(&p.dir, fs).context("--crash-check: making the scratch disk")?)
+        }
+        None => None,
+    };
+    let mut launcher = Launcher::new(scratch.as_ref().map_or(p.dir.clone(), |s| s.dir().to_path_buf()))?;
+    // Declared after the scratch disk, so dropped before it: podman's state goes first.
+    let mut _runroot = None;
+    if let Some(s) = scratch.as_ref().filter(|_| cfg.modes.iter().any(|m| m.runtime() == crate::ground::RuntimeKind::Podman)) {
+        let runroot = crash::RunRoot::create().context("--crash-check: podman's run root")?;
+        let storage = mode::PodmanStorage {
+            root: s.dir().join("podman-root"),
+            runroot: runroot.path().to_path_buf(),
+            image_store: launcher.podman_graph_root().context("--crash-check: podman's image store")?,
+        };
+        launcher.set_podman_storage(storage);
+        _runroot = Some(runroot);
+    }
+    let crash_check = scratch.as_ref().map(|s| format!("{} on {}", s.fs.name(), s.device()));
     let mut stderr = StderrSink::new().context("memfd for the worker's stderr")?;
     let (modes, skipped) = usable_modes(&cfg, &mut launcher, &mut stderr)?;
     let mut session = if cfg.trace { Some(open_tracer()?) } else { None };
@@ -220,7 +271,7 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
             anyhow::ensure!(!interrupted(), "interrupted: stopped before {m} rep {i}; temporary files removed");
             progress.step(format!("{m} rep {i}"));
             let launch = launcher.launch(m, &worker_args)?;
-            let rep = measure_rep(launch, &mut stderr, session.as_mut(), &background, p, i)
+            let rep = measure_rep(launch, &mut stderr, session.as_mut(), scratch.as_mut(), &background, p, i)
                 .with_context(|| format!("{m} rep {i}"))?;
             reps.entry(m).or_default().push(rep);
         }
@@ -251,6 +302,7 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
         host: HostInfo::collect(&kinds),
         params: cfg.params,
         traced: cfg.trace,
+        crash_check,
         background,
         results,
         skipped,
@@ -324,16 +376,22 @@ fn measure_rep(
     mut launch: mode::Launch,
     stderr: &mut StderrSink,
     mut session: Option<&mut Session>,
+    mut scratch: Option<&mut crash::Scratch>,
     bg: &Background,
     p: &Params,
     rep: u32,
 ) -> Result<Rep> {
     let mut marks: Vec<Mark> = Vec::new();
+    let mut in_scratch: Option<PathBuf> = None;
+    let mut capture: Option<crash::Capture> = None;
     let mut backing: Option<Backing> = None;
     let mut trace: Option<TraceEvidence> = None;
     let timing = handshake::drive(&mut launch.cmd, stderr, &mut |point, target| {
         if point == Point::Ready {
             backing = Some(backing::resolve(target));
+            if let Some(s) = scratch.as_deref() {
+                in_scratch = Some(crash::file_in_scratch(target, s.dir()).context("--crash-check")?);
+            }
             // Whatever the engine and the last rep left dirty goes to disk now, not inside
             // this rep's windows.
             // SAFETY: sync(2) has no preconditions.
@@ -344,28 +402,46 @@ fn measure_rep(
         }
         marks.push(Mark { mono_ns: monotonic_ns(), disks: diskstats::Snapshot::read().context("reading /proc/diskstats")? });
         if point == Point::Synced {
+            // The power cut: the disk as it stands now, the worker still paused.
+            if let Some(s) = scratch.as_deref_mut() {
+                capture = Some(s.capture().context("--crash-check: capturing the scratch disk")?);
+            }
             if let (Some(s), Some(b)) = (session.as_deref_mut(), backing.as_ref()) {
                 // Summarized now, while the worker and the FUSE daemon still live to be named.
-                trace = Some(trace_evidence(&s.drain(), &marks, b));
+                trace = Some(trace_evidence(&s.drain(), &s.missing.clone(), &marks, b));
             }
         }
         Ok(())
     })?;
+    drop(launch.overlay);
     drop(launch.dir);
     let backing = backing.context("the worker never reported `ready`")?;
     let disk = match &backing.store {
-        Store::Device(d) => Some(disk_evidence(&d.name, &marks, bg)),
+        Store::Device(d) => {
+            let bottoms: Vec<String> = d.bottoms().iter().map(|n| n.name.clone()).collect();
+            Some(disk_evidence(&d.name, &bottoms, &marks, bg))
+        }
         _ => None,
     };
     let verdict = verdict::decide(&facts(p, &backing, disk.as_ref(), trace.as_ref()));
-    Ok(Rep { rep, bytes: timing.bytes, write_ns: timing.write_ns, sync_ns: timing.sync_ns, backing, disk, trace, verdict })
+    let crash = match (scratch, capture, in_scratch) {
+        (Some(s), Some(c), Some(rel)) => {
+            let mut survived = s.read_back(c, &rel, timing.bytes).context("--crash-check: reading the file back")?;
+            survived.agrees = survived.agreement(verdict.outcome);
+            Some(survived)
+        }
+        _ => None,
+    };
+    Ok(Rep { rep, bytes: timing.bytes, write_ns: timing.write_ns, sync_ns: timing.sync_ns, backing, disk, trace, verdict, crash })
 }
 
-fn disk_window(device: &str, from: &Mark, to: &Mark, bg: &Background) -> DiskWindow {
-    let d = match (to.disks.get(device), from.disks.get(device)) {
-        (Some(b), Some(a)) => b.since(a),
-        _ => DiskCounters::default(),
+fn disk_window(device: &str, bottoms: &[String], from: &Mark, to: &Mark, bg: &Background) -> DiskWindow {
+    let delta = |name: &str| match (to.disks.get(name), from.disks.get(name)) {
+        (Some(b), Some(a)) => Some(b.since(a)),
+        _ => None,
     };
+    let d = delta(device).unwrap_or_default();
+    let flushes = bottoms.iter().map(|b| delta(b).and_then(|c| c.flushes)).sum::<Option<u64>>();
     let host_ns = to.mono_ns.saturating_sub(from.mono_ns);
     let rate = bg.bytes_per_s.get(device).copied().unwrap_or(0.0);
     let background_bytes = (rate * host_ns as f64 / 1e9) as u64;
@@ -375,29 +451,30 @@ fn disk_window(device: &str, from: &Mark, to: &Mark, bg: &Background) -> DiskWin
         background_bytes,
         bytes: d.bytes_written().saturating_sub(background_bytes),
         write_requests: d.writes,
-        flushes: d.flushes,
+        flushes: flushes.filter(|_| !bottoms.is_empty()),
     }
 }
 
-fn disk_evidence(device: &str, marks: &[Mark], bg: &Background) -> DiskEvidence {
-    let write_phase = disk_window(device, &marks[0], &marks[1], bg);
-    let sync_phase = disk_window(device, &marks[1], &marks[2], bg);
+fn disk_evidence(device: &str, bottoms: &[String], marks: &[Mark], bg: &Background) -> DiskEvidence {
+    let write_phase = disk_window(device, bottoms, &marks[0], &marks[1], bg);
+    let sync_phase = disk_window(device, bottoms, &marks[1], &marks[2], bg);
     DiskEvidence {
         device: device.to_string(),
+        flush_devices: bottoms.to_vec(),
         before_return_bytes: write_phase.bytes + sync_phase.bytes,
         write_phase,
         sync_phase,
     }
 }
 
-fn trace_evidence(evs: &[crate::trace::event::Event], marks: &[Mark], b: &Backing) -> TraceEvidence {
+fn trace_evidence(evs: &[crate::trace::event::Event], missing: &[String], marks: &[Mark], b: &Backing) -> TraceEvidence {
     let dev = match &b.store {
         Store::Device(d) => Some(d),
         _ => None,
     };
     let fuse = b.mount.as_ref().filter(|m| m.fstype.starts_with("fuse")).map(|m| events::kernel_dev(m.major, m.minor));
     let filter = events::Filter {
-        disk: dev.map(|d| events::kernel_dev(d.disk_major, d.disk_minor)),
+        disks: dev.map(|d| d.bottoms().iter().map(|n| events::kernel_dev(n.major, n.minor)).collect()).unwrap_or_default(),
         fs: dev.map(|d| events::kernel_dev(d.major, d.minor)),
         fuse,
     };
@@ -405,6 +482,7 @@ fn trace_evidence(evs: &[crate::trace::event::Event], marks: &[Mark], b: &Backin
         std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_string()).unwrap_or_else(|_| "(exited)".into())
     };
     TraceEvidence {
+        missing: missing.to_vec(),
         write_phase: events::window(evs, marks[0].mono_ns, marks[1].mono_ns, &filter, &comm),
         sync_phase: events::window(evs, marks[1].mono_ns, marks[2].mono_ns, &filter, &comm),
     }
@@ -444,6 +522,19 @@ fn advice(results: &[ModeResult], p: &Params) -> Vec<String> {
         out.push(format!("only {} rep(s) per mode: the chapter used 3; use --reps 3 or more to see the spread", p.reps));
     }
     for r in results {
+        for rep in &r.reps {
+            if let Some(c) = rep.crash.as_ref().filter(|c| c.agrees == Some(false)) {
+                out.push(format!(
+                    "{} rep {}: the crash check disagrees with the counters: {} said {}, the capture held {} of {} bytes",
+                    r.mode,
+                    rep.rep,
+                    rep.verdict.decided_by,
+                    rep.verdict.outcome.label(),
+                    c.intact_bytes,
+                    rep.bytes
+                ));
+            }
+        }
         if r.outcome.is_none() {
             out.push(format!("{}: the reps disagree ({}); the per-rep evidence is in the JSON. Rerun on a quieter machine", r.mode, r.verdict));
         }
@@ -462,6 +553,7 @@ fn advice(results: &[ModeResult], p: &Params) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::diskstats::DiskCounters;
 
     #[test]
     fn probe_file_parses_and_matches_the_chapter() {
@@ -487,13 +579,34 @@ mod tests {
         bg.bytes_per_s.insert("vda".into(), 1e6);
         // 0.5 s of writing (+1000 sectors), then 0.1 s of sync (+204800 sectors, 1 flush).
         let marks = [mark(0, 0, 0), mark(500_000_000, 1000, 0), mark(600_000_000, 205_800, 1)];
-        let d = disk_evidence("vda", &marks, &bg);
+        let d = disk_evidence("vda", &["vda".to_string()], &marks, &bg);
         assert_eq!(d.write_phase.raw_bytes, 512_000);
         assert_eq!(d.write_phase.background_bytes, 500_000);
         assert_eq!(d.write_phase.bytes, 12_000);
         assert_eq!(d.sync_phase.bytes, 204_800 * 512 - 100_000);
         assert_eq!(d.sync_phase.flushes, Some(1));
         assert_eq!(d.before_return_bytes, d.write_phase.bytes + d.sync_phase.bytes);
+    }
+
+    #[test]
+    fn bytes_count_at_the_partition_and_flushes_at_the_disk() {
+        let c = |sectors, flushes| DiskCounters { writes: 1, sectors_written: sectors, flushes };
+        let snap = |p: u64, d: u64, f: u64| diskstats::Snapshot(
+            [("vda1".to_string(), c(p, Some(0))), ("vda".to_string(), c(d, Some(f))), ("vdb".to_string(), c(0, Some(f)))].into_iter().collect(),
+        );
+        let marks = [
+            Mark { mono_ns: 0, disks: snap(0, 0, 0) },
+            Mark { mono_ns: 1, disks: snap(100, 100, 0) },
+            Mark { mono_ns: 2, disks: snap(200, 200, 2) },
+        ];
+        let bg = Background::default();
+        let d = disk_evidence("vda1", &["vda".to_string()], &marks, &bg);
+        assert_eq!(d.before_return_bytes, 200 * 512);
+        assert_eq!((d.write_phase.flushes, d.sync_phase.flushes), (Some(0), Some(2)));
+        let two = disk_evidence("vda1", &["vda".to_string(), "vdb".to_string()], &marks, &bg);
+        assert_eq!(two.sync_phase.flushes, Some(4), "summed over every bottom disk");
+        let gone = disk_evidence("vda1", &["sdz".to_string()], &marks, &bg);
+        assert_eq!(gone.sync_phase.flushes, None, "a disk without counters is not read as 0");
     }
 
     #[test]
@@ -507,6 +620,7 @@ mod tests {
             disk: None,
             trace: None,
             verdict: Verdict { outcome: Outcome::NotDurable, decided_by: String::new(), mechanism: None },
+            crash: None,
         };
         assert!((r.write_mbps() - 1048.576).abs() < 1e-6);
         assert!((r.total_mbps() - 524.288).abs() < 1e-6);

@@ -32,6 +32,12 @@ pub enum Mode {
     NativeOverlay,
     NativeFuseOverlayfs,
     NativeBind,
+    /// Kernel overlayfs mounted by probe on the host, upper and work in --dir, the worker
+    /// writing through it: the native container's overlay without the container, so the
+    /// upper layer can sit on any disk (the crash check's scratch disk).
+    Overlay,
+    /// The same with `volatile`, what podman mounts for `run --rm` containers.
+    OverlayVolatile,
 }
 
 /// Where the worker writes inside a container: the chapter's paths.
@@ -44,7 +50,7 @@ const IMAGE_PROBE: &str = "/usr/local/bin/probe";
 pub const SHM_DIR: &str = "/dev/shm";
 
 impl Mode {
-    pub const ALL: [Mode; 11] = [
+    pub const ALL: [Mode; 13] = [
         Mode::Bare,
         Mode::Tmpfs,
         Mode::DockerOverlay,
@@ -56,6 +62,8 @@ impl Mode {
         Mode::NativeOverlay,
         Mode::NativeFuseOverlayfs,
         Mode::NativeBind,
+        Mode::Overlay,
+        Mode::OverlayVolatile,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,12 +79,14 @@ impl Mode {
             Mode::NativeOverlay => "native-overlay",
             Mode::NativeFuseOverlayfs => "native-fuse-overlayfs",
             Mode::NativeBind => "native-bind",
+            Mode::Overlay => "overlay",
+            Mode::OverlayVolatile => "overlay-volatile",
         }
     }
 
     pub fn runtime(self) -> RuntimeKind {
         match self {
-            Mode::Bare | Mode::Tmpfs => RuntimeKind::Bare,
+            Mode::Bare | Mode::Tmpfs | Mode::Overlay | Mode::OverlayVolatile => RuntimeKind::Bare,
             Mode::DockerOverlay | Mode::DockerVolume => RuntimeKind::Docker,
             Mode::PodmanOverlay | Mode::PodmanVolume => RuntimeKind::Podman,
             Mode::RootlessFuseOverlayfs | Mode::RootlessVolume => RuntimeKind::PodmanRootless,
@@ -93,6 +103,8 @@ impl Mode {
             Mode::NativeFuseOverlayfs => "io_fuse_overlayfs",
             Mode::DockerVolume | Mode::PodmanVolume | Mode::RootlessVolume => "io_volume",
             Mode::NativeBind => "io_bind",
+            Mode::Overlay => "io_kernel_overlay",
+            Mode::OverlayVolatile => "io_kernel_overlay_volatile",
         }
     }
 
@@ -101,7 +113,13 @@ impl Mode {
     /// the host itself.
     fn host_dir(self) -> Option<HostDir> {
         match self {
-            Mode::Bare | Mode::DockerVolume | Mode::PodmanVolume | Mode::RootlessVolume | Mode::NativeBind => Some(HostDir::Disk),
+            Mode::Bare
+            | Mode::DockerVolume
+            | Mode::PodmanVolume
+            | Mode::RootlessVolume
+            | Mode::NativeBind
+            | Mode::Overlay
+            | Mode::OverlayVolatile => Some(HostDir::Disk),
             Mode::Tmpfs => Some(HostDir::Shm),
             _ => None,
         }
@@ -167,10 +185,56 @@ impl Drop for TempDir {
     }
 }
 
-/// One rep's command, and the directory to remove after it.
+/// One rep's command, and what to undo after it: the overlay first, then its directory.
 pub struct Launch {
     pub cmd: Command,
+    pub overlay: Option<OverlayMount>,
     pub dir: Option<TempDir>,
+}
+
+/// A kernel overlay probe mounted in a rep's directory, unmounted when dropped.
+pub struct OverlayMount(PathBuf);
+
+impl OverlayMount {
+    /// lower (empty), upper and work in `dir`, mounted on `dir`/merged.
+    fn mount(dir: &Path, volatile: bool) -> Result<OverlayMount> {
+        let sub = |n: &str| dir.join(n);
+        for d in ["lower", "upper", "work", "merged"] {
+            std::fs::create_dir(sub(d)).with_context(|| format!("creating {}", sub(d).display()))?;
+        }
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}{}",
+            sub("lower").display(),
+            sub("upper").display(),
+            sub("work").display(),
+            if volatile { ",volatile" } else { "" }
+        );
+        nix::mount::mount(Some("overlay"), &sub("merged"), Some("overlay"), nix::mount::MsFlags::empty(), Some(opts.as_str()))
+            .with_context(|| format!("mounting overlay on {} ({opts})", sub("merged").display()))?;
+        Ok(OverlayMount(sub("merged")))
+    }
+
+    pub fn merged(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for OverlayMount {
+    fn drop(&mut self) {
+        if let Err(e) = nix::mount::umount2(&self.0, nix::mount::MntFlags::empty()) {
+            eprintln!("probe: could not unmount the overlay on {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// Podman's container storage moved to another disk (`--root`, `--runroot`), its images
+/// still read from the default store (`overlay.imagestore`), so only the containers' layers
+/// land there.
+#[derive(Clone, Debug)]
+pub struct PodmanStorage {
+    pub root: PathBuf,
+    pub runroot: PathBuf,
+    pub image_store: String,
 }
 
 /// Builds each mode's command. Holds the engines it has checked, so a missing daemon or
@@ -179,12 +243,24 @@ pub struct Launcher {
     engines: Vec<CliEngine>,
     exe: PathBuf,
     disk_dir: PathBuf,
+    podman_storage: Option<PodmanStorage>,
 }
 
 impl Launcher {
     pub fn new(disk_dir: PathBuf) -> Result<Launcher> {
         let exe = std::env::current_exe().context("locating the probe binary")?;
-        Ok(Launcher { engines: Vec::new(), exe, disk_dir })
+        Ok(Launcher { engines: Vec::new(), exe, disk_dir, podman_storage: None })
+    }
+
+    /// Rootful podman's containers go to `storage` from now on.
+    pub fn set_podman_storage(&mut self, storage: PodmanStorage) {
+        self.podman_storage = Some(storage);
+    }
+
+    /// Rootful podman's image store (its graph root), for `PodmanStorage::image_store`.
+    pub fn podman_graph_root(&mut self) -> Result<String> {
+        self.check(Mode::PodmanOverlay)?;
+        Ok(self.engine(RuntimeKind::Podman).query(&["info", "--format", "{{.Store.GraphRoot}}"])?)
     }
 
     /// Checks that `mode` can run here (engine answers, test image present, native runtime
@@ -225,8 +301,15 @@ impl Launcher {
             Some(HostDir::Shm) => Some(TempDir::create(Path::new(SHM_DIR), None)?),
             None => None,
         };
+        let overlay = match mode {
+            Mode::Overlay | Mode::OverlayVolatile => {
+                Some(OverlayMount::mount(dir.as_ref().expect("overlay modes have a dir").path(), mode == Mode::OverlayVolatile)?)
+            }
+            _ => None,
+        };
         let in_container_dir = match mode {
             Mode::Bare | Mode::Tmpfs => dir.as_ref().expect("host modes have a dir").path().display().to_string(),
+            Mode::Overlay | Mode::OverlayVolatile => overlay.as_ref().expect("mounted above").merged().display().to_string(),
             _ if dir.is_some() => VOLUME_MOUNT.to_string(),
             _ => Path::new(ROOTFS_FILE).parent().expect("absolute").display().to_string(),
         };
@@ -266,10 +349,16 @@ impl Launcher {
                 }
                 let mut full = vec![IMAGE_PROBE.to_string()];
                 full.extend(argv);
-                engine.command(engine.run_args(&extra, &full))
+                let mut args = Vec::new();
+                if let Some(s) = self.podman_storage.as_ref().filter(|_| rt == RuntimeKind::Podman) {
+                    args.extend(["--root".into(), s.root.display().to_string(), "--runroot".into(), s.runroot.display().to_string()]);
+                    args.extend(["--storage-opt".into(), format!("overlay.imagestore={}", s.image_store)]);
+                }
+                args.extend(engine.run_args(&extra, &full));
+                engine.command(args)
             }
         };
-        Ok(Launch { cmd, dir })
+        Ok(Launch { cmd, overlay, dir })
     }
 }
 

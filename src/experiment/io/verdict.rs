@@ -28,6 +28,16 @@ impl Outcome {
             Outcome::Undecided => "undecided",
         }
     }
+
+    /// The CSV's `_durable` value: 1 or 0 when decided, the word when not, so an undecided
+    /// rep never reads as NOT durable.
+    pub fn csv_value(self) -> &'static str {
+        match self {
+            Outcome::Durable => "1",
+            Outcome::NotDurable => "0",
+            Outcome::Undecided => "undecided",
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -60,7 +70,7 @@ pub struct Facts<'a> {
     pub store: &'a Store,
     /// Bytes the device received from `ready` to `synced`, background subtracted.
     pub device_bytes: u64,
-    /// Cache flushes the device received from `ready` to `synced` (None: not counted).
+    /// Cache flushes the bottom disks received from `ready` to `synced` (None: not counted).
     pub flushes: Option<u64>,
     /// The target's overlay mount has `volatile` (printed as `fsync=volatile` since 6.x).
     pub overlay_volatile: bool,
@@ -76,34 +86,51 @@ pub fn decide(f: &Facts) -> Verdict {
         Store::Memory { fstype } => {
             return Verdict {
                 outcome: Outcome::NotDurable,
-                decided_by: format!("no block device behind the file: it is on {fstype}"),
+                decided_by: format!("no disk behind the file: it is on {fstype}, a memory filesystem"),
                 mechanism: Some(format!("{fstype} keeps data only in RAM: there is no disk to reach")),
             }
         }
         Store::Unknown { why } => {
-            return Verdict { outcome: Outcome::Undecided, decided_by: format!("backing device unknown: {why}"), mechanism: None }
+            return Verdict {
+                outcome: Outcome::Undecided,
+                decided_by: format!("the block stack under the file could not be resolved, so the disk counters cannot say: {why}"),
+                mechanism: None,
+            }
         }
         Store::Device(d) => d,
     };
     let share = f.device_bytes as f64 / f.size as f64;
-    let flushes = f.flushes.map(|n| format!(", {n} cache flush(es)")).unwrap_or_default();
+    let bottoms: Vec<&str> = dev.bottoms().iter().map(|n| n.name.as_str()).collect();
+    let flushes = f.flushes.map(|n| format!(", {n} cache flush(es) at {}", bottoms.join("+"))).unwrap_or_default();
     let amount = format!("{} of {} ({:.0}%) reached {}{flushes}", mib(f.device_bytes), mib(f.size), share * 100.0, dev.name);
     let when = if f.sync.calls_sync() { format!("before {} returned", f.sync.name()) } else { "before the last write returned".into() };
     if share >= DURABLE_SHARE {
-        if f.flushes == Some(0) && dev.volatile_cache == Some(true) {
+        if f.flushes == Some(0) && dev.volatile_cache() == Some(true) {
             return Verdict {
                 outcome: Outcome::NotDurable,
                 decided_by: format!("{amount} {when}, but the disk has a volatile write cache"),
-                mechanism: Some(
-                    "no cache flush (FLUSH/FUA) was issued: the data may still sit in the disk's volatile write cache; \
-                     O_DIRECT bypasses the page cache, not the disk's cache"
-                        .into(),
-                ),
+                mechanism: Some(no_flush_mechanism(f.sync)),
             };
         }
         return Verdict { outcome: Outcome::Durable, decided_by: format!("{amount} {when}"), mechanism: None };
     }
     Verdict { outcome: Outcome::NotDurable, decided_by: format!("only {amount} {when}"), mechanism: Some(mechanism(f)) }
+}
+
+/// The data reached the device but no flush followed: worded for how the file was written.
+fn no_flush_mechanism(sync: SyncMode) -> String {
+    let tail = "the data may still sit in the disk's volatile write cache";
+    match sync {
+        SyncMode::Direct => format!(
+            "no cache flush (FLUSH/FUA) was issued: {tail}; O_DIRECT bypasses the page cache, not the disk's cache"
+        ),
+        SyncMode::None => format!("no sync call, so no cache flush (FLUSH/FUA) was asked for: {tail}"),
+        SyncMode::Fsync | SyncMode::Fdatasync => format!(
+            "{} returned without a cache flush (FLUSH/FUA) reaching the disk: {tail} (a layer of the stack, or a \
+             filesystem mounted nobarrier, dropped the flush)",
+            sync.name()
+        ),
+    }
 }
 
 /// Why the data was still in memory when the sync returned, most specific evidence first.
@@ -172,20 +199,14 @@ pub fn combine(verdicts: &[&Verdict]) -> (Option<Outcome>, String) {
 mod tests {
     use super::*;
     use crate::experiment::io::backing::Device;
+    use crate::sys::block::{Chain, Kind, Node};
 
     const MIB: u64 = 1 << 20;
 
     fn vda(volatile_cache: bool) -> Store {
-        Store::Device(Device {
-            name: "vda".into(),
-            major: 254,
-            minor: 0,
-            disk: "vda".into(),
-            disk_major: 254,
-            disk_minor: 0,
-            volatile_cache: Some(volatile_cache),
-            via: "test".into(),
-        })
+        let top = Node { name: "vda".into(), major: 254, minor: 0, kind: Kind::Disk { volatile_cache: Some(volatile_cache) }, below: vec![] };
+        let chain = Chain { fstype: "ext4".into(), top };
+        Store::Device(Device { name: "vda".into(), major: 254, minor: 0, chain, via: "test".into() })
     }
 
     fn facts(store: &Store, sync: SyncMode, device_bytes: u64, flushes: Option<u64>) -> Facts<'_> {
@@ -197,7 +218,7 @@ mod tests {
         let s = vda(true);
         let v = decide(&facts(&s, SyncMode::Fdatasync, 101 * MIB, Some(2)));
         assert_eq!(v.outcome, Outcome::Durable);
-        assert!(v.decided_by.contains("101.0 MiB of 100.0 MiB (101%) reached vda, 2 cache flush(es) before fdatasync returned"), "{}", v.decided_by);
+        assert!(v.decided_by.contains("101.0 MiB of 100.0 MiB (101%) reached vda, 2 cache flush(es) at vda before fdatasync returned"), "{}", v.decided_by);
         assert!(v.mechanism.is_none());
         // 95% is the bar; just under it is not durable.
         assert_eq!(decide(&facts(&s, SyncMode::Fsync, 95 * MIB, Some(1))).outcome, Outcome::Durable);
@@ -209,7 +230,10 @@ mod tests {
         let s = vda(true);
         let v = decide(&facts(&s, SyncMode::Direct, 100 * MIB, Some(0)));
         assert_eq!(v.outcome, Outcome::NotDurable);
-        assert!(v.mechanism.unwrap().contains("volatile write cache"));
+        assert!(v.mechanism.unwrap().contains("O_DIRECT bypasses"));
+        // The same evidence after fdatasync names the flush, not O_DIRECT.
+        let m = decide(&facts(&s, SyncMode::Fdatasync, 100 * MIB, Some(0))).mechanism.unwrap();
+        assert!(m.contains("fdatasync returned without a cache flush") && !m.contains("O_DIRECT"), "{m}");
         let wt = vda(false);
         assert_eq!(decide(&facts(&wt, SyncMode::Direct, 100 * MIB, Some(0))).outcome, Outcome::Durable);
     }
@@ -247,8 +271,11 @@ mod tests {
         let v = decide(&facts(&mem, SyncMode::Fdatasync, 0, None));
         assert_eq!(v.outcome, Outcome::NotDurable);
         assert!(v.mechanism.unwrap().contains("RAM"));
+        assert!(decide(&facts(&mem, SyncMode::Fdatasync, 0, None)).decided_by.starts_with("no disk behind the file"));
         let unk = Store::Unknown { why: "x".into() };
-        assert_eq!(decide(&facts(&unk, SyncMode::Fdatasync, 0, None)).outcome, Outcome::Undecided);
+        let u = decide(&facts(&unk, SyncMode::Fdatasync, 0, None));
+        assert_eq!(u.outcome, Outcome::Undecided);
+        assert!(u.decided_by.contains("could not be resolved") && !u.decided_by.contains("no disk"), "{}", u.decided_by);
         let s = vda(true);
         assert!(decide(&facts(&s, SyncMode::None, 0, Some(0))).mechanism.unwrap().contains("page cache"));
     }

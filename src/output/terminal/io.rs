@@ -2,6 +2,7 @@
 //! its sync reached the disk.
 
 use crate::experiment::io::backing::Store;
+use crate::experiment::io::crash;
 use crate::experiment::io::{self, ModeResult, Report, Rep};
 use crate::ground::stats;
 use crate::output::table::Table;
@@ -53,7 +54,10 @@ fn row(r: &ModeResult, report: &Report) -> Vec<String> {
     let bytes = median_of(&r.reps, |x| x.disk.as_ref().map(|d| d.before_return_bytes as f64));
     let on_disk = match (bytes, share) {
         (Some(b), Some(s)) => format!("{:.1} MiB ({:.0}%)", b / MIB as f64, s * 100.0),
-        _ => "no disk".into(),
+        _ => match r.reps.first().map(|x| &x.backing.store) {
+            Some(Store::Memory { .. }) => "no disk (RAM)".into(),
+            _ => "unresolved".into(),
+        },
     };
     let flushes = median_of(&r.reps, |x| x.disk.as_ref().and_then(|d| Some((d.write_phase.flushes? + d.sync_phase.flushes?) as f64)));
     vec![
@@ -84,29 +88,26 @@ fn evidence(r: &ModeResult) -> String {
         out.push_str(&format!("  FUSE daemon:    {} pid {}, -o {}\n", d.comm, d.pid, d.options.join(",")));
     }
     match &b.store {
-        Store::Device(d) => out.push_str(&format!(
-            "  backing disk:   {} ({}; write cache {})\n",
-            d.name,
-            d.via,
-            match d.volatile_cache {
-                Some(true) => "volatile",
-                Some(false) => "write-through",
-                None => "unknown",
-            }
-        )),
-        Store::Memory { fstype } => out.push_str(&format!("  backing:        none ({fstype}, RAM)\n")),
-        Store::Unknown { why } => out.push_str(&format!("  backing:        unknown: {why}\n")),
+        Store::Device(d) => out.push_str(&format!("  block stack:    {} (via {})\n", d.chain.describe(), d.via)),
+        Store::Memory { fstype } => out.push_str(&format!("  backing:        no disk ({fstype}, RAM)\n")),
+        Store::Unknown { why } => out.push_str(&format!("  backing:        block stack not resolved: {why}\n")),
     }
     for rep in &r.reps {
         let split = rep.disk.as_ref().map_or(String::new(), |d| {
             format!(" [write phase {:.1} MiB, sync call {:.1} MiB]", d.write_phase.bytes as f64 / MIB as f64, d.sync_phase.bytes as f64 / MIB as f64)
         });
         out.push_str(&format!("  rep {}: {}{split}\n", rep.rep, rep.verdict.decided_by));
+        if let Some(c) = &rep.crash {
+            out.push_str(&format!("    crash check: {}\n", crash::describe(c, rep.bytes)));
+        }
     }
     if let Some(m) = &first.verdict.mechanism {
         out.push_str(&format!("  mechanism: {m}\n"));
     }
     if let Some(t) = &first.trace {
+        if !t.missing.is_empty() {
+            out.push_str(&format!("  not recorded (tracepoints missing in this kernel): {}\n", t.missing.join(", ")));
+        }
         for (name, w) in [("write phase", &t.write_phase), ("sync call  ", &t.sync_phase)] {
             let fuse: Vec<String> = w.fuse_requests.iter().map(|(k, v)| format!("{k}×{v}")).collect();
             let (syncs, calls) = (callers(&w.fs_syncs), callers(&w.sync_syscalls));

@@ -10,6 +10,7 @@ use anyhow::Result;
 use super::{sig, Builder, RatioKind, SummaryRow};
 use crate::output::report::chart::{Body, Chart, Key, Row, Rows, BAD, GOOD, NEUTRAL};
 use crate::output::report::doc::Table;
+use crate::experiment::io::backing::Store;
 use crate::experiment::io::mode::Mode;
 use crate::experiment::io::verdict::Outcome;
 use crate::experiment::io::{ModeResult, Report};
@@ -142,19 +143,77 @@ fn verdict(b: &mut Builder, m: &ModeResult, f: &Figures) {
         super::Lang::En => {
             let first = m.reps.first().map(|r| &r.verdict);
             let by = first.map(|v| v.decided_by.clone()).unwrap_or_default();
-            let mech = first.and_then(|v| v.mechanism.clone()).map(|x| format!(" Mechanism: {x}")).unwrap_or_default();
-            format!("fsync, `{}`: **{word}**. {by}.{mech}", m.mode)
+            let mech = first.and_then(|v| v.mechanism.clone()).map(|x| format!(" Mechanism: {x}.")).unwrap_or_default();
+            format!("fsync, `{}`: **{word}**. {by}.{mech}{}", m.mode, crash_sentence(b, m))
         }
         super::Lang::Es => match f.device_pct {
             Some(pct) => format!(
-                "fsync, `{}`: **{word}**. El disco había recibido el {pct:.0}% de los datos cuando el sync retornó (sync de {} ms); la evidencia completa está en io.json.",
+                "fsync, `{}`: **{word}**. El disco había recibido el {pct:.0}% de los datos cuando el sync retornó (sync de {} ms); la evidencia completa está en io.json.{}",
                 m.mode,
-                sig(f.sync_ms)
+                sig(f.sync_ms),
+                crash_sentence(b, m)
             ),
-            None => format!("fsync, `{}`: **{word}**. No hay un disco detrás del archivo (vive en memoria): el sync no tiene adónde llegar.", m.mode),
+            None if m.reps.first().is_some_and(|r| matches!(r.backing.store, Store::Memory { .. })) => format!("fsync, `{}`: **{word}**. No hay un disco detrás del archivo (vive en memoria): el sync no tiene adónde llegar.", m.mode),
+            None => format!("fsync, `{}`: **{word}**. No se pudo seguir la pila de dispositivos hasta un disco: ningún contador de disco aplica; el motivo está en io.json.", m.mode),
         },
     };
     b.verdict(v);
+}
+
+/// What the simulated power cuts kept, over the reps, and whether they agree with the
+/// counters; empty without --crash-check.
+fn crash_sentence(b: &Builder, m: &ModeResult) -> String {
+    let crashes: Vec<&crate::experiment::io::crash::Survived> = m.reps.iter().filter_map(|r| r.crash.as_ref()).collect();
+    if crashes.is_empty() {
+        return String::new();
+    }
+    let kept = crashes.iter().filter(|c| c.complete).count();
+    let disagree = crashes.iter().filter(|c| c.agrees == Some(false)).count();
+    let n = crashes.len();
+    if disagree == 0 {
+        b.t(
+            format!(" A power cut simulated at sync return kept the whole file in {kept} of {n} reps, as the counters said."),
+            format!(" Un corte de luz simulado al retornar el sync conservó el archivo entero en {kept} de {n} repeticiones, como decían los contadores."),
+        )
+    } else {
+        b.t(
+            format!(" A power cut simulated at sync return kept the whole file in {kept} of {n} reps and DISAGREES with the counters in {disagree}."),
+            format!(" Un corte de luz simulado al retornar el sync conservó el archivo entero en {kept} de {n} repeticiones y CONTRADICE a los contadores en {disagree}."),
+        )
+    }
+}
+
+/// "every sync reached the disk" only when every mode was decided durable.
+fn sync_verdict(b: &Builder, results: &[ModeResult]) -> String {
+    let not_durable: Vec<&str> = results
+        .iter()
+        .filter(|m| m.outcome == Some(Outcome::NotDurable))
+        .map(|m| m.mode.name())
+        .collect();
+    // Undecided modes and modes whose reps disagree are neither durable nor NOT durable.
+    let open: Vec<&str> = results
+        .iter()
+        .filter(|m| matches!(m.outcome, None | Some(Outcome::Undecided)))
+        .map(|m| m.mode.name())
+        .collect();
+    let mut parts = Vec::new();
+    if !not_durable.is_empty() {
+        parts.push(b.t(
+            format!("sync did not reach the disk: {}", not_durable.join(", ")),
+            format!("el sync no llegó al disco: {}", not_durable.join(", ")),
+        ));
+    }
+    if !open.is_empty() {
+        parts.push(b.t(
+            format!("undecided or mixed: {}", open.join(", ")),
+            format!("sin decidir o mixto: {}", open.join(", ")),
+        ));
+    }
+    if parts.is_empty() && !results.is_empty() {
+        b.t("every sync reached the disk", "todo sync llegó al disco")
+    } else {
+        parts.join("; ")
+    }
 }
 
 fn summarize(b: &mut Builder, r: &Report, medians: &BTreeMap<Mode, f64>) {
@@ -171,20 +230,7 @@ fn summarize(b: &mut Builder, r: &Report, medians: &BTreeMap<Mode, f64>) {
     };
     let is_overlay = |m: &str| m == "bare" || m.contains("overlay");
     let is_volume = |m: &str| m == "bare" || m.contains("volume") || m.contains("bind");
-    let not_durable: Vec<&str> = r
-        .results
-        .iter()
-        .filter(|m| m.outcome == Some(Outcome::NotDurable))
-        .map(|m| m.mode.name())
-        .collect();
-    let verdict = if not_durable.is_empty() {
-        b.t("every sync reached the disk", "todo sync llegó al disco")
-    } else {
-        b.t(
-            format!("sync did not reach the disk: {}", not_durable.join(", ")),
-            format!("el sync no llegó al disco: {}", not_durable.join(", ")),
-        )
-    };
+    let verdict = sync_verdict(b, &r.results);
     b.summary(SummaryRow {
         aspect: b.t("I/O overlay", "I/O overlay"),
         cells: cells(&is_overlay),
@@ -220,5 +266,31 @@ fn summarize(b: &mut Builder, r: &Report, medians: &BTreeMap<Mode, f64>) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn results(outcomes: &[(&str, Option<&str>)]) -> Vec<ModeResult> {
+        outcomes
+            .iter()
+            .map(|(mode, o)| {
+                serde_json::from_value(serde_json::json!({"mode": mode, "runtime": "bare", "metric": "io_write", "outcome": o, "reps": [], "verdict": ""}))
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_sync_reached_the_disk_only_when_every_mode_was_decided_durable() {
+        let b = Builder::new(super::super::Lang::En);
+        assert_eq!(sync_verdict(&b, &results(&[("bare", Some("durable")), ("overlay", Some("durable"))])), "every sync reached the disk");
+        let v = sync_verdict(&b, &results(&[("bare", Some("durable")), ("tmpfs", Some("undecided")), ("native-bind", None)]));
+        assert_eq!(v, "undecided or mixed: tmpfs, native-bind");
+        let v = sync_verdict(&b, &results(&[("bare", Some("durable")), ("podman-overlay", Some("not-durable")), ("native-bind", None)]));
+        assert_eq!(v, "sync did not reach the disk: podman-overlay; undecided or mixed: native-bind");
+        assert_ne!(sync_verdict(&b, &[]), "every sync reached the disk");
     }
 }
