@@ -1,0 +1,77 @@
+//! `probe compare`: run folders side by side, with a verdict per shared figure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::output::compare::{self, letter};
+use crate::output::report::{self, lang::Lang};
+use crate::output::results::RunDir;
+use crate::output::table::Table;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    probe compare results/20261129-101010-startup results/latest\n  \
+    probe compare before/ after/ --lang es\n\n\
+Every later run is compared with the first (A). Prints the host and version differences, then\n\
+each figure both runs have with B/A (ratio of medians), its 95% bootstrap interval over the raw\n\
+reps and a verdict: faster, slower or no clear difference (the interval contains 1). Writes\n\
+compare.<lang>.md and compare.<lang>.html with a chart of the phases into a new folder.")]
+pub struct CompareArgs {
+    /// Run folders (of `probe all` or of one experiment); the first is the baseline.
+    #[arg(value_name = "RUN", num_args = 2.., required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Language of the printed table and the files.
+    #[arg(long, value_enum, default_value_t = Lang::En)]
+    pub lang: Lang,
+    /// Print the comparison as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Folder that receives the comparison's new folder (<date>-compare).
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub results: PathBuf,
+}
+
+pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
+    let c = compare::compare(compare::load_all(&a.runs)?);
+    let lang = a.lang;
+    let dir = RunDir::create(&a.results, "compare")?;
+    let (doc, charts) = compare::document(&c, lang);
+    let written = report::write(dir.path(), "compare", &doc, &charts, lang)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&c.pairs)?);
+    } else {
+        for (i, r) in c.runs.iter().enumerate() {
+            println!("{} {}", letter(i), r.dir.display());
+        }
+        println!();
+        if c.host_diff.is_empty() {
+            println!("{}", lang.pick("Same host and versions.", "Misma máquina y versiones."));
+        } else {
+            let mut t = Table::new(std::iter::once(lang.pick("host", "máquina").to_string()).chain((0..c.runs.len()).map(|i| letter(i).to_string())));
+            for (what, values) in &c.host_diff {
+                t.row(std::iter::once(what.clone()).chain(values.iter().cloned()));
+            }
+            print!("{}", t.render());
+        }
+        for (i, p) in c.pairs.iter().enumerate() {
+            println!("\n{} {} A", letter(i + 1), lang.pick("against", "frente a"));
+            let (head, rows) = compare::rows(p, lang);
+            let mut t = Table::new(head);
+            for r in rows {
+                t.row(r);
+            }
+            print!("{}", t.render());
+            for l in compare::lacks(&c, p, lang) {
+                println!("{}: {l}", lang.pick("not compared", "sin comparar"));
+            }
+        }
+    }
+    for n in &written.notes {
+        eprintln!("note: {n}");
+    }
+    eprintln!("{}", written.markdown.display());
+    eprintln!("{}", written.html.display());
+    Ok(ExitCode::SUCCESS)
+}
