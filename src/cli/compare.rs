@@ -25,6 +25,10 @@ pub struct CompareArgs {
     /// Language of the printed table and the files.
     #[arg(long, value_enum, default_value_t = Lang::En)]
     pub lang: Lang,
+    /// Changes smaller than this many percent are "no clear difference" even when the interval
+    /// excludes 1: runs of one setting drift by a few percent between them.
+    #[arg(long, default_value_t = 5.0, value_name = "PCT")]
+    pub noise: f64,
     /// Print the comparison as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -34,7 +38,8 @@ pub struct CompareArgs {
 }
 
 pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
-    let c = compare::compare(compare::load_all(&a.runs)?);
+    anyhow::ensure!(a.noise.is_finite() && (0.0..100.0).contains(&a.noise), "--noise {} is not a percentage below 100: pass e.g. --noise 5", a.noise);
+    let c = compare::compare(compare::load_all(&a.runs)?, a.noise / 100.0);
     let lang = a.lang;
     let dir = RunDir::create(&a.results, "compare")?;
     let (doc, charts) = compare::document(&c, lang);
@@ -57,7 +62,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
         }
         for (i, p) in c.pairs.iter().enumerate() {
             println!("\n{} {} A", letter(i + 1), lang.pick("against", "frente a"));
-            let (head, rows) = compare::rows(p, lang);
+            let (head, rows) = compare::rows(p, letter(i + 1), lang);
             let mut t = Table::new(head);
             for r in rows {
                 t.row(r);

@@ -225,6 +225,18 @@ pub struct RatioInterval {
 }
 
 impl RatioInterval {
+    /// Like [`change`](Self::change), but a ratio within `noise` of 1 (0.05: between 1/1.05 and
+    /// 1.05) is no clear difference even when the interval excludes 1 — the threshold
+    /// criterion.rs applies for the same reason: two runs of one setting on one machine drift
+    /// by a few percent (caches, clock speed, other load), which no resampling of reps sees.
+    pub fn change_beyond(&self, noise: f64) -> Change {
+        if self.ratio < 1.0 + noise && self.ratio > 1.0 / (1.0 + noise) {
+            Change::NoClearDifference
+        } else {
+            self.change()
+        }
+    }
+
     pub fn change(&self) -> Change {
         if self.high < 1.0 {
             Change::Lower
@@ -519,5 +531,11 @@ mod tests {
         assert_eq!(iv(0.9, 1.1).change(), Change::NoClearDifference);
         assert_eq!(iv(1.0, 1.3).change(), Change::NoClearDifference);
         assert_eq!(iv(0.7, 1.0).change(), Change::NoClearDifference);
+        // Excludes 1, but moved less than the noise: ratio 1.03 within 5%.
+        assert_eq!(iv(1.01, 1.05).change_beyond(0.05), Change::NoClearDifference);
+        assert_eq!(iv(1.01, 1.05).change_beyond(0.0), Change::Higher);
+        assert_eq!(iv(1.1, 1.3).change_beyond(0.05), Change::Higher);
+        assert_eq!(iv(0.9, 0.94).change_beyond(0.05), Change::Lower);
+        assert_eq!(iv(0.94, 0.98).change_beyond(0.05), Change::NoClearDifference);
     }
 }

@@ -236,10 +236,10 @@ pub enum Verdict {
     TooFewReps,
 }
 
-/// Which way a change goes for this kind of figure.
-pub fn verdict(kind: Kind, interval: Option<&RatioInterval>) -> Verdict {
+/// Which way a change goes for this kind of figure; a change within `noise` of 1 is none.
+pub fn verdict(kind: Kind, interval: Option<&RatioInterval>, noise: f64) -> Verdict {
     let Some(iv) = interval else { return Verdict::TooFewReps };
-    match (iv.change(), kind) {
+    match (iv.change_beyond(noise), kind) {
         (Change::NoClearDifference, _) => Verdict::NoClearDifference,
         (Change::Lower, Kind::Time | Kind::Memory) | (Change::Higher, Kind::Speed) => Verdict::Better,
         _ => Verdict::Worse,
@@ -278,7 +278,7 @@ pub struct Pair {
     pub only_b: Vec<String>,
 }
 
-pub fn pair(a: &Run, b: &Run) -> Pair {
+pub fn pair(a: &Run, b: &Run, noise: f64) -> Pair {
     let key = |f: &Figure| (f.experiment, f.name.clone());
     let in_b: BTreeMap<_, &Figure> = b.figures.iter().map(|f| (key(f), f)).collect();
     let in_a: BTreeMap<_, &Figure> = a.figures.iter().map(|f| (key(f), f)).collect();
@@ -297,7 +297,7 @@ pub fn pair(a: &Run, b: &Run) -> Pair {
                 median_b: stats::median(&fb.reps),
                 reps_a: fa.reps.len(),
                 reps_b: fb.reps.len(),
-                verdict: verdict(fa.kind, interval.as_ref()),
+                verdict: verdict(fa.kind, interval.as_ref(), noise),
                 interval,
             })
         })
@@ -372,9 +372,11 @@ pub struct Comparison {
     pub host_diff: Vec<(String, Vec<String>)>,
     pub same_host_facts: usize,
     pub pairs: Vec<Pair>,
+    pub noise: f64,
 }
 
-pub fn compare(runs: Vec<Run>) -> Comparison {
+/// Each later run against the first; `noise` as in [`verdict`].
+pub fn compare(runs: Vec<Run>, noise: f64) -> Comparison {
     let facts: Vec<BTreeMap<String, String>> = runs
         .iter()
         .map(|r| {
@@ -396,8 +398,8 @@ pub fn compare(runs: Vec<Run>) -> Comparison {
             host_diff.push((n.clone(), values));
         }
     }
-    let pairs = runs[1..].iter().map(|b| pair(&runs[0], b)).collect();
-    Comparison { runs, host_diff, same_host_facts: same, pairs }
+    let pairs = runs[1..].iter().map(|b| pair(&runs[0], b, noise)).collect();
+    Comparison { runs, host_diff, same_host_facts: same, pairs, noise }
 }
 
 fn interval_text(l: &Line) -> String {
@@ -416,13 +418,14 @@ fn ratio_text(l: &Line) -> String {
 }
 
 /// The rows every output shows for a pair: figure, A, B, ratio, interval, verdict.
-pub fn rows(p: &Pair, lang: Lang) -> (Vec<String>, Vec<Vec<String>>) {
+/// `b` is the later run's letter.
+pub fn rows(p: &Pair, b: char, lang: Lang) -> (Vec<String>, Vec<Vec<String>>) {
     let head = vec![
         lang.pick("figure", "medida").to_string(),
-        "unit".into(),
+        lang.pick("unit", "unidad").into(),
         format!("A {}", lang.pick("median", "mediana")),
-        format!("B {}", lang.pick("median", "mediana")),
-        "B/A".into(),
+        format!("{b} {}", lang.pick("median", "mediana")),
+        format!("{b}/A"),
         lang.pick("95% interval", "intervalo 95%").into(),
         lang.pick("verdict", "veredicto").into(),
     ];
@@ -538,8 +541,8 @@ pub fn document(c: &Comparison, lang: Lang) -> (Doc, Vec<Chart>) {
     let runs: Vec<String> = c.runs.iter().enumerate().map(|(i, r)| format!("{} `{}`: {}", letter(i), r.label, r.dir.display())).collect();
     blocks.push(Block::List(runs));
     blocks.push(Block::Para(lang.pick(
-        "Each figure is the median of a run's raw reps; B/A is the ratio of medians, the interval a 95% bootstrap interval of that ratio (reps resampled 4000 times, fixed seed). An interval that contains 1 means no clear difference.".to_string(),
-        "Cada medida es la mediana de las repeticiones de una ejecución; B/A es el cociente de medianas, el intervalo un intervalo bootstrap del 95% de ese cociente (4000 remuestreos, semilla fija). Un intervalo que contiene el 1 significa sin diferencia clara.".to_string(),
+        format!("Each figure is the median of a run's raw reps; B/A is the ratio of medians, the interval a 95% bootstrap interval of that ratio (reps resampled 4000 times, fixed seed). An interval that contains 1, or a ratio within {}% of 1 (the noise threshold), means no clear difference.", sig(c.noise * 100.0)),
+        format!("Cada medida es la mediana de las repeticiones de una ejecución; B/A es el cociente de medianas, el intervalo un intervalo bootstrap del 95% de ese cociente (4000 remuestreos, semilla fija). Un intervalo que contiene el 1, o un cociente a menos de {}% de 1 (el umbral de ruido), significa sin diferencia clara.", sig(c.noise * 100.0)),
     )));
     blocks.push(Block::Heading(2, lang.pick("Host and versions", "Máquina y versiones").into()));
     if c.host_diff.is_empty() {
@@ -561,8 +564,8 @@ pub fn document(c: &Comparison, lang: Lang) -> (Doc, Vec<Chart>) {
     for (i, p) in c.pairs.iter().enumerate() {
         let b = letter(i + 1);
         blocks.push(Block::Heading(2, lang.pick(format!("{b} against A"), format!("{b} frente a A"))));
-        let (head, rows) = rows(p, lang);
-        let mut t = DocTable::new(head.into_iter().map(|h| h.replace("B ", &format!("{b} ")).replace("B/", &format!("{b}/"))));
+        let (head, rows) = rows(p, b, lang);
+        let mut t = DocTable::new(head);
         for r in rows {
             t.row(r);
         }
@@ -600,12 +603,13 @@ mod tests {
 
     #[test]
     fn verdict_follows_the_direction_of_better() {
-        assert_eq!(verdict(Kind::Time, Some(&iv(1.1, 1.3))), Verdict::Worse);
-        assert_eq!(verdict(Kind::Time, Some(&iv(0.5, 0.9))), Verdict::Better);
-        assert_eq!(verdict(Kind::Speed, Some(&iv(1.1, 1.3))), Verdict::Better);
-        assert_eq!(verdict(Kind::Memory, Some(&iv(1.1, 1.3))), Verdict::Worse);
-        assert_eq!(verdict(Kind::Speed, Some(&iv(0.9, 1.1))), Verdict::NoClearDifference);
-        assert_eq!(verdict(Kind::Time, None), Verdict::TooFewReps);
+        assert_eq!(verdict(Kind::Time, Some(&iv(1.1, 1.3)), 0.05), Verdict::Worse);
+        assert_eq!(verdict(Kind::Time, Some(&iv(0.5, 0.9)), 0.05), Verdict::Better);
+        assert_eq!(verdict(Kind::Speed, Some(&iv(1.1, 1.3)), 0.05), Verdict::Better);
+        assert_eq!(verdict(Kind::Memory, Some(&iv(1.1, 1.3)), 0.05), Verdict::Worse);
+        assert_eq!(verdict(Kind::Speed, Some(&iv(0.9, 1.1)), 0.05), Verdict::NoClearDifference);
+        assert_eq!(verdict(Kind::Time, Some(&iv(1.02, 1.04)), 0.05), Verdict::NoClearDifference);
+        assert_eq!(verdict(Kind::Time, None, 0.05), Verdict::TooFewReps);
         assert_eq!(words(Verdict::Worse, Kind::Time, Lang::En), "slower");
         assert_eq!(words(Verdict::Better, Kind::Speed, Lang::Es), "más rápido");
         assert_eq!(words(Verdict::Worse, Kind::Memory, Lang::En), "more memory");
@@ -642,12 +646,12 @@ mod tests {
     fn pairs_compare_shared_figures_and_name_the_rest() {
         let a = run("a", vec![figure("bare total", vec![1.0, 1.1, 0.9, 1.0]), figure("docker total", vec![200.0, 210.0])]);
         let b = run("b", vec![figure("bare total", vec![2.0, 2.1, 1.9, 2.0]), figure("podman total", vec![100.0, 120.0])]);
-        let p = pair(&a, &b);
+        let p = pair(&a, &b, 0.05);
         assert_eq!(p.lines.len(), 1);
         assert_eq!(p.lines[0].verdict, Verdict::Worse);
         assert_eq!(p.only_a, ["startup: docker total"]);
         assert_eq!(p.only_b, ["startup: podman total"]);
-        let c = compare(vec![a, b]);
+        let c = compare(vec![a, b], 0.05);
         let lack = lacks(&c, &c.pairs[0], Lang::En).join("\n");
         assert!(lack.contains("only a has: startup: docker total"), "{lack}");
     }
