@@ -8,8 +8,9 @@ use std::process::Command;
 
 use common::{probe_bin, require_root, TempDir};
 
-/// probe's stdout at `width` columns; every line of its tables is checked (a table is a header,
-/// a ─ rule and rows, up to the next blank line).
+/// probe's stdout at `width` columns; every line of its tables is checked. A table is its
+/// header, a ─ rule and the rows after it that keep to the rule's columns (a space wherever the
+/// rule has its gaps); a blank line or prose that crosses a gap ends it.
 fn at_width(args: &[&str], width: usize) -> String {
     let o = Command::new(probe_bin()).args(args).env("COLUMNS", width.to_string()).output().unwrap();
     assert!(o.status.success(), "probe {args:?}: {}", String::from_utf8_lossy(&o.stderr));
@@ -20,8 +21,14 @@ fn at_width(args: &[&str], width: usize) -> String {
     for (i, l) in lines.iter().enumerate() {
         if l.starts_with('─') && i > 0 {
             tables += 1;
-            for j in i - 1..lines.len() {
-                if lines[j].is_empty() {
+            let gaps: Vec<usize> = l.chars().enumerate().filter(|(_, c)| *c == ' ').map(|(k, _)| k).collect();
+            let keeps_columns = |row: &str| {
+                let chars: Vec<char> = row.chars().collect();
+                gaps.iter().all(|&k| chars.get(k).is_none_or(|c| *c == ' '))
+            };
+            in_table[i - 1] = true;
+            for j in i..lines.len() {
+                if lines[j].is_empty() || !keeps_columns(lines[j]) {
                     break;
                 }
                 in_table[j] = true;
