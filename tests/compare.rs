@@ -95,3 +95,48 @@ fn a_folder_that_is_not_a_run_is_refused_in_one_line() {
     // Nothing written for a refused comparison.
     assert_eq!(std::fs::read_dir(t.0.join("out")).unwrap().count(), 0);
 }
+
+fn write_json(dir: &Path, name: &str, v: &Value) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(name), serde_json::to_vec(v).unwrap()).unwrap();
+}
+
+fn startup_json(kernel: &str, walls_ms: &[f64], phases: bool) -> Value {
+    let samples: Vec<Value> = walls_ms
+        .iter()
+        .map(|w| {
+            let mut s = serde_json::json!({"wall_ns": (w * 1e6) as u64});
+            if phases {
+                s["phases"] = serde_json::json!([{"phase": "rootfs", "dur_ns": 400_000}, {"phase": "workload", "dur_ns": (w * 0.5e6) as u64}]);
+            }
+            s
+        })
+        .collect();
+    serde_json::json!({"report": {"host": {"kernel": kernel, "cgroup_layout": {"kind": "unified"}, "runtimes": [{"runtime": "native", "version": "0.1.0"}]},
+        "results": [{"runtime": "native", "samples": samples}]}})
+}
+
+/// A run of an older probe (no phases recorded) in a `probe all` folder with an I/O experiment
+/// the other run lacks: what both have is compared, what one lacks is named, the kernel first.
+#[test]
+fn runs_with_different_contents_compare_what_they_share() {
+    let t = TempDir::new("compare-partial");
+    let a = t.sub("a-startup");
+    write_json(&a, "startup.json", &startup_json("6.1.0", &[3.0, 3.1, 2.9, 3.0, 3.2], true));
+    let b = t.sub("b-all");
+    std::fs::write(b.join("all.json"), br#"{"quick": true}"#).unwrap();
+    std::fs::write(b.join("all.state"), "{\"step\":\"startup\",\"status\":\"done\",\"seconds\":1.0}\n{\"step\":\"io\",\"status\":\"done\",\"seconds\":1.0}\n").unwrap();
+    write_json(&b.join("startup"), "startup.json", &startup_json("6.18.0", &[6.0, 6.2, 5.9, 6.1, 6.0], false));
+    write_json(&b.join("io"), "io.json", &serde_json::json!({"results": [{"mode": "bare", "verdict": "durable", "reps": [{"bytes": 1_000_000, "write_ns": 1_000_000, "sync_ns": 1_000_000}]}]}));
+    let o = probe(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--results", t.sub("out").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let kernel = out.find("6.18.0").expect("kernel difference printed");
+    let figures = out.find("against").unwrap();
+    assert!(kernel < figures, "host differences come first: {out}");
+    assert!(out.contains("startup native total, ms") && out.contains("slower"), "{out}");
+    assert!(out.contains("has no results for: io"), "{out}");
+    assert!(out.contains("startup: native rootfs") && out.contains("startup: native workload"), "phases only in A are named: {out}");
+    // The interrupted experiments of a `probe all` run are named too.
+    assert!(out.contains("did not finish"), "{out}");
+}

@@ -422,7 +422,6 @@ fn ratio_text(l: &Line) -> String {
 pub fn rows(p: &Pair, b: char, lang: Lang) -> (Vec<String>, Vec<Vec<String>>) {
     let head = vec![
         lang.pick("figure", "medida").to_string(),
-        lang.pick("unit", "unidad").into(),
         format!("A {}", lang.pick("median", "mediana")),
         format!("{b} {}", lang.pick("median", "mediana")),
         format!("{b}/A"),
@@ -434,8 +433,7 @@ pub fn rows(p: &Pair, b: char, lang: Lang) -> (Vec<String>, Vec<Vec<String>>) {
         .iter()
         .map(|l| {
             vec![
-                format!("{} {}", l.experiment, l.figure),
-                l.unit.to_string(),
+                format!("{} {}, {}", l.experiment, l.figure, l.unit),
                 sig(l.median_a),
                 sig(l.median_b),
                 ratio_text(l),
@@ -448,7 +446,6 @@ pub fn rows(p: &Pair, b: char, lang: Lang) -> (Vec<String>, Vec<Vec<String>>) {
         let same = o.a == o.b;
         out.push(vec![
             format!("{} {}", o.experiment, o.name),
-            String::new(),
             o.a.clone(),
             o.b.clone(),
             String::new(),
@@ -470,7 +467,7 @@ pub fn lacks(c: &Comparison, p: &Pair, lang: Lang) -> Vec<String> {
             out.push(format!("{} {}: {}", x.label, lang.pick("has no results for", "no tiene resultados de"), missing.join(", ")));
         }
         if !x.unreadable.is_empty() {
-            out.push(format!("{} {}: {}", x.label, lang.pick("could not be read for", "no se pudo leer para"), x.unreadable.join("; ")));
+            out.push(format!("{} {}: {}", x.label, lang.pick("lacks", "no tiene"), x.unreadable.join("; ")));
         }
     }
     for (label, only) in [(&p.a, &p.only_a), (&p.b, &p.only_b)] {
