@@ -8,7 +8,7 @@ use clap::Args;
 use crate::output::compare::{self, letter};
 use crate::output::report::{self, lang::Lang};
 use crate::output::results::RunDir;
-use crate::output::table::Table;
+use crate::output::table::{terminal_width, wrap, Table};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -46,7 +46,8 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
     let (doc, charts) = compare::document(&c, lang);
     let written = report::write(dir.path(), "compare", &doc, &charts, lang)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&c.pairs)?);
+        let host: Vec<_> = c.host_diff.iter().map(|(what, values)| serde_json::json!({"what": what, "values": values})).collect();
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"host_differences": host, "pairs": c.pairs}))?);
     } else {
         for (i, r) in c.runs.iter().enumerate() {
             println!("{} {}", letter(i), r.dir.display());
@@ -70,7 +71,11 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
             }
             print!("{}", t.render());
             for l in compare::lacks(&c, p, lang) {
-                println!("{}: {l}", lang.pick("not compared", "sin comparar"));
+                let text = format!("{}: {l}", lang.pick("not compared", "sin comparar"));
+                // Continuation lines indented, so each sentence reads as one item.
+                for (k, line) in wrap(&text, terminal_width().saturating_sub(2).max(20)).iter().enumerate() {
+                    println!("{}{line}", if k == 0 { "" } else { "  " });
+                }
             }
         }
     }

@@ -471,8 +471,17 @@ pub fn lacks(c: &Comparison, p: &Pair, lang: Lang) -> Vec<String> {
         }
     }
     for (label, only) in [(&p.a, &p.only_a), (&p.b, &p.only_b)] {
-        if !only.is_empty() {
-            out.push(format!("{} {} {}", lang.pick("only", "solo"), label, format!("{}: {}", lang.pick("has", "tiene"), only.join(", "))));
+        // "startup: docker total", "startup: docker client" → "startup: docker total, docker client"
+        let mut by_experiment: Vec<(&str, Vec<&str>)> = Vec::new();
+        for f in only {
+            let (e, name) = f.split_once(": ").unwrap_or(("", f));
+            match by_experiment.iter_mut().find(|(x, _)| *x == e) {
+                Some((_, names)) => names.push(name),
+                None => by_experiment.push((e, vec![name])),
+            }
+        }
+        for (e, names) in by_experiment {
+            out.push(format!("{} {} {} {e}: {}", lang.pick("only", "solo"), label, lang.pick("has", "tiene"), names.join(", ")));
         }
     }
     out
@@ -650,6 +659,6 @@ mod tests {
         assert_eq!(p.only_b, ["startup: podman total"]);
         let c = compare(vec![a, b], 0.05);
         let lack = lacks(&c, &c.pairs[0], Lang::En).join("\n");
-        assert!(lack.contains("only a has: startup: docker total"), "{lack}");
+        assert!(lack.contains("only a has startup: docker total"), "{lack}");
     }
 }

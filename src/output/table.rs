@@ -110,7 +110,7 @@ fn lines(r: &[String], width: &[usize], right: &[bool]) -> String {
 }
 
 /// Greedy word wrap to `w` characters; a word longer than `w` is cut.
-fn wrap(text: &str, w: usize) -> Vec<String> {
+pub fn wrap(text: &str, w: usize) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut line = String::new();
     for word in text.split(' ') {
