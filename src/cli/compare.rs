@@ -70,8 +70,11 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
                 t.row(r);
             }
             print!("{}", t.render());
-            for l in compare::lacks(&c, p, lang) {
-                let text = format!("{}: {l}", lang.pick("not compared", "sin comparar"));
+            let moved = compare::moved(p, lang);
+            let head = lang.pick("moved", "cambió");
+            let notes = moved.iter().map(|m| format!("{head}: {m}"));
+            let lacks = compare::lacks(&c, p, lang).into_iter().map(|l| format!("{}: {l}", lang.pick("not compared", "sin comparar")));
+            for text in notes.chain(lacks) {
                 // Continuation lines indented, so each sentence reads as one item.
                 for (k, line) in wrap(&text, terminal_width().saturating_sub(2).max(20)).iter().enumerate() {
                     println!("{}{line}", if k == 0 { "" } else { "  " });

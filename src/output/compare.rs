@@ -456,6 +456,20 @@ pub fn rows(p: &Pair, b: char, lang: Lang) -> (Vec<String>, Vec<Vec<String>>) {
     (head, out)
 }
 
+/// The figures that moved, with by how much: "startup native workload: slower, +69.0 ms (×21.4)".
+/// Empty when nothing did.
+pub fn moved(p: &Pair, lang: Lang) -> Vec<String> {
+    p.lines
+        .iter()
+        .filter(|l| matches!(l.verdict, Verdict::Better | Verdict::Worse))
+        .map(|l| {
+            let delta = l.median_b - l.median_a;
+            let sign = if delta >= 0.0 { "+" } else { "−" };
+            format!("{} {}: {}, {sign}{} {} ({})", l.experiment, l.figure, words(l.verdict, l.kind, lang), sig(delta.abs()), l.unit, ratio_text(l))
+        })
+        .collect()
+}
+
 /// What a pair lacks, in sentences.
 pub fn lacks(c: &Comparison, p: &Pair, lang: Lang) -> Vec<String> {
     let mut out = Vec::new();
@@ -575,6 +589,13 @@ pub fn document(c: &Comparison, lang: Lang) -> (Doc, Vec<Chart>) {
         for r in rows {
             t.row(r);
         }
+        let m = moved(p, lang);
+        if m.is_empty() {
+            blocks.push(Block::Para(lang.pick("No figure moved clearly.", "Ninguna medida cambió con claridad.").into()));
+        } else {
+            blocks.push(Block::Para(lang.pick("What moved:", "Qué cambió:").into()));
+            blocks.push(Block::List(m));
+        }
         blocks.push(Block::Table(t));
         if let Some(chart) = phase_chart(c, p, i + 1, lang) {
             blocks.push(Block::Figure(charts.len()));
@@ -655,6 +676,7 @@ mod tests {
         let p = pair(&a, &b, 0.05);
         assert_eq!(p.lines.len(), 1);
         assert_eq!(p.lines[0].verdict, Verdict::Worse);
+        assert_eq!(moved(&p, Lang::En), ["startup bare total: slower, +1.00 ms (×2.00)"]);
         assert_eq!(p.only_a, ["startup: docker total"]);
         assert_eq!(p.only_b, ["startup: podman total"]);
         let c = compare(vec![a, b], 0.05);
