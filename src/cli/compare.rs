@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::output::compare::{self, letter};
+use crate::output::compare;
 use crate::output::report::{self, lang::Lang};
 use crate::output::results::RunDir;
-use crate::output::table::{terminal_width, wrap, Table};
+use crate::output::table::terminal_width;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -46,41 +46,9 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
     let (doc, charts) = compare::document(&c, lang);
     let written = report::write(dir.path(), "compare", &doc, &charts, lang)?;
     if a.json {
-        let host: Vec<_> = c.host_diff.iter().map(|(what, values)| serde_json::json!({"what": what, "values": values})).collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"host_differences": host, "pairs": c.pairs}))?);
+        println!("{}", serde_json::to_string_pretty(&compare::json(&c))?);
     } else {
-        for (i, r) in c.runs.iter().enumerate() {
-            println!("{} {}", letter(i), r.dir.display());
-        }
-        println!();
-        if c.host_diff.is_empty() {
-            println!("{}", lang.pick("Same host and versions.", "Misma máquina y versiones."));
-        } else {
-            let mut t = Table::new(std::iter::once(lang.pick("host", "máquina").to_string()).chain((0..c.runs.len()).map(|i| letter(i).to_string())));
-            for (what, values) in &c.host_diff {
-                t.row(std::iter::once(what.clone()).chain(values.iter().cloned()));
-            }
-            print!("{}", t.render());
-        }
-        for (i, p) in c.pairs.iter().enumerate() {
-            println!("\n{} {} A", letter(i + 1), lang.pick("against", "frente a"));
-            let (head, rows) = compare::rows(p, letter(i + 1), lang);
-            let mut t = Table::new(head);
-            for r in rows {
-                t.row(r);
-            }
-            print!("{}", t.render());
-            let moved = compare::moved(p, lang);
-            let head = lang.pick("moved", "cambió");
-            let notes = moved.iter().map(|m| format!("{head}: {m}"));
-            let lacks = compare::lacks(&c, p, lang).into_iter().map(|l| format!("{}: {l}", lang.pick("not compared", "sin comparar")));
-            for text in notes.chain(lacks) {
-                // Continuation lines indented, so each sentence reads as one item.
-                for (k, line) in wrap(&text, terminal_width().saturating_sub(2).max(20)).iter().enumerate() {
-                    println!("{}{line}", if k == 0 { "" } else { "  " });
-                }
-            }
-        }
+        print!("{}", compare::terminal(&c, lang, terminal_width()));
     }
     for n in &written.notes {
         eprintln!("note: {n}");

@@ -20,6 +20,7 @@ use crate::output::report::doc::{Block, Doc, Table as DocTable};
 use crate::output::report::lang::Lang;
 use crate::output::report::load::{self, stem};
 use crate::output::report::sig;
+use crate::output::table::{wrap, Table};
 use crate::ground::phase::Phase;
 
 /// What a figure measures decides which way is better and the verdict's words.
@@ -610,6 +611,50 @@ pub fn document(c: &Comparison, lang: Lang) -> (Doc, Vec<Chart>) {
     (Doc { title, blocks }, charts)
 }
 
+/// What the terminal shows: the runs, the host differences, then per later run its table,
+/// what moved and what was not compared, fitted to `width` columns.
+pub fn terminal(c: &Comparison, lang: Lang, width: usize) -> String {
+    let mut out = String::new();
+    for (i, r) in c.runs.iter().enumerate() {
+        out.push_str(&format!("{} {}\n", letter(i), r.dir.display()));
+    }
+    out.push('\n');
+    if c.host_diff.is_empty() {
+        out.push_str(&format!("{}\n", lang.pick("Same host and versions.", "Misma máquina y versiones.")));
+    } else {
+        let mut t = Table::new(std::iter::once(lang.pick("host", "máquina").to_string()).chain((0..c.runs.len()).map(|i| letter(i).to_string())));
+        for (what, values) in &c.host_diff {
+            t.row(std::iter::once(what.clone()).chain(values.iter().cloned()));
+        }
+        out.push_str(&t.render_width(width));
+    }
+    for (i, p) in c.pairs.iter().enumerate() {
+        out.push_str(&format!("\n{} {} A\n", letter(i + 1), lang.pick("against", "frente a")));
+        let (head, rows) = rows(p, letter(i + 1), lang);
+        let mut t = Table::new(head);
+        for r in rows {
+            t.row(r);
+        }
+        out.push_str(&t.render_width(width));
+        let head = lang.pick("moved", "cambió");
+        let notes = moved(p, lang).into_iter().map(|m| format!("{head}: {m}"));
+        let not_compared = lacks(c, p, lang).into_iter().map(|l| format!("{}: {l}", lang.pick("not compared", "sin comparar")));
+        for text in notes.chain(not_compared) {
+            // Continuation lines indented, so each sentence reads as one item.
+            for (k, line) in wrap(&text, width.saturating_sub(2).max(20)).iter().enumerate() {
+                out.push_str(&format!("{}{line}\n", if k == 0 { "" } else { "  " }));
+            }
+        }
+    }
+    out
+}
+
+/// The comparison for machines: the host differences and every pair's lines.
+pub fn json(c: &Comparison) -> Value {
+    let host: Vec<Value> = c.host_diff.iter().map(|(what, values)| serde_json::json!({"what": what, "values": values})).collect();
+    serde_json::json!({"host_differences": host, "pairs": c.pairs})
+}
+
 /// A, B, C… as the runs were given.
 pub fn letter(i: usize) -> char {
     (b'A' + (i % 26) as u8) as char
@@ -682,5 +727,10 @@ mod tests {
         let c = compare(vec![a, b], 0.05);
         let lack = lacks(&c, &c.pairs[0], Lang::En).join("\n");
         assert!(lack.contains("only a has startup: docker total"), "{lack}");
+        for width in [40, 80] {
+            let text = terminal(&c, Lang::En, width);
+            assert!(text.contains("moved: startup bare total: slower"), "{text}");
+            assert!(text.lines().all(|l| l.chars().count() <= width), "{text}");
+        }
     }
 }
