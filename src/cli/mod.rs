@@ -2,6 +2,7 @@
 
 mod all;
 mod cleanup;
+mod compare;
 mod cpu;
 mod doctor;
 mod image;
@@ -73,6 +74,9 @@ pub enum Command {
     All(all::AllArgs),
     /// Markdown and self-contained HTML report of a run folder, with charts (PNG and SVG).
     Report(report::ReportArgs),
+    /// Run folders side by side: host and version differences, then every shared figure with
+    /// its ratio, 95% interval and verdict (faster, slower, no clear difference).
+    Compare(compare::CompareArgs),
 }
 
 /// Where an experiment's results go and what stdout shows: every command that writes a run
@@ -123,5 +127,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Nested(a) => nested::run(a),
         Command::All(a) => all::run(a),
         Command::Report(a) => report::run(a),
+        Command::Compare(a) => compare::run(a),
     }
 }

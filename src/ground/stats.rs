@@ -281,6 +281,124 @@ pub fn linear_fit(xs: &[f64], ys: &[f64]) -> Option<LinearFit> {
     })
 }
 
+/// Where B stands against A, judged from a 95% interval of the ratio B/A.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The whole interval is below 1.
+    Lower,
+    /// The whole interval is above 1.
+    Higher,
+    /// The interval contains 1: what was measured cannot tell the two apart.
+    NoClearDifference,
+}
+
+#[derive(Serialize, Clone, Copy, Debug)]
+pub struct RatioInterval {
+    /// median(B) / median(A).
+    pub ratio: f64,
+    /// The 2.5th and 97.5th percentiles of the bootstrapped ratio.
+    pub low: f64,
+    pub high: f64,
+}
+
+impl RatioInterval {
+    /// Like [`change`](Self::change), but a ratio within `noise` of 1 (0.05: between 1/1.05 and
+    /// 1.05) is no clear difference even when the interval excludes 1 — the threshold
+    /// criterion.rs applies for the same reason: two runs of one setting on one machine drift
+    /// by a few percent (caches, clock speed, other load), which no resampling of reps sees.
+    pub fn change_beyond(&self, noise: f64) -> Change {
+        if self.ratio < 1.0 + noise && self.ratio > 1.0 / (1.0 + noise) {
+            Change::NoClearDifference
+        } else {
+            self.change()
+        }
+    }
+
+    pub fn change(&self) -> Change {
+        if self.high < 1.0 {
+            Change::Lower
+        } else if self.low > 1.0 {
+            Change::Higher
+        } else {
+            Change::NoClearDifference
+        }
+    }
+}
+
+/// Resamples per interval: enough for stable 2.5/97.5 percentiles (Efron & Tibshirani suggest
+/// ≥ 1000 for percentile intervals), cheap for the few dozen figures a comparison has.
+const RESAMPLES: usize = 4000;
+/// Fixed, so a comparison of the same runs prints the same intervals every time.
+pub const BOOTSTRAP_SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The ratio of medians median(B)/median(A) with a percentile-bootstrap 95% interval: A and B
+/// are resampled independently (with replacement, each at its own size) from the raw reps.
+/// `None` with fewer than two reps on either side (no spread, no interval), a non-finite
+/// rep, or a median of A that is not positive (a ratio to zero says nothing). Resamples whose
+/// median of A is 0 count as an infinite ratio, which only widens the interval.
+pub fn bootstrap_ratio(a: &[f64], b: &[f64], seed: u64) -> Option<RatioInterval> {
+    if a.len() < 2 || b.len() < 2 || a.iter().chain(b).any(|x| !x.is_finite()) {
+        return None;
+    }
+    let (ma, mb) = (median(a), median(b));
+    if ma <= 0.0 {
+        return None;
+    }
+    let mut rng = SplitMix64(seed);
+    let mut resample = |xs: &[f64], buf: &mut Vec<f64>| {
+        buf.clear();
+        buf.extend((0..xs.len()).map(|_| xs[rng.below(xs.len())]));
+        buf.sort_by(f64::total_cmp);
+        median_sorted(buf)
+    };
+    let (mut ba, mut bb) = (Vec::with_capacity(a.len()), Vec::with_capacity(b.len()));
+    let mut ratios: Vec<f64> = (0..RESAMPLES)
+        .map(|_| {
+            let (ra, rb) = (resample(a, &mut ba), resample(b, &mut bb));
+            if ra > 0.0 {
+                rb / ra
+            } else {
+                f64::INFINITY
+            }
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    // Interpolating towards an infinite ratio gives NaN (∞ − ∞, or ∞·0): the nearest order
+    // statistic is the honest answer there.
+    let pick = |p: f64| {
+        let v = percentile_sorted(&ratios, p);
+        if v.is_nan() {
+            ratios[((ratios.len() - 1) as f64 * p / 100.0).round() as usize]
+        } else {
+            v
+        }
+    };
+    Some(RatioInterval {
+        ratio: mb / ma,
+        low: pick(2.5),
+        high: pick(97.5),
+    })
+}
+
+/// SplitMix64 (Steele, Lea & Flood, "Fast splittable pseudorandom number generators", 2014):
+/// a tiny, well-mixed generator, enough for resampling indices and reproducible by seed.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in 0..n (n ≤ a few thousand: the modulo bias, < n/2⁶⁴, is immaterial).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,5 +579,63 @@ mod tests {
         assert!(linear_fit(&[1.0, f64::NAN], &[1.0, 2.0]).is_none());
         let flat = linear_fit(&[1.0, 2.0, 3.0], &[4.0, 4.0, 4.0]).unwrap();
         assert_eq!((flat.slope, flat.intercept, flat.r2), (0.0, 4.0, 1.0));
+    }
+
+    #[test]
+    fn bootstrap_is_deterministic_and_brackets_the_ratio() {
+        let a = [10.0, 11.0, 9.5, 10.2, 10.8, 9.9, 10.4, 10.1, 9.7, 10.6];
+        let b: Vec<f64> = a.iter().map(|x| x * 1.5).collect();
+        let r = bootstrap_ratio(&a, &b, BOOTSTRAP_SEED).unwrap();
+        let again = bootstrap_ratio(&a, &b, BOOTSTRAP_SEED).unwrap();
+        assert_eq!((r.ratio, r.low, r.high), (again.ratio, again.low, again.high));
+        assert!(close(r.ratio, median(&b) / median(&a)));
+        assert!(close(r.ratio, 1.5));
+        assert!(r.low <= r.ratio && r.ratio <= r.high, "{r:?}");
+        assert!(r.low > 1.3 && r.high < 1.7, "{r:?}");
+        assert_eq!(r.change(), Change::Higher);
+        let other_seed = bootstrap_ratio(&a, &b, 1).unwrap();
+        assert!((other_seed.low - r.low).abs() < 0.1);
+    }
+
+    #[test]
+    fn bootstrap_of_overlapping_samples_contains_one() {
+        // The same spread, shuffled: the medians are equal and any interval must hold 1.
+        let a = [5.0, 7.0, 6.0, 9.0, 4.0, 8.0, 6.5, 5.5];
+        let b = [8.0, 4.0, 6.5, 5.0, 9.0, 6.0, 5.5, 7.0];
+        let r = bootstrap_ratio(&a, &b, BOOTSTRAP_SEED).unwrap();
+        assert!(close(r.ratio, 1.0));
+        assert!(r.low < 1.0 && r.high > 1.0, "{r:?}");
+        assert_eq!(r.change(), Change::NoClearDifference);
+        // Faster: B's every rep below A's.
+        let fast: Vec<f64> = a.iter().map(|x| x * 0.5).collect();
+        assert_eq!(bootstrap_ratio(&a, &fast, BOOTSTRAP_SEED).unwrap().change(), Change::Lower);
+    }
+
+    #[test]
+    fn bootstrap_refuses_what_it_cannot_judge() {
+        assert!(bootstrap_ratio(&[1.0], &[1.0, 2.0], BOOTSTRAP_SEED).is_none());
+        assert!(bootstrap_ratio(&[1.0, 2.0], &[], BOOTSTRAP_SEED).is_none());
+        assert!(bootstrap_ratio(&[0.0, 0.0, 0.0], &[1.0, 2.0], BOOTSTRAP_SEED).is_none());
+        assert!(bootstrap_ratio(&[1.0, f64::NAN], &[1.0, 2.0], BOOTSTRAP_SEED).is_none());
+        // A denominator resample of zeros is an infinite ratio, not a crash.
+        let r = bootstrap_ratio(&[0.0, 0.0, 1.0, 1.0, 1.0], &[1.0, 1.0], BOOTSTRAP_SEED).unwrap();
+        assert_eq!(r.ratio, 1.0);
+        assert!(r.high >= 1.0);
+    }
+
+    #[test]
+    fn verdict_needs_the_whole_interval_on_one_side() {
+        let iv = |low, high| RatioInterval { ratio: (low + high) / 2.0, low, high };
+        assert_eq!(iv(1.01, 1.2).change(), Change::Higher);
+        assert_eq!(iv(0.8, 0.99).change(), Change::Lower);
+        assert_eq!(iv(0.9, 1.1).change(), Change::NoClearDifference);
+        assert_eq!(iv(1.0, 1.3).change(), Change::NoClearDifference);
+        assert_eq!(iv(0.7, 1.0).change(), Change::NoClearDifference);
+        // Excludes 1, but moved less than the noise: ratio 1.03 within 5%.
+        assert_eq!(iv(1.01, 1.05).change_beyond(0.05), Change::NoClearDifference);
+        assert_eq!(iv(1.01, 1.05).change_beyond(0.0), Change::Higher);
+        assert_eq!(iv(1.1, 1.3).change_beyond(0.05), Change::Higher);
+        assert_eq!(iv(0.9, 0.94).change_beyond(0.05), Change::Lower);
+        assert_eq!(iv(0.94, 0.98).change_beyond(0.05), Change::NoClearDifference);
     }
 }

@@ -1,4 +1,5 @@
 //! Everything that leaves probe: terminal tables, the chapter's CSV files, JSON, run folders.
+pub mod compare;
 pub mod emit;
 pub mod font;
 pub mod results;

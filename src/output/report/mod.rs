@@ -2,14 +2,16 @@
 //! as PNG (linked from the Markdown) and SVG (inlined in the HTML), in English or Spanish.
 
 pub mod chart;
-mod doc;
+pub(crate) mod doc;
 mod draw;
 mod files;
 mod html;
 pub mod lang;
-mod load;
+pub(crate) mod load;
 mod markdown;
 mod section;
+
+pub(crate) use section::sig;
 
 use std::path::{Path, PathBuf};
 
@@ -30,23 +32,29 @@ const CHARTS: &str = "charts";
 pub fn generate(run: &Path, lang: Lang) -> Result<Written> {
     let folder = load::find(run)?;
     let (doc, charts) = section::build(&folder, lang);
-    let chart_dir = folder.dir.join(CHARTS);
+    write(&folder.dir, "report", &doc, &charts, lang)
+}
+
+/// Writes `<stem>.<lang>.md` and `.html` into `dir`, with the charts drawn into `dir/charts/`
+/// (a chart that cannot be drawn is left out and named in `notes`).
+pub(crate) fn write(dir: &Path, stem: &str, doc: &doc::Doc, charts: &[chart::Chart], lang: Lang) -> Result<Written> {
+    let chart_dir = dir.join(CHARTS);
     std::fs::create_dir_all(&chart_dir)
         .with_context(|| format!("creating {}", chart_dir.display()))?;
     let mut notes = Vec::new();
     let mut figures = Vec::new();
-    for c in &charts {
-        let stem = format!("{}.{}", c.name, lang.code());
+    for c in charts {
+        let file = format!("{}.{}", c.name, lang.code());
         let drawn = draw::svg(c).and_then(|svg| {
-            files::replace_atomic(&chart_dir.join(format!("{stem}.svg")), svg.as_bytes())?;
-            let png = chart_dir.join(format!("{stem}.png"));
+            files::replace_atomic(&chart_dir.join(format!("{file}.svg")), svg.as_bytes())?;
+            let png = chart_dir.join(format!("{file}.png"));
             files::write_via_temp(&png, |tmp| draw::png(c, tmp).map_err(std::io::Error::other))?;
             Ok(svg)
         });
         match drawn {
             Ok(svg) => figures.push(Figure {
                 title: c.title.clone(),
-                png: Some(format!("{CHARTS}/{stem}.png")),
+                png: Some(format!("{CHARTS}/{file}.png")),
                 svg: Some(svg),
             }),
             Err(e) => {
@@ -63,10 +71,10 @@ pub fn generate(run: &Path, lang: Lang) -> Result<Written> {
             }
         }
     }
-    let markdown = folder.dir.join(format!("report.{}.md", lang.code()));
-    let html = folder.dir.join(format!("report.{}.html", lang.code()));
-    files::replace_atomic(&markdown, markdown::render(&doc, &figures).as_bytes())?;
-    files::replace_atomic(&html, html::render(&doc, &figures, lang.code()).as_bytes())?;
+    let markdown = dir.join(format!("{stem}.{}.md", lang.code()));
+    let html = dir.join(format!("{stem}.{}.html", lang.code()));
+    files::replace_atomic(&markdown, markdown::render(doc, &figures).as_bytes())?;
+    files::replace_atomic(&html, html::render(doc, &figures, lang.code()).as_bytes())?;
     Ok(Written {
         markdown,
         html,
