@@ -123,6 +123,11 @@ EOF
     "${in_chroot[@]}" apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
         install "${GUEST_PACKAGES[@]}" >>"$log" 2>&1
     cp -n "$r"/var/cache/apt/archives/*.deb "$CACHE/apt/" 2>/dev/null || true
+    # An initramfs with only what qemu's virtio disk needs: MODULES=most makes a 40 MB one
+    # that takes a minute to unpack and run under TCG.
+    printf 'MODULES=list\n' >"$r/etc/initramfs-tools/conf.d/90probe"
+    printf 'virtio_pci\nvirtio_blk\next4\n' >>"$r/etc/initramfs-tools/modules"
+    "${in_chroot[@]}" update-initramfs -u -k all >>"$log" 2>&1
     "${in_chroot[@]}" apt-get clean
     rm -rf "$r"/var/lib/apt/lists/*
     log "packages installed in $(secs "$t" "$(now_ns)") s"
@@ -316,9 +321,13 @@ ensure_host_tools() {
                     >/etc/apt/sources.list.d/probe-bookworm-backports.list
             fi
             log "host: installing qemu-system-x86 and qemu-utils from bookworm-backports"
-            # Refresh that one list only (the host may list sources that are not reachable).
-            "${apt[@]}" update -o Dir::Etc::sourcelist=sources.list.d/probe-bookworm-backports.list \
-                -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0 >&2
+            if [ -f /etc/apt/sources.list.d/probe-bookworm-backports.list ]; then
+                # Refresh that one list only (the host may list sources that are not reachable).
+                "${apt[@]}" update -o Dir::Etc::sourcelist=sources.list.d/probe-bookworm-backports.list \
+                    -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0 >&2
+            else
+                "${apt[@]}" update >&2
+            fi
             "${apt[@]}" install --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils >&2
         else
             log "host: installing qemu-system-x86 and qemu-utils"
@@ -376,6 +385,36 @@ build_image() {
     log "disk: GPT, ext4 on partition 1 (start sector $start, $(( size / 2048 )) MiB), $(du -sh "$disk" | cut -f1) used, in $(secs "$t" "$(now_ns)") s"
 
     rm -rf "$r"
+
+    # First boot, once, into the image itself: apparmor compiles its ~100 profiles into its
+    # cache and docker and podman set up their state (minutes under TCG), so that every run's
+    # boot does not; and an image that does not boot is never cached.
+    t=$(now_ns)
+    local w="$BUILD_WORK/warm"
+    mkdir -p "$w/share"
+    : >"$w/share/stdout"; : >"$w/share/stderr"
+    cat >"$w/share/cmd.sh" <<'WARM'
+systemctl start containerd.service docker.service
+for _ in $(seq 300); do docker info >/dev/null 2>&1 && break; sleep 1; done
+docker info --format 'docker: {{.ServerVersion}}'
+podman info --format 'podman: {{.Version.Version}}'
+cd / && runuser -u probe-rootless -- env HOME=/home/probe-rootless XDG_RUNTIME_DIR=/run/user/1000 \
+    podman info --format 'podman rootless: {{.Store.GraphDriverName}}'
+WARM
+    pick_accel
+    log "warm-up boot of the new image (apparmor cache, engines' state; checks that it boots)"
+    start_qemu_bg "$w" "$BUILD_WORK/disk.raw" raw "$BUILD_WORK"
+    wait_guest "$w"
+    wait "$QEMU_PID" 2>/dev/null || true
+    QEMU_PID=""
+    cp "$w/console.log" "$CACHE/warm-up-console.log"
+    if [ -n "$TIMED_OUT" ] || [ "$(cat "$w/share/rc" 2>/dev/null)" != 0 ]; then
+        sed 's/^/  /' "$w/share/stderr" >&2
+        die "the warm-up boot failed (console: $CACHE/warm-up-console.log)"
+    fi
+    sed 's/^/  guest: /' "$w/share/stdout" >&2
+    log "warm-up boot: script after $(secs "$T_START" "$T_STARTED") s, done in $(secs "$t" "$(now_ns)") s"
+
     rm -rf "$IMG_DIR"
     mkdir -p "$IMG_DIR"
     mv "$BUILD_WORK/disk.raw" "$BUILD_WORK/vmlinuz" "$BUILD_WORK/initrd.img" "$IMG_DIR/"
@@ -401,14 +440,15 @@ pick_accel() {
     fi
 }
 
-# qemu_cmd DIR: the command line booting an overlay in DIR with DIR/share as the 9p share.
+# qemu_cmd DIR [DISK FORMAT KERNEL_DIR]: the command line booting DIR/disk.qcow2 (an overlay
+# on the cached image) or DISK, with DIR/share as the 9p share.
 qemu_cmd() {
-    local dir=$1
+    local dir=$1 disk=${2:-$1/disk.qcow2} fmt=${3:-qcow2} kdir=${4:-$IMG_DIR}
     QEMU=(qemu-system-x86_64 -name probe-second-host -nodefaults -no-user-config -machine q35
         "${ACCEL[@]}" -m "$MEMORY" -smp "$CPUS"
-        -kernel "$IMG_DIR/vmlinuz" -initrd "$IMG_DIR/initrd.img"
+        -kernel "$kdir/vmlinuz" -initrd "$kdir/initrd.img"
         -append "root=/dev/vda1 rw console=ttyS0 systemd.unified_cgroup_hierarchy=1"
-        -drive "file=$dir/disk.qcow2,if=virtio,format=qcow2"
+        -drive "file=$disk,if=virtio,format=$fmt"
         -virtfs "local,path=$dir/share,mount_tag=probe,security_model=none,id=probe"
         -device virtio-rng-pci
         -display none -monitor none -serial "file:$dir/console.log" -no-reboot)
@@ -462,7 +502,7 @@ KEEP_GOING=$KEEP_GOING
 EOF
         cat <<'EOF'
 note() { printf 'second-host(guest): %s\n' "$*" >&2; }
-first_line() { "$@" 2>&1 | head -n 1; }
+first_line() { "$@" 2>&1 | grep -m 1 -E '[0-9]+\.[0-9]+'; }   # the line with a version
 install -m 0755 "$SHARE/probe" /usr/local/bin/probe
 if ldd /usr/local/bin/probe 2>&1 | grep -q 'not found'; then
     ldd /usr/local/bin/probe >&2; note "the probe binary cannot run here"; exit 127
@@ -489,8 +529,8 @@ docker info >/dev/null 2>&1 || { note "dockerd did not come up"; systemctl statu
     echo "podman info: $(podman info --format 'cgroup {{.Host.CgroupsVersion}} manager {{.Host.CgroupManager}}, runtime {{.Host.OCIRuntime.Name}}, storage {{.Store.GraphDriverName}}, network {{.Host.NetworkBackend}}' 2>&1)"
     echo "crun: $(first_line crun --version)"
     echo "conmon: $(first_line conmon --version)"
-    echo "fuse-overlayfs: $(first_line fuse-overlayfs --version)"
-    echo "pasta: $(first_line pasta --version)"
+    echo "fuse-overlayfs: $(dpkg-query -W -f '${Version}' fuse-overlayfs)"
+    echo "pasta: passt $(dpkg-query -W -f '${Version}' passt)"
     echo "netavark: $(first_line /usr/lib/podman/netavark --version)"
     echo "/dev/fuse: $(stat -c '%A %U:%G' /dev/fuse 2>&1)"
     echo "block: $(lsblk -rno NAME,TYPE,FSTYPE,MOUNTPOINT | tr '\n' ';')"
@@ -573,9 +613,9 @@ wait_guest() {
     fi
 }
 
-start_qemu_bg() {   # DIR
+start_qemu_bg() {   # DIR [DISK FORMAT KERNEL_DIR], as qemu_cmd
     local dir=$1
-    qemu_cmd "$dir"
+    qemu_cmd "$@"
     log "boot: qemu ${ACCEL_NAME}, ${MEMORY} MiB, ${CPUS} CPUs, $( [ -n "$SSH_PORT" ] && echo "ssh on 127.0.0.1:$SSH_PORT" || echo "no network")"
     T_START=$(now_ns)
     "${QEMU[@]}" >"$dir/qemu.log" 2>&1 &
@@ -599,7 +639,7 @@ do_run() {
     tail -q -n +1 -s 0.5 -f --pid="$QEMU_PID" "$TMP/share/stderr" >&2 &
     TAIL_PIDS+=($!)
     wait_guest "$TMP"
-    rc=0; wait "$QEMU_PID" || rc=$?
+    rc=0; wait "$QEMU_PID" 2>/dev/null || rc=$?
     local t_end; t_end=$(now_ns)
     QEMU_PID=""
     for p in "${TAIL_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -612,7 +652,8 @@ do_run() {
     stamp=$(date +%Y%m%d-%H%M%S)
     logs="$dest/second-host-logs/$stamp"
     mkdir -p "$logs"
-    for f in console.log guest-info.txt commands.tsv stdout stderr failed-units boot-state cmd.sh; do
+    cp "$TMP/console.log" "$logs/"
+    for f in guest-info.txt commands.tsv stdout stderr failed-units boot-state cmd.sh; do
         [ -e "$TMP/share/$f" ] && cp "$TMP/share/$f" "$logs/" || true
     done
     if [ -d "$TMP/share/results" ]; then
