@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 
-use crate::experiment::startup::Skipped;
+use crate::experiment::common::open::Skipped;
 use crate::output::results::RunDir;
 use crate::output::seed_csv::MetricRow;
 

@@ -77,6 +77,51 @@ pub trait RepObserver {
     fn after_rep(&mut self, runtime: RuntimeKind, sample: &mut Sample) -> anyhow::Result<()>;
 }
 
+/// Which run of a unit: a warmup or a measured rep, counted from 1 within its kind.
+#[derive(Clone, Copy, Debug)]
+pub struct Round {
+    pub warmup: bool,
+    pub n: u32,
+}
+
+impl std::fmt::Display for Round {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", if self.warmup { "warmup" } else { "rep" }, self.n)
+    }
+}
+
+/// One unit's runs, the unmeasured warmups apart.
+pub struct Runs<R> {
+    pub warmup: Vec<R>,
+    pub reps: Vec<R>,
+}
+
+/// `warmup` then `reps` rounds, interleaved over `units` (see the module header), with
+/// progress; `run(unit, round)` does one. Stops before a run once `interrupted()`.
+pub fn interleaved<U, R>(
+    units: &mut [U],
+    warmup: u32,
+    reps: u32,
+    quiet: bool,
+    interrupted: &dyn Fn() -> bool,
+    name: impl Fn(&U) -> String,
+    mut run: impl FnMut(&mut U, Round) -> anyhow::Result<R>,
+) -> anyhow::Result<Vec<Runs<R>>> {
+    let progress = Progress::new((reps + warmup) as u64 * units.len() as u64, quiet);
+    let mut runs: Vec<Runs<R>> = units.iter().map(|_| Runs { warmup: Vec::new(), reps: Vec::new() }).collect();
+    let rounds = (1..=warmup).map(|n| Round { warmup: true, n }).chain((1..=reps).map(|n| Round { warmup: false, n }));
+    for round in rounds {
+        for (unit, out) in units.iter_mut().zip(runs.iter_mut()) {
+            anyhow::ensure!(!interrupted(), "interrupted: stopped before {} {round}", name(unit));
+            progress.step(format!("{} {round}", name(unit)));
+            let r = run(unit, round)?;
+            if round.warmup { out.warmup.push(r) } else { out.reps.push(r) }
+        }
+    }
+    progress.finish();
+    Ok(runs)
+}
+
 /// Runs the plan on every runtime. A failed rep aborts the run with the runtime named: a
 /// benchmark with silently missing reps would compare unlike things.
 pub fn run(
@@ -86,40 +131,17 @@ pub fn run(
     interrupted: &dyn Fn() -> bool,
     mut observer: Option<&mut dyn RepObserver>,
 ) -> anyhow::Result<Vec<RuntimeResult>> {
-    let total = (plan.reps + plan.warmup) as u64 * runtimes.len() as u64;
-    let progress = Progress::new(total, quiet);
-    let mut results: Vec<RuntimeResult> = runtimes
-        .iter()
-        .map(|r| RuntimeResult {
-            runtime: r.kind(),
-            warmup: Vec::new(),
-            samples: Vec::new(),
-        })
-        .collect();
-    let rounds = (0..plan.warmup).map(|i| (true, i)).chain((0..plan.reps).map(|i| (false, i)));
-    for (is_warmup, i) in rounds {
-        for (rt, res) in runtimes.iter_mut().zip(results.iter_mut()) {
-            anyhow::ensure!(!interrupted(), "interrupted: stopped before {} rep {}", rt.kind(), i + 1);
-            let label = if is_warmup { "warmup" } else { "rep" };
-            progress.step(format!("{} {label} {}", rt.kind(), i + 1));
-            if let Some(o) = observer.as_deref_mut() {
-                o.before_rep(rt.kind())?;
-            }
-            let mut sample = rt
-                .run(&plan.argv)
-                .with_context(|| format!("{} {label} {}", rt.kind(), i + 1))?;
-            if let Some(o) = observer.as_deref_mut() {
-                o.after_rep(rt.kind(), &mut sample)?;
-            }
-            if is_warmup {
-                res.warmup.push(sample);
-            } else {
-                res.samples.push(sample);
-            }
+    let runs = interleaved(runtimes, plan.warmup, plan.reps, quiet, interrupted, |rt| rt.kind().to_string(), |rt, round| {
+        if let Some(o) = observer.as_deref_mut() {
+            o.before_rep(rt.kind())?;
         }
-    }
-    progress.finish();
-    Ok(results)
+        let mut sample = rt.run(&plan.argv).with_context(|| format!("{} {round}", rt.kind()))?;
+        if let Some(o) = observer.as_deref_mut() {
+            o.after_rep(rt.kind(), &mut sample)?;
+        }
+        Ok(sample)
+    })?;
+    Ok(runtimes.iter().zip(runs).map(|(rt, r)| RuntimeResult { runtime: rt.kind(), warmup: r.warmup, samples: r.reps }).collect())
 }
 
 /// hyperfine-style warnings: each says what looks wrong and what to do about it.

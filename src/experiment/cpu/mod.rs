@@ -17,13 +17,14 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use self::cgroup::{CpuParent, Reading};
-use crate::experiment::startup::Skipped;
-use self::workload::Timed;
+use crate::experiment::common::open::{open_runtimes, Skipped};
 use crate::runtimes::cli_engine::CliEngine;
 use crate::runtimes::EngineError;
 use crate::ground::RuntimeKind;
 use crate::experiment::common::host::HostInfo;
-use crate::measure::runner::Progress;
+use crate::measure::runner::{self, Runs};
+use crate::measure::timer::{self, HwCounts, Watch};
+use crate::measure::Sample;
 use crate::ground::stats::{self, Ratio, Summary};
 
 pub type Probe = crate::experiment::common::reference::ProbeFile<Defaults, Reference>;
@@ -63,8 +64,13 @@ pub struct Rep {
 }
 
 impl Rep {
-    pub fn new(t: &Timed, cpu_ns: Option<u64>) -> Rep {
-        Rep { wall_ms: t.wall_ns as f64 / 1e6, cpu_ms: cpu_ns.map(|n| n as f64 / 1e6), cycles: t.cycles, instructions: t.instructions }
+    pub fn new(t: &Sample, hw: Option<HwCounts>, cpu_ns: Option<u64>) -> Rep {
+        Rep {
+            wall_ms: t.wall_ms(),
+            cpu_ms: cpu_ns.map(|n| n as f64 / 1e6),
+            cycles: hw.map(|h| h.cycles),
+            instructions: hw.map(|h| h.instructions),
+        }
     }
 }
 
@@ -80,12 +86,12 @@ pub struct RuntimeCpu {
 }
 
 impl RuntimeCpu {
-    pub fn new(runtime: RuntimeKind, cpu: Result<String, String>) -> Self {
+    pub fn new(runtime: RuntimeKind, cpu: Result<String, String>, runs: Runs<Rep>) -> Self {
         let (cpu_source, cpu_na) = match cpu {
             Ok(s) => (Some(s), None),
             Err(e) => (None, Some(e)),
         };
-        RuntimeCpu { runtime, cpu_source, cpu_na, warmup: Vec::new(), reps: Vec::new() }
+        RuntimeCpu { runtime, cpu_source, cpu_na, warmup: runs.warmup, reps: runs.reps }
     }
 
     pub fn wall(&self) -> Summary {
@@ -232,15 +238,16 @@ fn rep(runner: &Runner, kind: RuntimeKind, parent: &CpuParent, argv: &[String], 
         (Runner::Native(_), _) => kill_pid(pid, Signal::SIGTERM),
         _ => kill_pid(pid, Signal::SIGKILL),
     };
-    let t = workload::time_child(&mut cmd, hw && !kind.is_engine(), &mut stop).with_context(|| format!("{kind}: running the loop"))?;
+    let (t, counts) = timer::time_watched(&mut cmd, Watch { count_hw: hw && !kind.is_engine(), stop: &mut stop })
+        .with_context(|| format!("{kind}: running the loop"))?;
     anyhow::ensure!(!crate::sys::signals::interrupted(), "interrupted during a {kind} rep");
     anyhow::ensure!(t.exit_code == 0, "{kind}: the loop exited with code {} (run `{}` by hand to see why)", t.exit_code, argv.join(" "));
     let cpu_ns = match runner {
-        Runner::Bare(_) | Runner::Native(_) => Some(t.rusage_cpu_ns),
+        Runner::Bare(_) | Runner::Native(_) => Some(t.cpu_ns()),
         Runner::Engine { accounted: true, .. } => Some(parent.read()?.container_ns_since(&before)),
         Runner::Engine { accounted: false, .. } => None,
     };
-    Ok(Rep::new(&t, cpu_ns))
+    Ok(Rep::new(&t, counts, cpu_ns))
 }
 
 fn cpu_source(kind: RuntimeKind, runner: &Runner) -> Result<String, String> {
@@ -263,31 +270,14 @@ fn cpu_source(kind: RuntimeKind, runner: &Runner) -> Result<String, String> {
 
 pub fn run(cfg: Config) -> anyhow::Result<Report> {
     let layout = crate::sys::cgroup::detect()?;
-    let mut runners = Vec::new();
-    let mut skipped = Vec::new();
-    for &kind in &cfg.runtimes {
-        match open(kind) {
-            Ok(r) => runners.push((kind, r)),
-            Err(e) if !cfg.explicit => skipped.push(Skipped { runtime: kind, reason: e.to_string() }),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    anyhow::ensure!(!runners.is_empty(), "no runtime can run here; `probe doctor` says why");
+    let (mut runners, skipped) = open_runtimes(&cfg.runtimes, cfg.explicit, "runtime can run here", |kind| Ok((kind, open(kind)?)))?;
     let parent = CpuParent::create(&layout, &format!("{}{}-cpu", crate::ground::NAME_PREFIX, std::process::id()))?;
     let argv = workload::busy_loop(cfg.count);
-    let pmu = workload::pmu();
-    let mut results: Vec<RuntimeCpu> = runners.iter().map(|(k, r)| RuntimeCpu::new(*k, cpu_source(*k, r))).collect();
-    let progress = Progress::new(((cfg.reps + cfg.warmup) as usize * runners.len()) as u64, cfg.quiet);
-    // Interleaved like the startup runner: a burst of background load hits every runtime.
-    for i in 0..cfg.warmup + cfg.reps {
-        for ((kind, runner), res) in runners.iter().zip(results.iter_mut()) {
-            let warm = i < cfg.warmup;
-            progress.step(format!("{kind} {} {}", if warm { "warmup" } else { "rep" }, if warm { i + 1 } else { i - cfg.warmup + 1 }));
-            let r = rep(runner, *kind, &parent, &argv, pmu.is_ok())?;
-            if warm { res.warmup.push(r) } else { res.reps.push(r) }
-        }
-    }
-    progress.finish();
+    let pmu = timer::pmu();
+    let runs = runner::interleaved(&mut runners, cfg.warmup, cfg.reps, cfg.quiet, &crate::sys::signals::interrupted, |(kind, _)| kind.to_string(), |(kind, runner), _| {
+        rep(runner, *kind, &parent, &argv, pmu.is_ok())
+    })?;
+    let results: Vec<RuntimeCpu> = runners.iter().zip(runs).map(|((k, r), runs)| RuntimeCpu::new(*k, cpu_source(*k, r), runs)).collect();
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
     Ok(Report {
         experiment: "cpu",
@@ -361,7 +351,7 @@ mod tests {
 
     #[test]
     fn outside_is_wall_minus_cpu() {
-        let mut r = RuntimeCpu::new(RuntimeKind::Docker, Ok("x".into()));
+        let mut r = RuntimeCpu::new(RuntimeKind::Docker, Ok("x".into()), Runs { warmup: Vec::new(), reps: Vec::new() });
         r.reps = vec![
             Rep { wall_ms: 1300.0, cpu_ms: Some(1000.0), cycles: None, instructions: None },
             Rep { wall_ms: 1320.0, cpu_ms: Some(1010.0), cycles: None, instructions: None },

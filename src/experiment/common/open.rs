@@ -1,0 +1,50 @@
+//! Opening what an experiment measures (its runtimes, or io's storage modes) before anything
+//! is measured, so a missing engine or image fails the run at once instead of after minutes
+//! of reps.
+
+use serde::Serialize;
+
+use crate::ground::RuntimeKind;
+use crate::runtimes::EngineError;
+
+/// A runtime left out of a run, with why.
+#[derive(Serialize, Debug)]
+pub struct Skipped {
+    pub runtime: RuntimeKind,
+    pub reason: String,
+}
+
+/// Opens each of `units` in order. One the user named (`explicit`) must open: its error,
+/// through `refused`, ends the run. A default one that cannot is returned with its error, to
+/// be listed as skipped. Ends the run with "no {nothing}" when none opened.
+pub fn open_each<K: Copy, T, E>(
+    units: &[K],
+    explicit: bool,
+    nothing: &str,
+    mut open: impl FnMut(K) -> Result<T, E>,
+    refused: impl FnOnce(K, E) -> anyhow::Error,
+) -> anyhow::Result<(Vec<T>, Vec<(K, E)>)> {
+    let mut opened = Vec::new();
+    let mut failed = Vec::new();
+    for &unit in units {
+        match open(unit) {
+            Ok(t) => opened.push(t),
+            Err(e) if !explicit => failed.push((unit, e)),
+            Err(e) => return Err(refused(unit, e)),
+        }
+    }
+    anyhow::ensure!(!opened.is_empty(), "no {nothing}; `probe doctor` says why");
+    Ok((opened, failed))
+}
+
+/// `open_each` over runtimes, whose errors already name the runtime and the fix.
+pub fn open_runtimes<T>(
+    kinds: &[RuntimeKind],
+    explicit: bool,
+    nothing: &str,
+    open: impl FnMut(RuntimeKind) -> Result<T, EngineError>,
+) -> anyhow::Result<(Vec<T>, Vec<Skipped>)> {
+    let (opened, failed) = open_each(kinds, explicit, nothing, open, |_, e| e.into())?;
+    let skipped = failed.into_iter().map(|(runtime, e)| Skipped { runtime, reason: e.to_string() }).collect();
+    Ok((opened, skipped))
+}
