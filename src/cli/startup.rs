@@ -165,7 +165,7 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
                 .results
                 .iter()
                 .filter(|r| r.runtime == RuntimeKind::Native && a.breakdown)
-                .flat_map(breakdown::explain_outliers)
+                .flat_map(crate::experiment::startup::outliers::native)
                 .collect();
             if !native.is_empty() {
                 println!("\nNative outliers explained (from its own phase counters):");

@@ -106,7 +106,7 @@ impl StartupTracer {
             out.push_str(&crate::output::stacked::render(breakdowns));
         }
         let traces: Vec<&RepTrace> = self.reps.iter().collect();
-        let lines: Vec<String> = results.iter().flat_map(|r| crate::experiment::startup::outliers::explain(r, &traces)).collect();
+        let lines: Vec<String> = results.iter().flat_map(|r| crate::experiment::startup::outliers::traced(r, &traces)).collect();
         if !lines.is_empty() {
             out.push_str("\nOutliers explained:\n");
             for l in lines {
