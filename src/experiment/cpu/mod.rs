@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use self::cgroup::{CpuParent, Reading};
 use crate::experiment::common::open::{open_runtimes, Skipped};
 use crate::runtimes::cli_engine::CliEngine;
+use crate::runtimes::spawn::{RunOpts, Spawner};
 use crate::runtimes::EngineError;
 use crate::ground::RuntimeKind;
 use crate::experiment::common::host::HostInfo;
@@ -178,11 +179,12 @@ pub struct Report {
     pub reference: Reference,
 }
 
-enum Runner {
-    Bare(PathBuf),
-    Native(PathBuf),
-    /// `accounted`: containers go under probe's parent cgroup, whose counter is read.
-    Engine { engine: CliEngine, accounted: bool },
+struct Runner {
+    spawner: Spawner,
+    /// Bare runs the image's own shell (`bare_shell`).
+    sh: Option<PathBuf>,
+    /// An engine's containers go under probe's parent cgroup, whose counter is read.
+    accounted: bool,
 }
 
 /// The engine's cgroup manager: `--cgroup-parent` is a path only with cgroupfs; systemd
@@ -194,74 +196,62 @@ fn cgroup_driver(engine: &CliEngine) -> String {
 
 fn open(kind: RuntimeKind) -> Result<Runner, EngineError> {
     let unusable = |what: String, fix: &str| EngineError::Unusable { runtime: kind, what, fix: fix.into() };
-    match kind {
-        RuntimeKind::Bare => bare_shell().map(Runner::Bare).map_err(|e| unusable(e.to_string(), "sudo probe image build")),
-        RuntimeKind::Native => {
-            crate::runtimes::detached::Fleet::open(kind, "cpu")?;
-            let probe = std::env::current_exe().map_err(|e| unusable(format!("cannot locate the probe binary: {e}"), "run probe from its installed path"))?;
-            Ok(Runner::Native(probe))
-        }
-        RuntimeKind::Docker | RuntimeKind::Podman | RuntimeKind::PodmanRootless => {
-            let engine = CliEngine::open(kind)?;
-            let accounted = kind != RuntimeKind::PodmanRootless && cgroup_driver(&engine) == "cgroupfs";
-            Ok(Runner::Engine { engine, accounted })
-        }
-        _ => Err(unusable("not part of this experiment".into(), "use bare, native, docker, podman or podman-rootless")),
-    }
+    let spawner = Spawner::open(kind)?;
+    let sh = match spawner {
+        Spawner::Bare => Some(bare_shell().map_err(|e| unusable(e.to_string(), "sudo probe image build"))?),
+        _ => None,
+    };
+    let accounted = match &spawner {
+        Spawner::Engine(engine) => kind != RuntimeKind::PodmanRootless && cgroup_driver(engine) == "cgroupfs",
+        _ => false,
+    };
+    Ok(Runner { spawner, sh, accounted })
 }
 
 /// One rep: the command for this runtime, how to stop it on Ctrl-C, and where its CPU
 /// time is read.
 fn rep(runner: &Runner, kind: RuntimeKind, parent: &CpuParent, argv: &[String], hw: bool) -> anyhow::Result<Rep> {
-    let (mut cmd, name) = match runner {
-        Runner::Bare(sh) => (bare_command(sh, argv), None),
-        Runner::Native(probe) => {
-            let mut c = Command::new(probe);
-            c.args(["run", "--"]).args(argv);
-            (c, None)
-        }
-        Runner::Engine { engine, accounted } => {
-            let cg = format!("/{}", parent.name);
-            let extra: Vec<&str> = if *accounted { vec!["--cgroup-parent", &cg] } else { vec![] };
-            let args = engine.run_args(&extra, argv);
-            let name = args.iter().position(|a| a == "--name").map(|i| args[i + 1].clone());
-            (engine.command(&args), name)
-        }
+    let cg = format!("/{}", parent.name);
+    let mut cmd = match &runner.sh {
+        Some(sh) => bare_command(sh, argv),
+        None => runner.spawner.command(argv, &RunOpts { cgroup_parent: runner.accounted.then_some(cg.as_str()), ..RunOpts::default() }),
     };
+    let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    let name = args.iter().position(|a| a == "--name").map(|i| args[i + 1].clone());
     let before: Reading = parent.read()?;
-    let mut stop = |pid: u32| match (runner, &name) {
-        (Runner::Engine { engine, .. }, Some(n)) => {
+    let mut stop = |pid: u32| match (&runner.spawner, &name) {
+        (Spawner::Engine(engine), Some(n)) => {
             // Killing the CLI would leave the container running: remove it instead.
             let _ = engine.query(&["rm", "-f", n]);
         }
         // `probe run` kills its container and tears it down on SIGTERM.
-        (Runner::Native(_), _) => kill_pid(pid, Signal::SIGTERM),
+        (Spawner::Native(_), _) => kill_pid(pid, Signal::SIGTERM),
         _ => kill_pid(pid, Signal::SIGKILL),
     };
     let (t, counts) = timer::time_watched(&mut cmd, Watch { count_hw: hw && !kind.is_engine(), stop: &mut stop })
         .with_context(|| format!("{kind}: running the loop"))?;
     anyhow::ensure!(!crate::sys::signals::interrupted(), "interrupted during a {kind} rep");
     anyhow::ensure!(t.exit_code == 0, "{kind}: the loop exited with code {} (run `{}` by hand to see why)", t.exit_code, argv.join(" "));
-    let cpu_ns = match runner {
-        Runner::Bare(_) | Runner::Native(_) => Some(t.cpu_ns()),
-        Runner::Engine { accounted: true, .. } => Some(parent.read()?.container_ns_since(&before)),
-        Runner::Engine { accounted: false, .. } => None,
+    let cpu_ns = match (&runner.spawner, runner.accounted) {
+        (Spawner::Bare | Spawner::Native(_), _) => Some(t.cpu_ns()),
+        (Spawner::Engine(_), true) => Some(parent.read()?.container_ns_since(&before)),
+        (Spawner::Engine(_), false) => None,
     };
     Ok(Rep::new(&t, counts, cpu_ns))
 }
 
 fn cpu_source(kind: RuntimeKind, runner: &Runner) -> Result<String, String> {
-    match runner {
-        Runner::Bare(_) => Ok(BARE_CPU.into()),
+    match (&runner.spawner, runner.accounted) {
+        (Spawner::Bare, _) => Ok(BARE_CPU.into()),
         // The container is `probe run`'s child, so wait4 of `probe run` sees its CPU exactly,
         // plus `probe run`'s own few ms of setup. Its cpuacct cgroup would drop that setup
         // but is gone (with the container) before `probe run` exits.
-        Runner::Native(_) => Ok("wait4 rusage of `probe run` and its container (includes probe's own few ms of setup)".into()),
-        Runner::Engine { accounted: true, .. } => {
+        (Spawner::Native(_), _) => Ok("wait4 rusage of `probe run` and its container (includes probe's own few ms of setup)".into()),
+        (Spawner::Engine(_), true) => {
             Ok("cgroup CPU counter of a parent cgroup made for the run (--cgroup-parent), monitors subtracted".into())
         }
-        Runner::Engine { .. } if kind == RuntimeKind::PodmanRootless => Err(ROOTLESS_CPU_NA.into()),
-        Runner::Engine { .. } => Err(format!(
+        (Spawner::Engine(_), false) if kind == RuntimeKind::PodmanRootless => Err(ROOTLESS_CPU_NA.into()),
+        (Spawner::Engine(_), false) => Err(format!(
             "{kind} uses the systemd cgroup driver: its containers' cgroups are systemd scopes removed with the container, \
              and probe's per-run parent cgroup (--cgroup-parent) needs the cgroupfs driver"
         )),
