@@ -41,8 +41,7 @@ pub struct Container {
     pub start_ns: u64,
 }
 
-// Not spawn::Spawner: these containers outlive the command that starts them (`run -d`, a
-// kept `probe run` child) and are exec'd into and removed later; the per-kind pieces are shared.
+// Not spawn::Spawner, whose containers end with their command: these outlive it, to be exec'd into and removed.
 enum Backend {
     Cli(CliEngine),
     /// One `probe run` child per container, in the order of `containers`; their stderr
