@@ -223,6 +223,27 @@ mod tests {
     }
 
     #[test]
+    fn rounds_interleave_warmups_first_and_stop_when_interrupted() {
+        let mut units = ["a", "b"];
+        let mut order = Vec::new();
+        let runs = interleaved(&mut units, 1, 2, true, &|| false, |u| u.to_string(), |u, round| {
+            order.push(format!("{u} {round}"));
+            Ok(round.n)
+        })
+        .unwrap();
+        assert_eq!(order, ["a warmup 1", "b warmup 1", "a rep 1", "b rep 1", "a rep 2", "b rep 2"]);
+        assert_eq!((runs[1].warmup.clone(), runs[1].reps.clone()), (vec![1], vec![1, 2]));
+        let calls = std::cell::Cell::new(0);
+        let e = interleaved(&mut units, 0, 2, true, &|| calls.get() == 3, |u| u.to_string(), |_, _| {
+            calls.set(calls.get() + 1);
+            Ok(())
+        })
+        .err()
+        .expect("interrupted");
+        assert_eq!(e.to_string(), "interrupted: stopped before b rep 2");
+    }
+
+    #[test]
     fn outlier_advice_points_only_where_a_phase_can_be_named() {
         assert!(outlier_line(RuntimeKind::Native, true, true).contains("name the phase"));
         assert!(outlier_line(RuntimeKind::Docker, false, false).contains("use --breakdown"));

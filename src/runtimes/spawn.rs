@@ -141,3 +141,22 @@ impl Runtime for Spawned {
         Ok(self.stderr.time_rep(self.spawner.kind(), &mut cmd)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(c: &Command) -> Vec<String> {
+        std::iter::once(c.get_program()).chain(c.get_args()).map(|a| a.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn each_kind_takes_its_own_options() {
+        let argv = ["sh".to_string(), "-c".into(), "true".into()];
+        let opts = RunOpts { volume: Some("/h:/mnt"), interactive: true, cgroup_parent: Some("/cg"), native: &["--ns", "all"] };
+        assert_eq!(args(&Spawner::Bare.command(&argv, &opts)), ["sh", "-c", "true"]);
+        let native = Spawner::Native(NativeCli { probe: "/bin/probe".into() });
+        assert_eq!(args(&native.command(&argv, &opts)), ["/bin/probe", "run", "--ns", "all", "--volume", "/h:/mnt", "--", "sh", "-c", "true"]);
+        assert_eq!(args(&native.command(&argv, &RunOpts::default())), ["/bin/probe", "run", "--", "sh", "-c", "true"]);
+    }
+}
