@@ -40,8 +40,7 @@ pub enum EngineError {
 /// Builds a ready-to-run runtime, or says why it cannot run here.
 pub fn open(kind: RuntimeKind) -> Result<Box<dyn Runtime>, EngineError> {
     match kind {
-        // Native runs in-process (its phases timed from inside), runc and crun from an OCI
-        // bundle; the rest are the command lines the other experiments spawn too.
+        // Native runs in-process (phases timed inside), runc/crun from an OCI bundle; the rest are Spawner commands.
         RuntimeKind::Native => Ok(Box::new(native::Native::open()?)),
         RuntimeKind::Runc | RuntimeKind::Crun => Ok(Box::new(oci::OciRuntime::open(kind)?)),
         RuntimeKind::Bare | RuntimeKind::Docker | RuntimeKind::Podman | RuntimeKind::PodmanRootless => {

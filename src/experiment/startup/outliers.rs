@@ -214,4 +214,29 @@ mod tests {
         assert!(lines[0].contains("exec execve +29.00 ms"), "{}", lines[0]);
         assert!(lines[0].contains("29.00 ms off-CPU") && lines[0].contains("7 page faults"), "{}", lines[0]);
     }
+
+    #[test]
+    fn names_the_traced_phase_that_moved_and_what_the_kernel_saw() {
+        use crate::trace::attribution::{Attribution, Slice, SliceStats, Window};
+        let stats = SliceStats { on_cpu_ns: None, off_cpu_ns: Some(25_000_000), switches: None, page_faults: None, block_io: 3, top: None };
+        let rep = |i: u64, runtime_ms: u64| {
+            let start = i * 1_000_000_000;
+            let slice = |phase, from: u64, ms: u64| Slice { phase, detail: None, start: start + from, end: start + from + ms * 1_000_000, stats: stats.clone() };
+            let slices = vec![slice(Phase::Runtime, 0, runtime_ms), slice(Phase::Teardown, runtime_ms * 1_000_000, 5)];
+            let wall_ns = (runtime_ms + 5) * 1_000_000;
+            let window = Window { start, end: start + wall_ns, root: 1 };
+            let attribution = Attribution { window, slices, procs: Vec::new(), container_cgroup: None, init_pid: None };
+            let sample = Sample { start_mono_ns: start, pid: 1, wall_ns, user_ns: 0, sys_ns: 0, exit_code: 0, phases: Vec::new() };
+            (sample, RepTrace { runtime: crate::ground::RuntimeKind::Docker, start_mono_ns: start, attribution, lost: 2 })
+        };
+        let reps: Vec<_> = [(1, 10), (2, 10), (3, 10), (4, 10), (5, 40)].into_iter().map(|(i, ms)| rep(i, ms)).collect();
+        let r = RuntimeResult { runtime: crate::ground::RuntimeKind::Docker, warmup: vec![], samples: reps.iter().map(|(s, _)| s.clone()).collect() };
+        let traces: Vec<&RepTrace> = reps.iter().map(|(_, t)| t).collect();
+        let lines = traced(&r, &traces);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("docker rep 5 (45.0 ms vs median 15.0 ms): runtime +30.0 ms (40.0 vs median 10.0 ms; "), "{}", lines[0]);
+        assert!(lines[0].contains("25.0 ms with no run process on a CPU") && lines[0].contains("3 block I/O requests"), "{}", lines[0]);
+        assert!(!lines[0].contains("teardown") && lines[0].ends_with("[2 trace records lost in this rep]"), "{}", lines[0]);
+        assert!(traced(&r, &[]).is_empty(), "nothing traced, nothing explained");
+    }
 }
