@@ -14,7 +14,6 @@ use crate::experiment::cpu::{self, Report, Rep, RuntimeCpu};
 use crate::experiment::cpu::workload;
 use crate::runtimes::detached::Fleet;
 use crate::ground::RuntimeKind;
-use crate::experiment::common::host::HostInfo;
 use crate::measure::runner;
 use crate::measure::timer::{self, Watch};
 use crate::sys::cgroup::CgroupLayout;
@@ -124,20 +123,7 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
             ));
         }
     }
-    let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
-    Ok(Report {
-        experiment: "cpu-exec",
-        host: HostInfo::collect(&kinds),
-        count: cfg.count,
-        argv,
-        reps: cfg.reps,
-        warmup: cfg.warmup,
-        pmu_na: pmu.err(),
-        warnings,
-        results,
-        skipped,
-        reference: probe().reference,
-    })
+    Ok(cpu::report("cpu-exec", (cfg.count, cfg.reps, cfg.warmup), pmu, results, skipped, warnings, probe().reference))
 }
 
 #[cfg(test)]

@@ -268,20 +268,23 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
         rep(runner, *kind, &parent, &argv, pmu.is_ok())
     })?;
     let results: Vec<RuntimeCpu> = runners.iter().zip(runs).map(|((k, r), runs)| RuntimeCpu::new(*k, cpu_source(*k, r), runs)).collect();
+    let warnings = advice(&results, cfg.reps);
+    Ok(report("cpu", (cfg.count, cfg.reps, cfg.warmup), pmu, results, skipped, warnings, probe().reference))
+}
+
+/// Either experiment's report once its reps are done, headed by the host its runtimes ran on.
+pub fn report(
+    experiment: &'static str,
+    (count, reps, warmup): (u64, u32, u32),
+    pmu: Result<(), String>,
+    results: Vec<RuntimeCpu>,
+    skipped: Vec<Skipped>,
+    warnings: Vec<String>,
+    reference: Reference,
+) -> Report {
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
-    Ok(Report {
-        experiment: "cpu",
-        host: HostInfo::collect(&kinds),
-        count: cfg.count,
-        argv,
-        reps: cfg.reps,
-        warmup: cfg.warmup,
-        pmu_na: pmu.err(),
-        warnings: advice(&results, cfg.reps),
-        results,
-        skipped,
-        reference: probe().reference,
-    })
+    let host = HostInfo::collect(&kinds);
+    Report { experiment, host, count, argv: workload::busy_loop(count), reps, warmup, pmu_na: pmu.err(), results, skipped, warnings, reference }
 }
 
 /// Warnings shared with Experiment 7.
