@@ -1,4 +1,5 @@
-//! Warmup + N reps of one command on several runtimes, with progress on stderr.
+//! Warmup + N reps on several runtimes, with progress on stderr: `interleaved` is the one rep
+//! loop (startup's `run` below, both CPU experiments), whatever a rep does.
 //!
 //! Reps are interleaved (rep 1 of every runtime, then rep 2, ...) rather than run runtime by
 //! runtime: on a noisy machine a burst of background load then hits every runtime alike, so
