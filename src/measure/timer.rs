@@ -3,7 +3,6 @@
 //! count any other child reaped meanwhile).
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -13,7 +12,7 @@ use perf_event::Counter;
 use serde::{Deserialize, Serialize};
 
 use crate::ground::phase::PhaseRecord;
-use crate::sys::child::{pidfd_open, wait4_pid};
+use crate::sys::child::{wait4_pid, wait_exit, Waiting};
 use crate::sys::clock::monotonic_ns;
 
 /// One measured rep of one command on one runtime.
@@ -108,7 +107,7 @@ fn time(cmd: &mut Command, watch: Option<Watch>) -> io::Result<(Sample, Option<H
     let mut exited = None;
     if let Some(w) = watch {
         hw = if w.count_hw { hw_counters(pid) } else { None };
-        wait_exit(pid, w.stop)?;
+        wait_exit(pid, Waiting { period_ms: 100, also: &mut Vec::new, stop: w.stop })?;
         exited = Some(start.elapsed());
     }
     let counts = hw.as_mut().and_then(|(c, i)| Some(HwCounts { cycles: c.read().ok()?, instructions: i.read().ok()? }));
@@ -126,27 +125,6 @@ fn time(cmd: &mut Command, watch: Option<Watch>) -> io::Result<(Sample, Option<H
         phases: Vec::new(),
     };
     Ok((sample, counts))
-}
-
-/// Returns once `pid` has exited (not reaping it), calling `stop(pid)` once on Ctrl-C.
-fn wait_exit(pid: u32, stop: &mut dyn FnMut(u32)) -> io::Result<()> {
-    let pidfd = pidfd_open(pid)?;
-    let mut stopped = false;
-    loop {
-        let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut pfd, 1, 100) };
-        if r > 0 {
-            return Ok(());
-        }
-        if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return Err(io::Error::last_os_error());
-        }
-        if crate::sys::signals::interrupted() && !stopped {
-            stopped = true;
-            stop(pid);
-        }
-    }
 }
 
 #[cfg(test)]

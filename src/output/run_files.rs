@@ -152,8 +152,7 @@ pub fn memory_cgroup_rows(r: &memory_cgroup::Report) -> Vec<MetricRow> {
 }
 
 /// The chapter's `cpu_seconds` (wall time, as `time` printed it) per rep, plus the CPU time
-/// of the container's processes and what lies outside it.
-/// The chapter's rows per rep, then where a stopped run stopped.
+/// of the container's processes and what lies outside it; then where a stopped run stopped.
 pub fn cpu_rows(report: &cpu::Report) -> Vec<MetricRow> {
     let mut out = Vec::new();
     for r in &report.results {

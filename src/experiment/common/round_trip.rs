@@ -76,7 +76,7 @@ fn startup() {
             skipped: vec![Skipped { runtime: RuntimeKind::Podman, reason: "not installed".into() }],
             warnings: vec!["few reps".into()],
             reference: super::reference::startup().reference,
-            incomplete: Some(crate::measure::runner::Stopped {
+            incomplete: Some(Stopped {
                 runtime: RuntimeKind::Docker,
                 rep: 3,
                 warmup: false,
