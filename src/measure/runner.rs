@@ -110,7 +110,8 @@ pub struct Runs<R> {
 
 /// One rep as `interleaved` sees it: `Ok(Ok(r))` finished; `Ok(Err(e))` the rep itself
 /// failed (an engine died, the command exited non-zero), which stops the run but keeps the
-/// reps finished before it; `Err(e)` ends the run with nothing kept (Ctrl-C, the tracer).
+/// reps finished before it, unless Ctrl-C was pressed; `Err(e)` ends the run with nothing
+/// kept (the tracer failed).
 pub type RepResult<R> = anyhow::Result<anyhow::Result<R>>;
 
 /// `warmup` then `reps` rounds, interleaved over `units` (see the module header), with
@@ -140,6 +141,12 @@ pub fn interleaved<U, R>(
             match run(unit, round)? {
                 Ok(r) if round.warmup => out.warmup.push(r),
                 Ok(r) => out.reps.push(r),
+                // A rep cut short by Ctrl-C is the user stopping the run, not a failed rep:
+                // an interrupted run writes no half results.
+                Err(e) if interrupted() => {
+                    progress.finish();
+                    return Err(e);
+                }
                 Err(e) => {
                     progress.finish();
                     let kept = match out.reps.len() {
@@ -283,6 +290,12 @@ mod tests {
         .err()
         .expect("interrupted");
         assert_eq!(e.to_string(), "interrupted: stopped before docker rep 2");
+        let pressed = std::cell::Cell::new(false);
+        let e = interleaved(&mut units, 0, 2, true, &|| pressed.get(), |u| *u, |_, _| {
+            pressed.set(true);
+            Ok(Err::<(), _>(anyhow::anyhow!("interrupted during a bare rep")))
+        });
+        assert_eq!(e.err().expect("no partial run once interrupted").to_string(), "interrupted during a bare rep");
     }
 
     #[test]
