@@ -10,7 +10,7 @@ use super::OutputArgs;
 use crate::experiment::common::fleets;
 use crate::experiment::cpu::{self, exec as cpu_exec};
 use crate::ground::RuntimeKind;
-use crate::output::emit::{emit, finish, save};
+use crate::output::emit::{emit, fail_if_stopped, finish, save};
 use crate::output::{run_files, seed_csv, terminal};
 
 #[derive(Args, Debug)]
@@ -64,10 +64,11 @@ pub fn run(a: CpuArgs) -> anyhow::Result<ExitCode> {
         })?;
         (report, "cpu")
     };
-    let csv = seed_csv::metric_csv(&run_files::cpu_rows(&report.results))?;
+    let csv = seed_csv::metric_csv(&run_files::cpu_rows(&report))?;
     let json = serde_json::to_vec_pretty(&report)?;
     let (csv_name, json_name) = (format!("{label}.csv"), format!("{label}.json"));
     let dir = save(&a.output.results, &report.experiment, &[(&csv_name, &csv), (&json_name, &json)])?;
     emit(a.output.format, &terminal::cpu::render(&report, a.exec), &csv, &json);
-    finish(&report.warnings, &report.skipped, &dir)
+    let code = finish(&report.warnings, &report.skipped, &dir)?;
+    fail_if_stopped(code, report.incomplete.as_ref(), &dir)
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use super::OutputArgs;
 use crate::experiment::startup::command::{self, Options};
 use crate::ground::RuntimeKind;
-use crate::output::emit::{emit, finish, save};
+use crate::output::emit::{emit, fail_if_stopped, finish, save};
 use crate::output::{results, run_files, seed_csv, terminal};
 
 #[derive(Args, Debug)]
@@ -60,8 +60,5 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
     }
     emit(a.output.format, &terminal::startup::render(&o), &csv, &json);
     let code = finish(&o.saved.report.warnings, &o.saved.report.skipped, &dir)?;
-    match &o.saved.report.incomplete {
-        Some(s) => anyhow::bail!("{}; the run stopped there and its finished reps are saved in {}, marked incomplete", s.reason, dir.path().display()),
-        None => Ok(code),
-    }
+    fail_if_stopped(code, o.saved.report.incomplete.as_ref(), &dir)
 }

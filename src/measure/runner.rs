@@ -1,4 +1,5 @@
-//! Warmup + N reps of one command on several runtimes, with progress on stderr.
+//! Warmup + N reps on several runtimes, with progress on stderr: `interleaved` is the one rep
+//! loop (startup's `run` below, both CPU experiments), whatever a rep does.
 //!
 //! Reps are interleaved (rep 1 of every runtime, then rep 2, ...) rather than run runtime by
 //! runtime: on a noisy machine a burst of background load then hits every runtime alike, so
@@ -76,18 +77,6 @@ pub trait RepObserver {
     fn after_rep(&mut self, runtime: RuntimeKind, sample: &mut Sample) -> anyhow::Result<()>;
 }
 
-/// A run stopped by a failed rep. The reps finished before it are kept (as hyperfine's
-/// exports keep the benchmarks done), so an engine dying mid-run does not take everyone's
-/// measurements with it; whoever saves them marks them incomplete.
-#[derive(Debug, thiserror::Error)]
-#[error("{error:#}")]
-pub struct Incomplete {
-    /// Runtimes with at least one finished rep, each with the reps it finished.
-    pub results: Vec<RuntimeResult>,
-    pub stopped: Stopped,
-    pub error: anyhow::Error,
-}
-
 /// Where a run stopped, recorded with its partial results.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Stopped {
@@ -99,63 +88,107 @@ pub struct Stopped {
     pub reason: String,
 }
 
-/// Runs the plan on every runtime. A failed rep stops the run with the runtime named (a
-/// benchmark with silently missing reps would compare unlike things) and returns the reps
-/// finished so far as an `Incomplete` error.
+/// Which run of a unit: a warmup or a measured rep, counted from 1 within its kind.
+#[derive(Clone, Copy, Debug)]
+pub struct Round {
+    pub warmup: bool,
+    pub n: u32,
+}
+
+impl std::fmt::Display for Round {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", if self.warmup { "warmup" } else { "rep" }, self.n)
+    }
+}
+
+/// One unit's runs, the unmeasured warmups apart.
+pub struct Runs<R> {
+    pub runtime: RuntimeKind,
+    pub warmup: Vec<R>,
+    pub reps: Vec<R>,
+}
+
+/// One rep as `interleaved` sees it: `Ok(Ok(r))` finished; `Ok(Err(e))` the rep itself
+/// failed (an engine died, the command exited non-zero), which stops the run but keeps the
+/// reps finished before it, unless Ctrl-C was pressed; `Err(e)` ends the run with nothing
+/// kept (the tracer failed).
+pub type RepResult<R> = anyhow::Result<anyhow::Result<R>>;
+
+/// `warmup` then `reps` rounds, interleaved over `units` (see the module header), with
+/// progress; `run(unit, round)` does one. Stops before a run once `interrupted()`.
+///
+/// A failed rep stops the run with the runtime named (a benchmark with silently missing reps
+/// would compare unlike things), but the reps finished before it are kept (as hyperfine's
+/// exports keep the benchmarks done), so an engine dying mid-run does not take everyone's
+/// measurements with it: the units with a finished rep come back with where it stopped, and
+/// whoever saves them marks them incomplete.
+pub fn interleaved<U, R>(
+    units: &mut [U],
+    warmup: u32,
+    reps: u32,
+    quiet: bool,
+    interrupted: &dyn Fn() -> bool,
+    kind: impl Fn(&U) -> RuntimeKind,
+    mut run: impl FnMut(&mut U, Round) -> RepResult<R>,
+) -> anyhow::Result<(Vec<Runs<R>>, Option<Stopped>)> {
+    let progress = Progress::new((reps + warmup) as u64 * units.len() as u64, quiet);
+    let mut runs: Vec<Runs<R>> = units.iter().map(|u| Runs { runtime: kind(u), warmup: Vec::new(), reps: Vec::new() }).collect();
+    let rounds = (1..=warmup).map(|n| Round { warmup: true, n }).chain((1..=reps).map(|n| Round { warmup: false, n }));
+    for round in rounds {
+        for (unit, out) in units.iter_mut().zip(runs.iter_mut()) {
+            anyhow::ensure!(!interrupted(), "interrupted: stopped before {} {round}", out.runtime);
+            progress.step(format!("{} {round}", out.runtime));
+            match run(unit, round)? {
+                Ok(r) if round.warmup => out.warmup.push(r),
+                Ok(r) => out.reps.push(r),
+                // A rep cut short by Ctrl-C is the user stopping the run, not a failed rep:
+                // an interrupted run writes no half results.
+                Err(e) if interrupted() => {
+                    progress.finish();
+                    return Err(e);
+                }
+                Err(e) => {
+                    progress.finish();
+                    let kept = match out.reps.len() {
+                        0 => "no rep of it finished".to_string(),
+                        1 => "rep 1 finished and is kept".to_string(),
+                        n => format!("reps 1–{n} finished and are kept"),
+                    };
+                    let error = e.context(format!("{} {round} ({kept})", out.runtime));
+                    let stopped = Stopped { runtime: out.runtime, rep: round.n, warmup: round.warmup, reason: format!("{error:#}") };
+                    runs.retain(|r| !r.reps.is_empty());
+                    return Ok((runs, Some(stopped)));
+                }
+            }
+        }
+    }
+    progress.finish();
+    Ok((runs, None))
+}
+
+/// Runs the plan on every runtime (see `interleaved`), with the observer around each rep.
 pub fn run(
     runtimes: &mut [Box<dyn Runtime>],
     plan: &Plan,
     quiet: bool,
     interrupted: &dyn Fn() -> bool,
     mut observer: Option<&mut dyn RepObserver>,
-) -> anyhow::Result<Vec<RuntimeResult>> {
-    let total = (plan.reps + plan.warmup) as u64 * runtimes.len() as u64;
-    let progress = Progress::new(total, quiet);
-    let mut results: Vec<RuntimeResult> = runtimes
-        .iter()
-        .map(|r| RuntimeResult {
-            runtime: r.kind(),
-            warmup: Vec::new(),
-            samples: Vec::new(),
-        })
-        .collect();
-    let rounds = (0..plan.warmup).map(|i| (true, i)).chain((0..plan.reps).map(|i| (false, i)));
-    for (is_warmup, i) in rounds {
-        for (rt, res) in runtimes.iter_mut().zip(results.iter_mut()) {
-            anyhow::ensure!(!interrupted(), "interrupted: stopped before {} rep {}", rt.kind(), i + 1);
-            let label = if is_warmup { "warmup" } else { "rep" };
-            progress.step(format!("{} {label} {}", rt.kind(), i + 1));
-            if let Some(o) = observer.as_deref_mut() {
-                o.before_rep(rt.kind())?;
-            }
-            let mut sample = match rt.run(&plan.argv) {
-                Ok(s) => s,
-                Err(e) => {
-                    progress.finish();
-                    let done = res.samples.len();
-                    let kept = match done {
-                        0 => "no rep of it finished".to_string(),
-                        1 => "rep 1 finished and is kept".to_string(),
-                        n => format!("reps 1–{n} finished and are kept"),
-                    };
-                    let error = e.context(format!("{} {label} {} ({kept})", rt.kind(), i + 1));
-                    results.retain(|r| !r.samples.is_empty());
-                    let stopped = Stopped { runtime: rt.kind(), rep: i + 1, warmup: is_warmup, reason: format!("{error:#}") };
-                    return Err(Incomplete { results, stopped, error }.into());
-                }
-            };
-            if let Some(o) = observer.as_deref_mut() {
-                o.after_rep(rt.kind(), &mut sample)?;
-            }
-            if is_warmup {
-                res.warmup.push(sample);
-            } else {
-                res.samples.push(sample);
-            }
+) -> anyhow::Result<(Vec<RuntimeResult>, Option<Stopped>)> {
+    let (runs, stopped) = interleaved(runtimes, plan.warmup, plan.reps, quiet, interrupted, |rt| rt.kind(), |rt, _| {
+        if let Some(o) = observer.as_deref_mut() {
+            o.before_rep(rt.kind())?;
         }
-    }
-    progress.finish();
-    Ok(results)
+        let mut sample = match rt.run(&plan.argv) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Some(o) = observer.as_deref_mut() {
+            o.after_rep(rt.kind(), &mut sample)?;
+        }
+        Ok(Ok(sample))
+    })?;
+    let results = runs.into_iter().map(|r| RuntimeResult { runtime: r.runtime, warmup: r.warmup, samples: r.reps }).collect();
+    Ok((results, stopped))
 }
 
 /// hyperfine-style warnings: each says what looks wrong and what to do about it.
@@ -234,6 +267,58 @@ mod tests {
         let plan = Plan { argv: vec!["true".into()], reps: 8, warmup: 0 };
         let lines = advice(&plan, &[result(runtime, phases)], breakdown);
         lines.into_iter().find(|l| l.contains("rep 8")).expect("rep 8 is an outlier")
+    }
+
+    #[test]
+    fn rounds_interleave_warmups_first_and_stop_when_interrupted() {
+        use RuntimeKind::{Bare, Docker};
+        let mut units = [Bare, Docker];
+        let mut order = Vec::new();
+        let (runs, stopped) = interleaved(&mut units, 1, 2, true, &|| false, |u| *u, |u, round| {
+            order.push(format!("{u} {round}"));
+            Ok(Ok(round.n))
+        })
+        .unwrap();
+        assert_eq!(order, ["bare warmup 1", "docker warmup 1", "bare rep 1", "docker rep 1", "bare rep 2", "docker rep 2"]);
+        assert_eq!((runs[1].runtime, runs[1].warmup.clone(), runs[1].reps.clone()), (Docker, vec![1], vec![1, 2]));
+        assert!(stopped.is_none());
+        let calls = std::cell::Cell::new(0);
+        let e = interleaved(&mut units, 0, 2, true, &|| calls.get() == 3, |u| *u, |_, _| {
+            calls.set(calls.get() + 1);
+            Ok(Ok(()))
+        })
+        .err()
+        .expect("interrupted");
+        assert_eq!(e.to_string(), "interrupted: stopped before docker rep 2");
+        let pressed = std::cell::Cell::new(false);
+        let e = interleaved(&mut units, 0, 2, true, &|| pressed.get(), |u| *u, |_, _| {
+            pressed.set(true);
+            Ok(Err::<(), _>(anyhow::anyhow!("interrupted during a bare rep")))
+        });
+        assert_eq!(e.err().expect("no partial run once interrupted").to_string(), "interrupted during a bare rep");
+    }
+
+    #[test]
+    fn a_failed_rep_stops_the_run_and_keeps_the_finished_reps() {
+        use RuntimeKind::{Bare, Docker, Podman};
+        let mut units = [Bare, Docker, Podman];
+        let (runs, stopped) = interleaved(&mut units, 1, 3, true, &|| false, |u| *u, |u, round| {
+            Ok(if *u == Docker && round.n == 2 && !round.warmup { Err(anyhow::anyhow!("daemon gone")) } else { Ok(round.n) })
+        })
+        .unwrap();
+        let stopped = stopped.expect("stopped");
+        assert_eq!((stopped.runtime, stopped.rep, stopped.warmup), (Docker, 2, false));
+        assert_eq!(stopped.reason, "docker rep 2 (rep 1 finished and is kept): daemon gone");
+        let kept: Vec<(RuntimeKind, Vec<u32>)> = runs.into_iter().map(|r| (r.runtime, r.reps)).collect();
+        assert_eq!(kept, [(Bare, vec![1, 2]), (Docker, vec![1]), (Podman, vec![1])]);
+        let (runs, stopped) = interleaved(&mut units, 1, 3, true, &|| false, |u| *u, |u, _| {
+            Ok(if *u == Bare { Err(anyhow::anyhow!("no shell")) } else { Ok(()) })
+        })
+        .unwrap();
+        assert!(runs.is_empty(), "no unit finished a measured rep");
+        assert_eq!(stopped.unwrap().reason, "bare warmup 1 (no rep of it finished): no shell");
+        let e = interleaved(&mut units, 0, 1, true, &|| false, |u| *u, |_, _| -> RepResult<()> { anyhow::bail!("tracer broke") });
+        assert_eq!(e.err().expect("not a partial run").to_string(), "tracer broke");
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 
-use crate::experiment::startup::Skipped;
+use crate::experiment::common::open::Skipped;
+use crate::measure::runner::Stopped;
 use crate::output::results::RunDir;
 
 /// What an experiment command prints on stdout (`--format`).
@@ -61,4 +62,13 @@ pub fn finish(warnings: &[String], skipped: &[impl SkipReason], dir: &RunDir) ->
     }
     eprintln!("results: {}", dir.path().display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A run that stopped at a failed rep has saved the reps it finished; the command still
+/// fails, saying where it stopped and where they are.
+pub fn fail_if_stopped(code: ExitCode, incomplete: Option<&Stopped>, dir: &RunDir) -> anyhow::Result<ExitCode> {
+    match incomplete {
+        Some(s) => anyhow::bail!("{}; the run stopped there and its finished reps are saved in {}, marked incomplete", s.reason, dir.path().display()),
+        None => Ok(code),
+    }
 }

@@ -8,12 +8,13 @@ use serde::Serialize;
 
 use crate::experiment::all;
 
-use crate::experiment::cpu::RuntimeCpu;
+use crate::experiment::cpu;
 use crate::experiment::memory::{self, cgroup as memory_cgroup};
 use crate::experiment::startup::command::Outcome;
 use crate::experiment::startup;
 use crate::experiment::{io, nested, scale};
 use crate::ground::RuntimeKind;
+use crate::measure::runner::Stopped;
 use crate::output::results::RunDir;
 use crate::output::seed_csv::{MetricRow, ScaleRow};
 
@@ -25,14 +26,15 @@ pub fn row(runtime: &str, metric: impl Into<String>, value: impl ToString) -> Me
     }
 }
 
-/// One row per rep; a run that stopped ends with `RUNTIME,incomplete_at_rep,N`, numeric like
-/// every other value, so the chapter's scripts still read the file.
+/// The last row of a run that stopped: `RUNTIME,incomplete_at_rep,N`, numeric like every
+/// other value, so the chapter's scripts still read the file.
+fn stopped_row(s: &Stopped) -> MetricRow {
+    row(s.runtime.name(), if s.warmup { "incomplete_at_warmup" } else { "incomplete_at_rep" }, s.rep)
+}
+
+/// One row per rep, then where a stopped run stopped.
 pub fn startup_rows(report: &startup::Report) -> Vec<MetricRow> {
-    let stopped = report.incomplete.iter().map(|s| MetricRow {
-        runtime: s.runtime.to_string(),
-        metric: if s.warmup { "incomplete_at_warmup" } else { "incomplete_at_rep" }.into(),
-        value: s.rep.to_string(),
-    });
+    let stopped = report.incomplete.iter().map(stopped_row);
     report
         .results
         .iter()
@@ -150,10 +152,10 @@ pub fn memory_cgroup_rows(r: &memory_cgroup::Report) -> Vec<MetricRow> {
 }
 
 /// The chapter's `cpu_seconds` (wall time, as `time` printed it) per rep, plus the CPU time
-/// of the container's processes and what lies outside it.
-pub fn cpu_rows(results: &[RuntimeCpu]) -> Vec<MetricRow> {
+/// of the container's processes and what lies outside it; then where a stopped run stopped.
+pub fn cpu_rows(report: &cpu::Report) -> Vec<MetricRow> {
     let mut out = Vec::new();
-    for r in results {
+    for r in &report.results {
         let name = r.runtime.name();
         for rep in &r.reps {
             out.push(row(name, "cpu_seconds", format!("{:.3}", rep.wall_ms / 1000.0)));
@@ -163,6 +165,7 @@ pub fn cpu_rows(results: &[RuntimeCpu]) -> Vec<MetricRow> {
             }
         }
     }
+    out.extend(report.incomplete.iter().map(stopped_row));
     out
 }
 

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use crate::runtimes::rootless::RootlessUser;
 use crate::runtimes::EngineError;
-use crate::measure::Runtime;
 use crate::ground::{RuntimeKind, IMAGE_TAG, NAME_PREFIX, OWNER_LABEL};
 use crate::measure::{timer, Sample};
 
@@ -31,7 +30,6 @@ pub struct CliEngine {
     kind: RuntimeKind,
     program: PathBuf,
     user: Option<RootlessUser>,
-    stderr: StderrSink,
 }
 
 /// Finds `name` on PATH the way a shell would.
@@ -160,13 +158,7 @@ impl CliEngine {
             }
             None
         };
-        let stderr = StderrSink::new().map_err(|e| unusable(format!("memfd_create: {e}"), "this kernel needs memfd support (3.17+)"))?;
-        Ok(CliEngine {
-            kind,
-            program,
-            user,
-            stderr,
-        })
+        Ok(CliEngine { kind, program, user })
     }
 
     pub fn kind(&self) -> RuntimeKind {
@@ -238,16 +230,13 @@ impl CliEngine {
 
     /// `run --rm --network none` plus probe's name and label, then `extra` engine flags.
     pub fn run_args(&self, extra: &[&str], argv: &[String]) -> Vec<String> {
-        let mut args: Vec<String> = vec![
-            "run".into(),
-            "--rm".into(),
-            "--network".into(),
-            "none".into(),
-            "--label".into(),
-            OWNER_LABEL.into(),
-            "--name".into(),
-            container_name(self.kind.name()),
-        ];
+        self.container_args("--rm", &container_name(self.kind.name()), extra, argv)
+    }
+
+    /// `run <how>` (`--rm`, `-d`) of container `name` with `--network none` and probe's label,
+    /// then `extra` engine flags, the test image and `argv`.
+    pub fn container_args(&self, how: &str, name: &str, extra: &[&str], argv: &[String]) -> Vec<String> {
+        let mut args: Vec<String> = ["run", how, "--network", "none", "--label", OWNER_LABEL, "--name", name].map(String::from).to_vec();
         args.extend(extra.iter().map(|s| s.to_string()));
         args.push(IMAGE_TAG.into());
         args.extend(argv.iter().cloned());
@@ -268,26 +257,12 @@ pub fn last_line(s: &str) -> String {
         .to_string()
 }
 
-impl Runtime for CliEngine {
-    fn kind(&self) -> RuntimeKind {
-        self.kind
-    }
-
-    fn run(&mut self, argv: &[String]) -> anyhow::Result<Sample> {
-        let mut cmd = self.command(self.run_args(&[], argv));
-        match self.stderr.time_rep(self.kind, &mut cmd) {
-            Err(EngineError::RepFailed { runtime, code, stderr }) => Err(self.stopped_or(runtime, code, stderr).into()),
-            other => Ok(other?),
-        }
-    }
-}
-
 impl CliEngine {
     /// A failed rep of an engine that answered when the run began (open checks it): asked
     /// again, an engine that no longer answers has stopped during this rep, and that is what
     /// the error says, with the engine's own line as evidence. podman is asked for `info`,
     /// which reads its storage, so a broken store counts as stopped too.
-    fn stopped_or(&self, runtime: RuntimeKind, code: i32, stderr: String) -> EngineError {
+    pub fn stopped_or(&self, runtime: RuntimeKind, code: i32, stderr: String) -> EngineError {
         let (ask, what, fix): (&[&str], String, &str) = match self.kind {
             RuntimeKind::Docker => (
                 &["version", "--format", "{{.Server.Version}}"],

@@ -10,7 +10,6 @@
 //! finish, then removes it with the rest — by name, which is known before the engine is asked.
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,8 +18,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::runtimes::cli_engine::{container_name, last_line, output_with_timeout, CliEngine, StderrSink};
+use crate::runtimes::spawn::NativeCli;
 use crate::runtimes::EngineError;
-use crate::ground::{RuntimeKind, IMAGE_TAG, OWNER_LABEL};
+use crate::ground::RuntimeKind;
 use crate::sys::procfs;
 
 /// How long one container may take to start or to go away before probe gives up on it.
@@ -41,11 +41,12 @@ pub struct Container {
     pub start_ns: u64,
 }
 
+// Not spawn::Spawner, whose containers end with their command: these outlive it, to be exec'd into and removed.
 enum Backend {
     Cli(CliEngine),
     /// One `probe run` child per container, in the order of `containers`; their stderr
     /// goes to one memfd, read when a start fails.
-    Native { probe: PathBuf, children: Vec<Child>, stderr: StderrSink },
+    Native { cli: NativeCli, children: Vec<Child>, stderr: StderrSink },
 }
 
 pub struct Fleet {
@@ -66,16 +67,9 @@ impl Fleet {
         let backend = match kind {
             RuntimeKind::Docker | RuntimeKind::Podman | RuntimeKind::PodmanRootless => Backend::Cli(CliEngine::open(kind)?),
             RuntimeKind::Native => {
-                if !nix::unistd::Uid::effective().is_root() {
-                    return Err(unusable("needs root".into(), "run probe with sudo"));
-                }
-                let rootfs = crate::ground::rootfs_dir();
-                if !rootfs.join("bin/sh").exists() {
-                    return Err(unusable(format!("the test image rootfs {} is missing", rootfs.display()), "build it with `sudo probe image build`"));
-                }
-                let probe = std::env::current_exe().map_err(|e| unusable(format!("cannot locate the probe binary: {e}"), "run probe from its installed path"))?;
+                let cli = NativeCli::open()?;
                 let stderr = StderrSink::new().map_err(|e| unusable(format!("memfd_create: {e}"), "this kernel needs memfd support (3.17+)"))?;
-                Backend::Native { probe, children: Vec::new(), stderr }
+                Backend::Native { cli, children: Vec::new(), stderr }
             }
             _ => return Err(unusable("cannot keep detached containers".into(), "use native, docker, podman or podman-rootless")),
         };
@@ -97,8 +91,8 @@ impl Fleet {
         self.names.push(name.clone());
         let container = match &mut self.backend {
             Backend::Cli(engine) => start_cli(engine, &name, argv)?,
-            Backend::Native { probe, children, stderr } => {
-                let (child, c) = start_native(probe, stderr, &name, argv)?;
+            Backend::Native { cli, children, stderr } => {
+                let (child, c) = start_native(cli, stderr, &name, argv)?;
                 children.push(child);
                 c
             }
@@ -177,12 +171,7 @@ fn container_name_prefix(tag: &str) -> String {
 }
 
 fn start_cli(engine: &CliEngine, name: &str, argv: &[String]) -> anyhow::Result<Container> {
-    let mut args: Vec<String> = ["run", "-d", "--network", "none", "--label", OWNER_LABEL, "--name", name]
-        .into_iter()
-        .map(String::from)
-        .collect();
-    args.push(IMAGE_TAG.into());
-    args.extend(argv.iter().cloned());
+    let args = engine.container_args("-d", name, &[], argv);
     let start = Instant::now();
     let out = output_with_timeout(engine.command(&args).process_group(0), START_TIMEOUT)
         .map_err(|source| EngineError::Spawn { runtime: engine.kind(), program: format!("{} run -d", engine.kind()), source })?;
@@ -202,13 +191,12 @@ fn comm_of(argv0: &str) -> String {
     base.chars().take(15).collect()
 }
 
-fn start_native(probe: &Path, stderr: &mut StderrSink, name: &str, argv: &[String]) -> anyhow::Result<(Child, Container)> {
-    let mut cmd = Command::new(probe);
-    cmd.arg("run").arg("--").args(argv);
+fn start_native(cli: &NativeCli, stderr: &mut StderrSink, name: &str, argv: &[String]) -> anyhow::Result<(Child, Container)> {
+    let mut cmd = cli.command(&[], argv);
     cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr.stdio()?);
     let comm = comm_of(&argv[0]);
     let start = Instant::now();
-    let mut child = cmd.spawn().with_context(|| format!("native: starting `{} run`", probe.display()))?;
+    let mut child = cmd.spawn().with_context(|| format!("native: starting `{} run`", cmd.get_program().to_string_lossy()))?;
     // Ready once a descendant has exec'd the command: before that it is still probe.
     loop {
         let found = procfs::tree_of(child.id())

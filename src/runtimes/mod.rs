@@ -1,7 +1,6 @@
 //! The runtimes a command can be measured on. Engines are driven only through their CLIs,
 //! exactly as a user would type them: no API clients, no engine sockets.
 
-pub mod bare;
 pub mod cleanup;
 pub mod cli_engine;
 pub mod detached;
@@ -10,6 +9,7 @@ pub mod image;
 pub mod native;
 pub mod oci;
 pub mod rootless;
+pub mod spawn;
 
 use crate::ground::RuntimeKind;
 pub use crate::measure::Runtime;
@@ -48,11 +48,11 @@ pub enum EngineError {
 /// Builds a ready-to-run runtime, or says why it cannot run here.
 pub fn open(kind: RuntimeKind) -> Result<Box<dyn Runtime>, EngineError> {
     match kind {
-        RuntimeKind::Bare => Ok(Box::new(bare::Bare::new()?)),
+        // Native runs in-process (phases timed inside), runc/crun from an OCI bundle; the rest are Spawner commands.
         RuntimeKind::Native => Ok(Box::new(native::Native::open()?)),
         RuntimeKind::Runc | RuntimeKind::Crun => Ok(Box::new(oci::OciRuntime::open(kind)?)),
-        RuntimeKind::Docker | RuntimeKind::Podman | RuntimeKind::PodmanRootless => {
-            Ok(Box::new(cli_engine::CliEngine::open(kind)?))
+        RuntimeKind::Bare | RuntimeKind::Docker | RuntimeKind::Podman | RuntimeKind::PodmanRootless => {
+            Ok(Box::new(spawn::Spawned::open(kind)?))
         }
     }
 }

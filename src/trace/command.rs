@@ -1,7 +1,6 @@
 //! Tracing one command from start to exit (`probe trace`): open the session, spawn the
 //! command, keep the rings drained until it exits, then cut its window into phases.
 
-use std::os::fd::AsRawFd;
 use std::process::{Command, ExitStatus};
 
 use anyhow::Context;
@@ -59,34 +58,30 @@ pub fn run(argv: &[String], opts: &Options, note: &mut dyn FnMut(String)) -> any
     let start = clock::monotonic_ns();
     let mut child = Command::new(&argv[0]).args(&argv[1..]).spawn().with_context(|| format!("spawning {}", argv[0]))?;
     let root = child.id();
-    // The wait wakes the moment the command exits (its pidfd turns readable), so the window
-    // ends there and not up to a poll period later. Without pidfds (Linux < 5.3, a seccomp
-    // filter) it looks every 5 ms instead.
-    let pidfd = child::pidfd_open(root).ok();
-    let timeout_ms = if pidfd.is_some() { 250 } else { 5 };
-    let mut forwarded = false;
-    let status = loop {
-        let mut fds = session.as_ref().map(|s| s.ring_fds()).unwrap_or_default();
-        fds.extend(pidfd.as_ref().map(|p| p.as_raw_fd()));
-        poll_any(&fds, timeout_ms);
-        if let Some(s) = &mut session {
-            s.collect();
-        }
-        match child.try_wait() {
-            Ok(Some(st)) => break st,
-            Ok(None) => {}
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e).context(format!("waiting for {}", argv[0]));
-            }
-        }
-        // A Ctrl-C reaches the whole foreground group; a `kill -INT probe` does not, so
-        // pass it on once and keep tracing until the command has unwound.
-        if crate::sys::signals::interrupted() && !forwarded {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe { libc::kill(root as libc::pid_t, libc::SIGINT) };
-            forwarded = true;
+    // The rings are drained at every wake (what remains, by drain() below); the window ends
+    // the moment the command exits. A Ctrl-C reaches the whole foreground group; a `kill -INT
+    // probe` does not, so it is passed on once, and tracing goes on until the command has
+    // unwound.
+    let waited = child::wait_exit(root, child::Waiting {
+        period_ms: 250,
+        also: &mut || {
+            session.as_mut().map(|s| {
+                s.collect();
+                s.ring_fds()
+            })
+            .unwrap_or_default()
+        },
+        // SAFETY: kill(2) on our own child's pid.
+        stop: &mut |pid| unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGINT);
+        },
+    });
+    let status = match waited.and_then(|()| child.wait()) {
+        Ok(st) => st,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e).context(format!("waiting for {}", argv[0]));
         }
     };
     let end = clock::monotonic_ns();
@@ -107,12 +102,4 @@ pub fn run(argv: &[String], opts: &Options, note: &mut dyn FnMut(String)) -> any
         _session: session,
     };
     Ok(Run { status, start, end, traced: Ok(traced) })
-}
-
-/// Blocks until one of `fds` is readable or `timeout_ms` passes (a signal ends it early too,
-/// so a Ctrl-C gets looked at promptly).
-fn poll_any(fds: &[std::os::fd::RawFd], timeout_ms: i32) {
-    let mut pfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
-    // SAFETY: pfds is a valid array of pollfd for its length.
-    unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
 }

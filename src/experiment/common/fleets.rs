@@ -1,7 +1,7 @@
 //! Opening the runtimes an experiment keeps detached containers on: each one checked
 //! before anything is measured, so a missing engine or image fails the run at once.
 
-use crate::experiment::startup::Skipped;
+use crate::experiment::common::open::{open_runtimes, Skipped};
 use crate::runtimes::detached::Fleet;
 use crate::ground::RuntimeKind;
 
@@ -32,17 +32,7 @@ impl FleetPlan {
 /// Runtimes named by the user must all work; default ones that cannot run are skipped with
 /// the reason. `tag` goes into every container name (`probe-<pid>-<tag>-<runtime>-<n>`).
 pub fn open(kinds: &[RuntimeKind], explicit: bool, tag: &str) -> anyhow::Result<(Vec<Fleet>, Vec<Skipped>)> {
-    let mut open = Vec::new();
-    let mut skipped = Vec::new();
-    for &kind in kinds {
-        match Fleet::open(kind, &format!("{tag}-{kind}")) {
-            Ok(f) => open.push(f),
-            Err(e) if !explicit => skipped.push(Skipped { runtime: kind, reason: e.to_string() }),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    anyhow::ensure!(!open.is_empty(), "no runtime can run containers here; `probe doctor` says why");
-    Ok((open, skipped))
+    open_runtimes(kinds, explicit, "runtime can run containers here", |kind| Fleet::open(kind, &format!("{tag}-{kind}")))
 }
 
 /// The probe file's runtime names, parsed.

@@ -7,10 +7,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::host::HostInfo;
+use super::open::Skipped;
 use crate::experiment::{cpu, io, memory, nested, scale, startup};
 use crate::ground::phase::{Counters, Phase, PhaseRecord};
 use crate::ground::RuntimeKind;
-use crate::measure::runner::{Plan, RuntimeResult};
+use crate::measure::runner::{Plan, Runs, RuntimeResult, Stopped};
 use crate::measure::Sample;
 use crate::runtimes::detect::RuntimeStatus;
 
@@ -72,10 +73,10 @@ fn startup() {
             host: host(),
             plan: Plan { argv: vec!["echo".into(), "ok".into()], reps: 2, warmup: 1 },
             results: vec![native],
-            skipped: vec![startup::Skipped { runtime: RuntimeKind::Podman, reason: "not installed".into() }],
+            skipped: vec![Skipped { runtime: RuntimeKind::Podman, reason: "not installed".into() }],
             warnings: vec!["few reps".into()],
             reference: super::reference::startup().reference,
-            incomplete: Some(crate::measure::runner::Stopped {
+            incomplete: Some(Stopped {
                 runtime: RuntimeKind::Docker,
                 rep: 3,
                 warmup: false,
@@ -149,10 +150,9 @@ fn memory_cgroup() {
 
 #[test]
 fn cpu() {
-    let mut native = cpu::RuntimeCpu::new(RuntimeKind::Native, Err("no cgroup".into()));
-    native.reps.push(cpu::Rep { wall_ms: 1.5, cpu_ms: None, cycles: Some(3), instructions: None });
-    let mut bare = cpu::RuntimeCpu::new(RuntimeKind::Bare, Ok(cpu::BARE_CPU.into()));
-    bare.reps.push(cpu::Rep { wall_ms: 1.25, cpu_ms: Some(1.0), cycles: None, instructions: None });
+    let runs = |runtime, rep| Runs { runtime, warmup: Vec::new(), reps: vec![rep] };
+    let native = cpu::RuntimeCpu::new(Err("no cgroup".into()), runs(RuntimeKind::Native, cpu::Rep { wall_ms: 1.5, cpu_ms: None, cycles: Some(3), instructions: None }));
+    let bare = cpu::RuntimeCpu::new(Ok(cpu::BARE_CPU.into()), runs(RuntimeKind::Bare, cpu::Rep { wall_ms: 1.25, cpu_ms: Some(1.0), cycles: None, instructions: None }));
     round_trip(&cpu::Report {
         experiment: "cpu".into(),
         host: host(),
@@ -162,9 +162,10 @@ fn cpu() {
         warmup: 0,
         pmu_na: Some("no PMU".into()),
         results: vec![bare, native],
-        skipped: vec![startup::Skipped { runtime: RuntimeKind::Docker, reason: "down".into() }],
+        skipped: vec![Skipped { runtime: RuntimeKind::Docker, reason: "down".into() }],
         warnings: vec![],
         reference: cpu::probe().reference,
+        incomplete: Some(Stopped { runtime: RuntimeKind::Native, rep: 2, warmup: false, reason: "native rep 2: exited 1".into() }),
     });
 }
 

@@ -14,8 +14,8 @@ use crate::experiment::cpu::{self, Report, Rep, RuntimeCpu};
 use crate::experiment::cpu::workload;
 use crate::runtimes::detached::Fleet;
 use crate::ground::RuntimeKind;
-use crate::experiment::common::host::HostInfo;
-use crate::measure::runner::Progress;
+use crate::measure::runner;
+use crate::measure::timer::{self, Watch};
 use crate::sys::cgroup::CgroupLayout;
 use crate::sys::cgroup::process as cgroupfs;
 
@@ -52,6 +52,8 @@ struct Target {
     /// None for bare.
     fleet: Option<Fleet>,
     cpu_dir: Option<(PathBuf, bool)>,
+    /// Which counter gives the CPU time, or why none does.
+    source: Result<String, String>,
 }
 
 fn rep(t: &Target, bare_sh: &PathBuf, argv: &[String], hw: bool) -> anyhow::Result<Rep> {
@@ -63,16 +65,16 @@ fn rep(t: &Target, bare_sh: &PathBuf, argv: &[String], hw: bool) -> anyhow::Resu
     let before = t.cpu_dir.as_ref().map(read).transpose()?;
     // On Ctrl-C the exec'd process is killed; the fleet's guard then removes the container
     // with anything still running in it.
-    let timed = workload::time_child(&mut cmd, hw && !t.kind.is_engine(), &mut |pid| cpu::kill_pid(pid, Signal::SIGKILL))
-        .with_context(|| format!("{}: exec of the loop", t.kind))?;
+    let watch = Watch { count_hw: hw && !t.kind.is_engine(), stop: &mut |pid| cpu::kill_pid(pid, Signal::SIGKILL) };
+    let (timed, counts) = timer::time_watched(&mut cmd, watch).with_context(|| format!("{}: exec of the loop", t.kind))?;
     anyhow::ensure!(!crate::sys::signals::interrupted(), "interrupted during a {} rep", t.kind);
     anyhow::ensure!(timed.exit_code == 0, "{}: the exec'd loop exited with code {}", t.kind, timed.exit_code);
     let cpu_ns = match (&t.cpu_dir, before) {
         (Some(d), Some(b)) => Some(read(d)?.saturating_sub(b)),
-        _ if !t.kind.is_engine() => Some(timed.rusage_cpu_ns),
+        _ if !t.kind.is_engine() => Some(timed.cpu_ns()),
         _ => None,
     };
-    Ok(Rep::new(&timed, cpu_ns))
+    Ok(Rep::new(&timed, counts, cpu_ns))
 }
 
 pub fn run(cfg: Config) -> anyhow::Result<Report> {
@@ -81,10 +83,8 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     let engines: Vec<RuntimeKind> = cfg.runtimes.iter().copied().filter(|k| *k != RuntimeKind::Bare).collect();
     let (fleets, skipped) = if engines.is_empty() { (Vec::new(), Vec::new()) } else { crate::experiment::common::fleets::open(&engines, cfg.explicit, "exec")? };
     let mut targets = Vec::new();
-    let mut results = Vec::new();
     if cfg.runtimes.contains(&RuntimeKind::Bare) {
-        targets.push(Target { kind: RuntimeKind::Bare, fleet: None, cpu_dir: None });
-        results.push(RuntimeCpu::new(RuntimeKind::Bare, Ok(cpu::BARE_CPU.into())));
+        targets.push(Target { kind: RuntimeKind::Bare, fleet: None, cpu_dir: None, source: Ok(cpu::BARE_CPU.into()) });
     }
     for mut fleet in fleets {
         let kind = fleet.kind();
@@ -98,27 +98,21 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
             let dir = container_cpu_dir(&layout, fleet.containers()[0].main_pid)?;
             (dir.as_ref().map(|_| "the container's own cgroup CPU counter, read around the exec".to_string()).map_err(Clone::clone), dir.ok())
         };
-        results.push(RuntimeCpu::new(kind, source));
-        targets.push(Target { kind, fleet: Some(fleet), cpu_dir });
+        targets.push(Target { kind, fleet: Some(fleet), cpu_dir, source });
     }
     std::thread::sleep(cfg.settle);
     let argv = workload::busy_loop(cfg.count);
-    let pmu = workload::pmu();
-    let progress = Progress::new(((cfg.reps + cfg.warmup) as usize * targets.len()) as u64, cfg.quiet);
-    for i in 0..cfg.warmup + cfg.reps {
-        for (t, res) in targets.iter().zip(results.iter_mut()) {
-            let warm = i < cfg.warmup;
-            progress.step(format!("{} {}", t.kind, if warm { "warmup".to_string() } else { format!("rep {}", i - cfg.warmup + 1) }));
-            let r = rep(t, &bare_sh, &argv, pmu.is_ok())?;
-            if warm { res.warmup.push(r) } else { res.reps.push(r) }
-        }
-    }
-    progress.finish();
+    let pmu = timer::pmu();
+    let (runs, stopped) = runner::interleaved(&mut targets, cfg.warmup, cfg.reps, cfg.quiet, &crate::sys::signals::interrupted, |t| t.kind, |t, _| {
+        Ok(rep(t, &bare_sh, &argv, pmu.is_ok()))
+    })?;
     for t in &mut targets {
         if let Some(f) = t.fleet.as_mut() {
             f.remove_all()?;
         }
     }
+    let source = |k: RuntimeKind| targets.iter().find(|t| t.kind == k).map(|t| t.source.clone()).expect("a run of an opened runtime");
+    let results: Vec<RuntimeCpu> = runs.into_iter().map(|runs| RuntimeCpu::new(source(runs.runtime), runs)).collect();
     let mut warnings = cpu::advice(&results, cfg.reps);
     if let Some(bare) = results.iter().find(|r| r.runtime == RuntimeKind::Bare).map(|r| r.wall()) {
         if bare.mean < 5_000.0 && results.iter().any(|r| r.runtime.is_engine()) {
@@ -130,20 +124,7 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
             ));
         }
     }
-    let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
-    Ok(Report {
-        experiment: "cpu-exec".into(),
-        host: HostInfo::collect(&kinds),
-        count: cfg.count,
-        argv,
-        reps: cfg.reps,
-        warmup: cfg.warmup,
-        pmu_na: pmu.err(),
-        warnings,
-        results,
-        skipped,
-        reference: probe().reference,
-    })
+    Ok(cpu::report("cpu-exec", (cfg.count, cfg.reps, cfg.warmup), pmu, (results, stopped), skipped, warnings, probe().reference))
 }
 
 #[cfg(test)]

@@ -17,13 +17,15 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use self::cgroup::{CpuParent, Reading};
-use crate::experiment::startup::Skipped;
-use self::workload::Timed;
+use crate::experiment::common::open::{open_runtimes, Skipped};
 use crate::runtimes::cli_engine::CliEngine;
+use crate::runtimes::spawn::{RunOpts, Spawner};
 use crate::runtimes::EngineError;
 use crate::ground::RuntimeKind;
 use crate::experiment::common::host::HostInfo;
-use crate::measure::runner::Progress;
+use crate::measure::runner::{self, Runs, Stopped};
+use crate::measure::timer::{self, HwCounts, Watch};
+use crate::measure::Sample;
 use crate::ground::stats::{self, Ratio, Summary};
 
 pub type Probe = crate::experiment::common::reference::ProbeFile<Defaults, Reference>;
@@ -63,8 +65,13 @@ pub struct Rep {
 }
 
 impl Rep {
-    pub fn new(t: &Timed, cpu_ns: Option<u64>) -> Rep {
-        Rep { wall_ms: t.wall_ns as f64 / 1e6, cpu_ms: cpu_ns.map(|n| n as f64 / 1e6), cycles: t.cycles, instructions: t.instructions }
+    pub fn new(t: &Sample, hw: Option<HwCounts>, cpu_ns: Option<u64>) -> Rep {
+        Rep {
+            wall_ms: t.wall_ms(),
+            cpu_ms: cpu_ns.map(|n| n as f64 / 1e6),
+            cycles: hw.map(|h| h.cycles),
+            instructions: hw.map(|h| h.instructions),
+        }
     }
 }
 
@@ -80,12 +87,12 @@ pub struct RuntimeCpu {
 }
 
 impl RuntimeCpu {
-    pub fn new(runtime: RuntimeKind, cpu: Result<String, String>) -> Self {
+    pub fn new(cpu: Result<String, String>, runs: Runs<Rep>) -> Self {
         let (cpu_source, cpu_na) = match cpu {
             Ok(s) => (Some(s), None),
             Err(e) => (None, Some(e)),
         };
-        RuntimeCpu { runtime, cpu_source, cpu_na, warmup: Vec::new(), reps: Vec::new() }
+        RuntimeCpu { runtime: runs.runtime, cpu_source, cpu_na, warmup: runs.warmup, reps: runs.reps }
     }
 
     pub fn wall(&self) -> Summary {
@@ -192,13 +199,18 @@ pub struct Report {
     pub skipped: Vec<Skipped>,
     pub warnings: Vec<String>,
     pub reference: Reference,
+    /// Set when a rep failed and the run stopped: where, and why. `results` then holds only
+    /// the reps finished before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<Stopped>,
 }
 
-enum Runner {
-    Bare(PathBuf),
-    Native(PathBuf),
-    /// `accounted`: containers go under probe's parent cgroup, whose counter is read.
-    Engine { engine: CliEngine, accounted: bool },
+struct Runner {
+    spawner: Spawner,
+    /// Bare runs the image's own shell (`bare_shell`).
+    sh: Option<PathBuf>,
+    /// An engine's containers go under probe's parent cgroup, whose counter is read.
+    accounted: bool,
 }
 
 /// The engine's cgroup manager: `--cgroup-parent` is a path only with cgroupfs; systemd
@@ -210,73 +222,62 @@ fn cgroup_driver(engine: &CliEngine) -> String {
 
 fn open(kind: RuntimeKind) -> Result<Runner, EngineError> {
     let unusable = |what: String, fix: &str| EngineError::Unusable { runtime: kind, what, fix: fix.into() };
-    match kind {
-        RuntimeKind::Bare => bare_shell().map(Runner::Bare).map_err(|e| unusable(e.to_string(), "sudo probe image build")),
-        RuntimeKind::Native => {
-            crate::runtimes::detached::Fleet::open(kind, "cpu")?;
-            let probe = std::env::current_exe().map_err(|e| unusable(format!("cannot locate the probe binary: {e}"), "run probe from its installed path"))?;
-            Ok(Runner::Native(probe))
-        }
-        RuntimeKind::Docker | RuntimeKind::Podman | RuntimeKind::PodmanRootless => {
-            let engine = CliEngine::open(kind)?;
-            let accounted = kind != RuntimeKind::PodmanRootless && cgroup_driver(&engine) == "cgroupfs";
-            Ok(Runner::Engine { engine, accounted })
-        }
-        _ => Err(unusable("not part of this experiment".into(), "use bare, native, docker, podman or podman-rootless")),
-    }
+    let spawner = Spawner::open(kind)?;
+    let sh = match spawner {
+        Spawner::Bare => Some(bare_shell().map_err(|e| unusable(e.to_string(), "sudo probe image build"))?),
+        _ => None,
+    };
+    let accounted = match &spawner {
+        Spawner::Engine(engine) => kind != RuntimeKind::PodmanRootless && cgroup_driver(engine) == "cgroupfs",
+        _ => false,
+    };
+    Ok(Runner { spawner, sh, accounted })
 }
 
 /// One rep: the command for this runtime, how to stop it on Ctrl-C, and where its CPU
 /// time is read.
 fn rep(runner: &Runner, kind: RuntimeKind, parent: &CpuParent, argv: &[String], hw: bool) -> anyhow::Result<Rep> {
-    let (mut cmd, name) = match runner {
-        Runner::Bare(sh) => (bare_command(sh, argv), None),
-        Runner::Native(probe) => {
-            let mut c = Command::new(probe);
-            c.args(["run", "--"]).args(argv);
-            (c, None)
-        }
-        Runner::Engine { engine, accounted } => {
-            let cg = format!("/{}", parent.name);
-            let extra: Vec<&str> = if *accounted { vec!["--cgroup-parent", &cg] } else { vec![] };
-            let args = engine.run_args(&extra, argv);
-            let name = args.iter().position(|a| a == "--name").map(|i| args[i + 1].clone());
-            (engine.command(&args), name)
-        }
+    let cg = format!("/{}", parent.name);
+    let mut cmd = match &runner.sh {
+        Some(sh) => bare_command(sh, argv),
+        None => runner.spawner.command(argv, &RunOpts { cgroup_parent: runner.accounted.then_some(cg.as_str()), ..RunOpts::default() }),
     };
+    let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    let name = args.iter().position(|a| a == "--name").map(|i| args[i + 1].clone());
     let before: Reading = parent.read()?;
-    let mut stop = |pid: u32| match (runner, &name) {
-        (Runner::Engine { engine, .. }, Some(n)) => {
+    let mut stop = |pid: u32| match (&runner.spawner, &name) {
+        (Spawner::Engine(engine), Some(n)) => {
             // Killing the CLI would leave the container running: remove it instead.
             let _ = engine.query(&["rm", "-f", n]);
         }
         // `probe run` kills its container and tears it down on SIGTERM.
-        (Runner::Native(_), _) => kill_pid(pid, Signal::SIGTERM),
+        (Spawner::Native(_), _) => kill_pid(pid, Signal::SIGTERM),
         _ => kill_pid(pid, Signal::SIGKILL),
     };
-    let t = workload::time_child(&mut cmd, hw && !kind.is_engine(), &mut stop).with_context(|| format!("{kind}: running the loop"))?;
+    let (t, counts) = timer::time_watched(&mut cmd, Watch { count_hw: hw && !kind.is_engine(), stop: &mut stop })
+        .with_context(|| format!("{kind}: running the loop"))?;
     anyhow::ensure!(!crate::sys::signals::interrupted(), "interrupted during a {kind} rep");
     anyhow::ensure!(t.exit_code == 0, "{kind}: the loop exited with code {} (run `{}` by hand to see why)", t.exit_code, argv.join(" "));
-    let cpu_ns = match runner {
-        Runner::Bare(_) | Runner::Native(_) => Some(t.rusage_cpu_ns),
-        Runner::Engine { accounted: true, .. } => Some(parent.read()?.container_ns_since(&before)),
-        Runner::Engine { accounted: false, .. } => None,
+    let cpu_ns = match (&runner.spawner, runner.accounted) {
+        (Spawner::Bare | Spawner::Native(_), _) => Some(t.cpu_ns()),
+        (Spawner::Engine(_), true) => Some(parent.read()?.container_ns_since(&before)),
+        (Spawner::Engine(_), false) => None,
     };
-    Ok(Rep::new(&t, cpu_ns))
+    Ok(Rep::new(&t, counts, cpu_ns))
 }
 
 fn cpu_source(kind: RuntimeKind, runner: &Runner) -> Result<String, String> {
-    match runner {
-        Runner::Bare(_) => Ok(BARE_CPU.into()),
+    match (&runner.spawner, runner.accounted) {
+        (Spawner::Bare, _) => Ok(BARE_CPU.into()),
         // The container is `probe run`'s child, so wait4 of `probe run` sees its CPU exactly,
         // plus `probe run`'s own few ms of setup. Its cpuacct cgroup would drop that setup
         // but is gone (with the container) before `probe run` exits.
-        Runner::Native(_) => Ok("wait4 rusage of `probe run` and its container (includes probe's own few ms of setup)".into()),
-        Runner::Engine { accounted: true, .. } => {
+        (Spawner::Native(_), _) => Ok("wait4 rusage of `probe run` and its container (includes probe's own few ms of setup)".into()),
+        (Spawner::Engine(_), true) => {
             Ok("cgroup CPU counter of a parent cgroup made for the run (--cgroup-parent), monitors subtracted".into())
         }
-        Runner::Engine { .. } if kind == RuntimeKind::PodmanRootless => Err(ROOTLESS_CPU_NA.into()),
-        Runner::Engine { .. } => Err(format!(
+        (Spawner::Engine(_), false) if kind == RuntimeKind::PodmanRootless => Err(ROOTLESS_CPU_NA.into()),
+        (Spawner::Engine(_), false) => Err(format!(
             "{kind} uses the systemd cgroup driver: its containers' cgroups are systemd scopes removed with the container, \
              and probe's per-run parent cgroup (--cgroup-parent) needs the cgroupfs driver"
         )),
@@ -285,45 +286,33 @@ fn cpu_source(kind: RuntimeKind, runner: &Runner) -> Result<String, String> {
 
 pub fn run(cfg: Config) -> anyhow::Result<Report> {
     let layout = crate::sys::cgroup::detect()?;
-    let mut runners = Vec::new();
-    let mut skipped = Vec::new();
-    for &kind in &cfg.runtimes {
-        match open(kind) {
-            Ok(r) => runners.push((kind, r)),
-            Err(e) if !cfg.explicit => skipped.push(Skipped { runtime: kind, reason: e.to_string() }),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    anyhow::ensure!(!runners.is_empty(), "no runtime can run here; `probe doctor` says why");
+    let (mut runners, skipped) = open_runtimes(&cfg.runtimes, cfg.explicit, "runtime can run here", |kind| Ok((kind, open(kind)?)))?;
     let parent = CpuParent::create(&layout, &format!("{}{}-cpu", crate::ground::NAME_PREFIX, std::process::id()))?;
     let argv = workload::busy_loop(cfg.count);
-    let pmu = workload::pmu();
-    let mut results: Vec<RuntimeCpu> = runners.iter().map(|(k, r)| RuntimeCpu::new(*k, cpu_source(*k, r))).collect();
-    let progress = Progress::new(((cfg.reps + cfg.warmup) as usize * runners.len()) as u64, cfg.quiet);
-    // Interleaved like the startup runner: a burst of background load hits every runtime.
-    for i in 0..cfg.warmup + cfg.reps {
-        for ((kind, runner), res) in runners.iter().zip(results.iter_mut()) {
-            let warm = i < cfg.warmup;
-            progress.step(format!("{kind} {} {}", if warm { "warmup" } else { "rep" }, if warm { i + 1 } else { i - cfg.warmup + 1 }));
-            let r = rep(runner, *kind, &parent, &argv, pmu.is_ok())?;
-            if warm { res.warmup.push(r) } else { res.reps.push(r) }
-        }
-    }
-    progress.finish();
+    let pmu = timer::pmu();
+    let (runs, stopped) = runner::interleaved(&mut runners, cfg.warmup, cfg.reps, cfg.quiet, &crate::sys::signals::interrupted, |(kind, _)| *kind, |(kind, runner), _| {
+        Ok(rep(runner, *kind, &parent, &argv, pmu.is_ok()))
+    })?;
+    let source = |k: RuntimeKind| runners.iter().find(|(kind, _)| *kind == k).map(|(_, r)| cpu_source(k, r)).expect("a run of an opened runtime");
+    let results: Vec<RuntimeCpu> = runs.into_iter().map(|runs| RuntimeCpu::new(source(runs.runtime), runs)).collect();
+    let warnings = advice(&results, cfg.reps);
+    Ok(report("cpu", (cfg.count, cfg.reps, cfg.warmup), pmu, (results, stopped), skipped, warnings, probe().reference))
+}
+
+/// Either experiment's report once its reps are done, headed by the host its runtimes ran on.
+pub fn report(
+    experiment: &'static str,
+    (count, reps, warmup): (u64, u32, u32),
+    pmu: Result<(), String>,
+    (results, incomplete): (Vec<RuntimeCpu>, Option<Stopped>),
+    skipped: Vec<Skipped>,
+    warnings: Vec<String>,
+    reference: Reference,
+) -> Report {
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
-    Ok(Report {
-        experiment: "cpu".into(),
-        host: HostInfo::collect(&kinds),
-        count: cfg.count,
-        argv,
-        reps: cfg.reps,
-        warmup: cfg.warmup,
-        pmu_na: pmu.err(),
-        warnings: advice(&results, cfg.reps),
-        results,
-        skipped,
-        reference: probe().reference,
-    })
+    let host = HostInfo::collect(&kinds);
+    let experiment = experiment.into();
+    Report { experiment, host, count, argv: workload::busy_loop(count), reps, warmup, pmu_na: pmu.err(), results, skipped, warnings, reference, incomplete }
 }
 
 /// Warnings shared with Experiment 7.
@@ -391,7 +380,7 @@ mod tests {
 
     #[test]
     fn outside_is_wall_minus_cpu() {
-        let mut r = RuntimeCpu::new(RuntimeKind::Docker, Ok("x".into()));
+        let mut r = RuntimeCpu::new(Ok("x".into()), Runs { runtime: RuntimeKind::Docker, warmup: Vec::new(), reps: Vec::new() });
         r.reps = vec![
             Rep { wall_ms: 1300.0, cpu_ms: Some(1000.0), cycles: None, instructions: None },
             Rep { wall_ms: 1320.0, cpu_ms: Some(1010.0), cycles: None, instructions: None },

@@ -26,6 +26,7 @@ use self::handshake::Point;
 use self::mode::{Launcher, Mode};
 use self::protocol::SyncMode;
 use self::verdict::{FuseFacts, Outcome, Verdict};
+use crate::experiment::common::open::open_each;
 use crate::runtimes::cli_engine::StderrSink;
 use crate::experiment::common::host::HostInfo;
 use crate::measure::runner::Progress;
@@ -315,26 +316,20 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
 /// without the worker, or an unwritable target fails before minutes of measurement.
 fn usable_modes(cfg: &Config, launcher: &mut Launcher, stderr: &mut StderrSink) -> Result<(Vec<Mode>, Vec<Skipped>)> {
     let tiny = ["--size", "4096", "--block", "4096", "--sync", "none", "--pause"].map(String::from);
-    let mut ok = Vec::new();
-    let mut skipped = Vec::new();
-    for &m in &cfg.modes {
-        let checked = launcher.check(m).map_err(anyhow::Error::from).and_then(|()| {
-            let mut launch = launcher.launch(m, &tiny)?;
-            handshake::drive(&mut launch.cmd, stderr, &mut |_, _| Ok(())).map(|_| ()).map_err(|e| {
-                if format!("{e:#}").contains("unrecognized subcommand") {
-                    e.context("the test image's probe has no worker (stale image): rebuild it with `sudo probe image build`")
-                } else {
-                    e.context("trial run of the worker")
-                }
-            })
-        });
-        match checked {
-            Ok(()) => ok.push(m),
-            Err(e) if !cfg.explicit => skipped.push(Skipped { mode: m, reason: format!("{m}: {e:#}") }),
-            Err(e) => return Err(e.context(format!("{m} cannot run here"))),
-        }
-    }
-    anyhow::ensure!(!ok.is_empty(), "no storage mode can run here; `probe doctor` says why");
+    let trial = |m: Mode| -> Result<Mode> {
+        launcher.check(m)?;
+        let mut launch = launcher.launch(m, &tiny)?;
+        handshake::drive(&mut launch.cmd, stderr, &mut |_, _| Ok(())).map_err(|e| {
+            if format!("{e:#}").contains("unrecognized subcommand") {
+                e.context("the test image's probe has no worker (stale image): rebuild it with `sudo probe image build`")
+            } else {
+                e.context("trial run of the worker")
+            }
+        })?;
+        Ok(m)
+    };
+    let (ok, failed) = open_each(&cfg.modes, cfg.explicit, "storage mode can run here", trial, |m, e| e.context(format!("{m} cannot run here")))?;
+    let skipped = failed.into_iter().map(|(m, e)| Skipped { mode: m, reason: format!("{m}: {e:#}") }).collect();
     Ok((ok, skipped))
 }
 

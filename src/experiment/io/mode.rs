@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::runtimes::cli_engine::CliEngine;
+use crate::runtimes::spawn::{RunOpts, Spawner};
 use crate::runtimes::rootless::RootlessUser;
 use crate::runtimes::EngineError;
 use crate::ground::{RuntimeKind, NAME_PREFIX};
@@ -237,10 +237,10 @@ pub struct PodmanStorage {
     pub image_store: String,
 }
 
-/// Builds each mode's command. Holds the engines it has checked, so a missing daemon or
+/// Builds each mode's command. Holds the runtimes it has checked, so a missing daemon or
 /// image fails before any measurement.
 pub struct Launcher {
-    engines: Vec<CliEngine>,
+    runtimes: Vec<Spawner>,
     exe: PathBuf,
     disk_dir: PathBuf,
     podman_storage: Option<PodmanStorage>,
@@ -249,7 +249,7 @@ pub struct Launcher {
 impl Launcher {
     pub fn new(disk_dir: PathBuf) -> Result<Launcher> {
         let exe = std::env::current_exe().context("locating the probe binary")?;
-        Ok(Launcher { engines: Vec::new(), exe, disk_dir, podman_storage: None })
+        Ok(Launcher { runtimes: vec![Spawner::Bare], exe, disk_dir, podman_storage: None })
     }
 
     /// Rootful podman's containers go to `storage` from now on.
@@ -260,7 +260,10 @@ impl Launcher {
     /// Rootful podman's image store (its graph root), for `PodmanStorage::image_store`.
     pub fn podman_graph_root(&mut self) -> Result<String> {
         self.check(Mode::PodmanOverlay)?;
-        Ok(self.engine(RuntimeKind::Podman).query(&["info", "--format", "{{.Store.GraphRoot}}"])?)
+        match self.runtime(RuntimeKind::Podman) {
+            Spawner::Engine(e) => Ok(e.query(&["info", "--format", "{{.Store.GraphRoot}}"])?),
+            _ => unreachable!("podman-overlay runs on the podman engine"),
+        }
     }
 
     /// Checks that `mode` can run here (engine answers, test image present, native runtime
@@ -268,28 +271,20 @@ impl Launcher {
     pub fn check(&mut self, mode: Mode) -> Result<(), EngineError> {
         let rt = mode.runtime();
         let unusable = |what: String, fix: &str| EngineError::Unusable { runtime: rt, what, fix: fix.into() };
-        match rt {
-            RuntimeKind::Docker | RuntimeKind::Podman | RuntimeKind::PodmanRootless
-                if !self.engines.iter().any(|e| e.kind() == rt) =>
-            {
-                self.engines.push(CliEngine::open(rt)?);
-            }
-            RuntimeKind::Native => {
-                crate::runtimes::open(RuntimeKind::Native)?;
-                if mode == Mode::NativeFuseOverlayfs && !Path::new(crate::native::rootfs::FUSE_OVERLAYFS).exists() {
-                    return Err(unusable("fuse-overlayfs is not installed".into(), "install the fuse-overlayfs package"));
-                }
-            }
-            _ if mode == Mode::Tmpfs && !is_tmpfs(Path::new(SHM_DIR)) => {
-                return Err(unusable(format!("{SHM_DIR} is not a tmpfs"), "mount one: mount -t tmpfs tmpfs /dev/shm"));
-            }
-            _ => {}
+        if !self.runtimes.iter().any(|s| s.kind() == rt) {
+            self.runtimes.push(Spawner::open(rt)?);
+        }
+        if mode == Mode::NativeFuseOverlayfs && !Path::new(crate::native::rootfs::FUSE_OVERLAYFS).exists() {
+            return Err(unusable("fuse-overlayfs is not installed".into(), "install the fuse-overlayfs package"));
+        }
+        if mode == Mode::Tmpfs && !is_tmpfs(Path::new(SHM_DIR)) {
+            return Err(unusable(format!("{SHM_DIR} is not a tmpfs"), "mount one: mount -t tmpfs tmpfs /dev/shm"));
         }
         Ok(())
     }
 
-    fn engine(&self, rt: RuntimeKind) -> &CliEngine {
-        self.engines.iter().find(|e| e.kind() == rt).expect("check() opened every engine a mode uses")
+    fn runtime(&self, rt: RuntimeKind) -> &Spawner {
+        self.runtimes.iter().find(|s| s.kind() == rt).expect("check() opened every runtime a mode uses")
     }
 
     /// The command that runs `probe worker io <worker_args> --path P` in `mode`'s container.
@@ -313,51 +308,29 @@ impl Launcher {
             _ if dir.is_some() => VOLUME_MOUNT.to_string(),
             _ => Path::new(ROOTFS_FILE).parent().expect("absolute").display().to_string(),
         };
-        let mut argv: Vec<String> = vec!["worker".into(), "io".into()];
-        argv.extend(worker_args.iter().cloned());
-        argv.extend(["--path".into(), format!("{in_container_dir}/{FILE_NAME}")]);
-        let cmd = match rt {
-            RuntimeKind::Bare => {
-                let mut c = Command::new(&self.exe);
-                c.args(&argv);
-                c
-            }
-            RuntimeKind::Native => {
-                let storage = match mode {
-                    // overlay-disk: upper and work on disk as Docker's overlay2 (plain `overlay`
-                    // keeps them on a tmpfs, which would make this a second tmpfs control).
-                    Mode::NativeOverlay => "overlay-disk",
-                    Mode::NativeFuseOverlayfs => "fuse-overlayfs",
-                    // native-bind writes to its volume; the root is the default, as docker's
-                    // volume mode keeps its overlay2 root.
-                    _ => "overlay",
-                };
-                let mut c = Command::new(&self.exe);
-                c.args(["run", "--storage", storage, "--ns", "all"]);
-                if let Some(d) = &dir {
-                    c.arg("--volume").arg(format!("{}:{VOLUME_MOUNT}", d.path().display()));
-                }
-                c.arg("--").arg(IMAGE_PROBE).args(&argv);
-                c
-            }
-            _ => {
-                let engine = self.engine(rt);
-                let volume = dir.as_ref().map(|d| format!("{}:{VOLUME_MOUNT}", d.path().display()));
-                let mut extra = vec!["-i"];
-                if let Some(v) = &volume {
-                    extra.extend(["-v", v.as_str()]);
-                }
-                let mut full = vec![IMAGE_PROBE.to_string()];
-                full.extend(argv);
-                let mut args = Vec::new();
-                if let Some(s) = self.podman_storage.as_ref().filter(|_| rt == RuntimeKind::Podman) {
-                    args.extend(["--root".into(), s.root.display().to_string(), "--runroot".into(), s.runroot.display().to_string()]);
-                    args.extend(["--storage-opt".into(), format!("overlay.imagestore={}", s.image_store)]);
-                }
-                args.extend(engine.run_args(&extra, &full));
-                engine.command(args)
-            }
+        let mut worker: Vec<String> = vec!["worker".into(), "io".into()];
+        worker.extend(worker_args.iter().cloned());
+        worker.extend(["--path".into(), format!("{in_container_dir}/{FILE_NAME}")]);
+        let volume = dir.as_ref().filter(|_| rt != RuntimeKind::Bare).map(|d| format!("{}:{VOLUME_MOUNT}", d.path().display()));
+        let native: &[&str] = match mode {
+            // overlay-disk: upper and work on disk as Docker's overlay2 (plain `overlay`
+            // keeps them on a tmpfs, which would make this a second tmpfs control).
+            Mode::NativeOverlay => &["--storage", "overlay-disk", "--ns", "all"],
+            Mode::NativeFuseOverlayfs => &["--storage", "fuse-overlayfs", "--ns", "all"],
+            // native-bind writes to its volume; the root is the default, as docker's
+            // volume mode keeps its overlay2 root.
+            _ => &["--storage", "overlay", "--ns", "all"],
         };
+        // The worker is this binary on the host, the image's copy in a container.
+        let program = if rt == RuntimeKind::Bare { self.exe.display().to_string() } else { IMAGE_PROBE.to_string() };
+        let argv: Vec<String> = std::iter::once(program).chain(worker).collect();
+        let mut engine_flags = Vec::new();
+        if let Some(s) = self.podman_storage.as_ref().filter(|_| rt == RuntimeKind::Podman) {
+            engine_flags.extend(["--root".into(), s.root.display().to_string(), "--runroot".into(), s.runroot.display().to_string()]);
+            engine_flags.extend(["--storage-opt".into(), format!("overlay.imagestore={}", s.image_store)]);
+        }
+        let opts = RunOpts { volume: volume.as_deref(), interactive: true, cgroup_parent: None, native, engine_flags: &engine_flags };
+        let cmd = self.runtime(rt).command(&argv, &opts);
         Ok(Launch { cmd, overlay, dir })
     }
 }

@@ -3,9 +3,10 @@
 //! own cost.
 
 use crate::experiment::common::reference;
-use crate::experiment::startup::breakdown::{self, Breakdown, OutlierRep};
+use crate::experiment::startup::breakdown::{self, Breakdown};
 use crate::experiment::startup::nscost;
 use crate::experiment::startup::observer::StartupTracer;
+use crate::experiment::startup::outliers::{self, NativeOutlier};
 use crate::experiment::startup::{self, StartupJson};
 use crate::ground::RuntimeKind;
 use crate::measure::runner::{Plan, RepObserver};
@@ -25,7 +26,7 @@ pub struct Outcome {
     /// What startup.json holds: the report, the breakdowns and the namespace costs.
     pub saved: StartupJson,
     /// Native's outlier reps, explained from its own phase counters (--breakdown only).
-    pub native_outliers: Vec<OutlierRep>,
+    pub native_outliers: Vec<NativeOutlier>,
     /// The engines' traced reps, when --breakdown could trace.
     pub tracer: Option<StartupTracer>,
 }
@@ -74,7 +75,7 @@ pub fn run(o: Options) -> anyhow::Result<Outcome> {
         .results
         .iter()
         .filter(|r| r.runtime == RuntimeKind::Native)
-        .flat_map(breakdown::outlier_reps)
+        .flat_map(outliers::native)
         .collect();
     let saved = StartupJson { report, breakdown: breakdowns, namespaces };
     Ok(Outcome { saved, native_outliers, tracer })

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use self::breakdown::Breakdown;
 use self::nscost::NsCost;
 
+use crate::experiment::common::open::{open_runtimes, Skipped};
 use crate::experiment::common::reference::{self, Reference};
 use crate::runtimes;
-use crate::measure::Runtime;
 use crate::ground::RuntimeKind;
 use crate::experiment::common::host::HostInfo;
 use crate::measure::runner::{self, Plan, RepObserver, RuntimeResult};
@@ -27,12 +27,6 @@ pub struct Config {
     pub quiet: bool,
     /// Phases are being cut: advice points at the explanations instead of suggesting it.
     pub breakdown: bool,
-}
-
-#[derive(Serialize, Deserialize, Debug)]
-pub struct Skipped {
-    pub runtime: RuntimeKind,
-    pub reason: String,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -74,41 +68,13 @@ pub fn default_runtimes() -> Vec<RuntimeKind> {
         .collect()
 }
 
-/// The runtimes that opened, and those skipped with why.
-pub type Opened = (Vec<Box<dyn Runtime>>, Vec<Skipped>);
-
-/// Opens every runtime before anything is measured, so a missing engine or image fails the
-/// run at once instead of after minutes of reps.
-pub fn open_runtimes(kinds: &[RuntimeKind], explicit: bool) -> anyhow::Result<Opened> {
-    let mut open = Vec::new();
-    let mut skipped = Vec::new();
-    for &kind in kinds {
-        match runtimes::open(kind) {
-            Ok(rt) => open.push(rt),
-            Err(e) if !explicit => skipped.push(Skipped {
-                runtime: kind,
-                reason: e.to_string(),
-            }),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    anyhow::ensure!(!open.is_empty(), "no runtime can run here; `probe doctor` says why");
-    Ok((open, skipped))
-}
-
 pub fn run(
     cfg: Config,
     interrupted: &dyn Fn() -> bool,
     observer: Option<&mut dyn RepObserver>,
 ) -> anyhow::Result<Report> {
-    let (mut runtimes, skipped) = open_runtimes(&cfg.runtimes, cfg.explicit)?;
-    let (results, incomplete) = match runner::run(&mut runtimes, &cfg.plan, cfg.quiet, interrupted, observer) {
-        Ok(r) => (r, None),
-        Err(e) => match e.downcast::<runner::Incomplete>() {
-            Ok(i) => (i.results, Some(i.stopped)),
-            Err(e) => return Err(e),
-        },
-    };
+    let (mut runtimes, skipped) = open_runtimes(&cfg.runtimes, cfg.explicit, "runtime can run here", runtimes::open)?;
+    let (results, incomplete) = runner::run(&mut runtimes, &cfg.plan, cfg.quiet, interrupted, observer)?;
     let warnings = runner::advice(&cfg.plan, &results, cfg.breakdown);
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
     Ok(Report {

@@ -31,14 +31,8 @@ use crate::sys::child::wait4_pid;
 use crate::ground::stats::{median, percentile};
 
 /// Types measured through their user-namespace counter, in creation order.
-const COUNTED: [NsKind; 6] = [
-    NsKind::Pid,
-    NsKind::Mnt,
-    NsKind::Uts,
-    NsKind::Ipc,
-    NsKind::Net,
-    NsKind::Cgroup,
-];
+/// (All but the user namespace, which holds the counters.)
+const COUNTED: &[NsKind] = NsKind::ORDER.split_at(1).1;
 /// A namespace not freed after this long means something else holds it: give up.
 const RELEASE_TIMEOUT_NS: u64 = 5_000_000_000;
 
@@ -114,7 +108,7 @@ pub fn measure(reps: usize) -> Result<Vec<NsCost>, NsCostError> {
         &release,
         "exit + reap of its only process",
     )];
-    for (kind, release) in COUNTED.into_iter().zip(released(reps)?) {
+    for (&kind, release) in COUNTED.iter().zip(released(reps)?) {
         let (create, _) = forked(kind, reps)?;
         table.push(summarize(
             kind,
@@ -268,7 +262,7 @@ fn helper(up: RawFd, down: &OwnedFd, reps: usize) -> Result<Vec<u64>, String> {
         return Err("parent did not map the helper's user namespace".into());
     }
     let mut out = Vec::with_capacity(reps * COUNTED.len());
-    for kind in COUNTED {
+    for &kind in COUNTED {
         let limit = format!("/proc/sys/user/max_{}_namespaces", kind.name());
         std::fs::write(&limit, "1").map_err(|e| format!("write 1 to {limit}: {e}"))?;
         let mut release = Vec::with_capacity(reps);

@@ -4,11 +4,12 @@
 
 use std::path::Path;
 
-use crate::experiment::startup::breakdown::{Breakdown, OutlierRep};
+use crate::experiment::startup::breakdown::Breakdown;
 use crate::experiment::startup::command::Outcome;
 use crate::experiment::startup::nscost::{self, NsCost};
 use crate::experiment::startup::observer::StartupTracer;
-use crate::experiment::startup::outliers::{self, KernelSaw, TracedOutlier};
+use crate::experiment::startup::outliers::{self, KernelSaw, NativeOutlier, Outlier, PhaseMove, TracedOutlier};
+use crate::ground::phase::Counters;
 use crate::experiment::startup::Report;
 use crate::ground::stats;
 use crate::ground::RuntimeKind;
@@ -140,7 +141,7 @@ fn traced(tracer: &StartupTracer, results: &[RuntimeResult], breakdowns: &[Break
         out.push_str(&crate::output::stacked::render(breakdowns));
     }
     let traces: Vec<_> = tracer.reps.iter().collect();
-    let lines: Vec<String> = results.iter().flat_map(|r| outliers::explain(r, &traces)).map(|o| traced_outlier(&o)).collect();
+    let lines: Vec<String> = results.iter().flat_map(|r| outliers::traced(r, &traces)).map(|o| traced_outlier(&o)).collect();
     if !lines.is_empty() {
         out.push_str("\nOutliers explained:\n");
         for l in lines {
@@ -156,23 +157,39 @@ fn traced(tracer: &StartupTracer, results: &[RuntimeResult], breakdowns: &[Break
     out
 }
 
-/// "docker rep 3 (412.0 ms vs median 380.1 ms): runtime +30.2 ms (...; what the kernel saw)"
+/// "docker rep 3 (412.0 ms vs median 380.1 ms): runtime +30.2 ms (60.0 ms vs median 30.0 ms;
+/// what the kernel saw)": traced phases to 0.1 ms.
 fn traced_outlier(o: &TracedOutlier) -> String {
+    outlier_line(o, 1, " ms", |m| kernel_saw(&m.saw))
+}
+
+/// "native rep 5 (31.00 ms vs median 3.00 ms): exec execve +29.00 ms (30.00 vs median 1.00
+/// ms; 29.00 ms off-CPU, 7 page faults); ...": native's own phases to 0.01 ms.
+fn native_outlier(o: &NativeOutlier) -> String {
+    outlier_line(o, 2, "", counted)
+}
+
+/// One outlier rep on one line, `d` decimals; `unit` follows a phase's own time.
+fn outlier_line<S>(o: &Outlier<S>, d: usize, unit: &str, saw: impl Fn(&PhaseMove<S>) -> String) -> String {
     let parts: Vec<String> = o
         .moved
         .iter()
         .map(|m| {
-            let (v, med) = (m.ns, m.median_ns);
-            format!("{} {:+.1} ms ({} vs median {}; {})", m.phase, (v - med) / 1e6, ms_of_ns(v), ms_of_ns(med), kernel_saw(&m.saw))
+            let name = match &m.detail {
+                Some(detail) => format!("{} {detail}", m.phase),
+                None => m.phase.to_string(),
+            };
+            let (v, med) = (m.ns / 1e6, m.median_ns / 1e6);
+            format!("{name} {:+.d$} ms ({v:.d$}{unit} vs median {med:.d$} ms; {})", v - med, saw(m))
         })
         .collect();
     let why = if parts.is_empty() {
-        "no single phase moved by 1 ms or more: the extra time is spread thin".to_string()
+        format!("no single phase moved by {} ms or more: the extra time is spread thin", outliers::MIN_TRACED_MOVE_NS / 1e6)
     } else {
         parts.join("; ")
     };
     let lost = if o.lost > 0 { format!(" [{} trace records lost in this rep]", o.lost) } else { String::new() };
-    format!("{} rep {} ({:.1} ms vs median {:.1} ms): {why}{lost}", o.runtime, o.rep, o.wall_ms, o.median_ms)
+    format!("{} rep {} ({:.d$} ms vs median {:.d$} ms): {why}{lost}", o.runtime, o.rep, o.wall_ms, o.median_ms)
 }
 
 fn kernel_saw(k: &KernelSaw) -> String {
@@ -194,44 +211,29 @@ fn ms_of_ns(ns: f64) -> String {
     format!("{:.1} ms", ns / 1e6)
 }
 
-/// "native rep 5 (31.00 ms vs median 3.00 ms): exec execve +29.00 ms (30.00 vs median 1.00
-/// ms; 29.00 ms off-CPU, 7 page faults); ..."
-fn native_outlier(r: &OutlierRep) -> String {
-    let parts: Vec<String> = r
-        .moved
-        .iter()
-        .map(|p| {
-            let name = match &p.detail {
-                Some(d) => format!("{} {d}", p.phase),
-                None => p.phase.to_string(),
-            };
-            let c = &p.counters;
-            let off_cpu = c.task_clock_ns.map(|t| format!("{:.2} ms off-CPU", (p.dur_ns.saturating_sub(t)) as f64 / 1e6));
-            let seen: Vec<String> = [
-                off_cpu,
-                c.context_switches.map(|n| format!("{n} context switches")),
-                c.page_faults.map(|n| format!("{n} page faults")),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            let seen = if seen.is_empty() { "counters n/a".to_string() } else { seen.join(", ") };
-            let (v, m) = (p.dur_ns as f64, p.median_ns);
-            format!("{name} {:+.2} ms ({:.2} vs median {:.2} ms; {seen})", (v - m) / 1e6, v / 1e6, m / 1e6)
-        })
-        .collect();
-    format!("{} rep {} ({:.2} ms vs median {:.2} ms): {}", r.runtime, r.rep, r.wall_ms, r.median_ms, parts.join("; "))
+/// What native's counters saw in a phase: its time off-CPU (wall minus task-clock), context
+/// switches, page faults; a counter not read is left out, not 0.
+fn counted(m: &PhaseMove<Counters>) -> String {
+    let c = &m.saw;
+    let seen: Vec<String> = [
+        c.task_clock_ns.map(|t| format!("{:.2} ms off-CPU", (m.ns as u64).saturating_sub(t) as f64 / 1e6)),
+        c.context_switches.map(|n| format!("{n} context switches")),
+        c.page_faults.map(|n| format!("{n} page faults")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if seen.is_empty() { "counters n/a".to_string() } else { seen.join(", ") }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::startup::breakdown::PhaseMove;
-    use crate::ground::phase::{Counters, Phase};
+    use crate::ground::phase::Phase;
 
     #[test]
     fn names_the_phase_that_moved_and_what_the_counters_saw() {
-        let r = OutlierRep {
+        let r = NativeOutlier {
             runtime: RuntimeKind::Native,
             rep: 5,
             wall_ms: 32.0,
@@ -239,14 +241,15 @@ mod tests {
             moved: vec![PhaseMove {
                 phase: Phase::Exec,
                 detail: Some("execve".into()),
-                dur_ns: 30_000_000,
+                ns: 30e6,
                 median_ns: 1e6,
-                counters: Counters { task_clock_ns: Some(1_000_000), page_faults: Some(7), ..Counters::default() },
+                saw: Counters { task_clock_ns: Some(1_000_000), page_faults: Some(7), ..Counters::default() },
             }],
+            lost: 0,
         };
         let line = native_outlier(&r);
         assert!(line.starts_with("native rep 5 (32.00 ms vs median 3.00 ms)"), "{line}");
-        assert!(line.contains("exec execve +29.00 ms"), "{line}");
+        assert!(line.contains("exec execve +29.00 ms (30.00 vs median 1.00 ms; "), "{line}");
         assert!(line.contains("29.00 ms off-CPU") && line.contains("7 page faults"), "{line}");
         assert!(!line.contains("context switches"), "a counter not read is left out, not 0: {line}");
     }
@@ -259,7 +262,7 @@ mod tests {
             rep: 2,
             wall_ms: 412.0,
             median_ms: 380.0,
-            moved: vec![outliers::PhaseMove { phase: Phase::Runtime, ns: 60e6, median_ns: 30e6, saw }],
+            moved: vec![PhaseMove { phase: Phase::Runtime, detail: None, ns: 60e6, median_ns: 30e6, saw }],
             lost: 7,
         };
         let line = traced_outlier(&o);
