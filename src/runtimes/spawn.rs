@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn each_kind_takes_its_own_options() {
         let argv = ["sh".to_string(), "-c".into(), "true".into()];
-        let opts = RunOpts { volume: Some("/h:/mnt"), interactive: true, cgroup_parent: Some("/cg"), native: &["--ns", "all"] };
+        let opts = RunOpts { volume: Some("/h:/mnt"), interactive: true, cgroup_parent: Some("/cg"), native: &["--ns", "all"], engine_flags: &[] };
         assert_eq!(args(&Spawner::Bare.command(&argv, &opts)), ["sh", "-c", "true"]);
         let native = Spawner::Native(NativeCli { probe: "/bin/probe".into() });
         assert_eq!(args(&native.command(&argv, &opts)), ["/bin/probe", "run", "--ns", "all", "--volume", "/h:/mnt", "--", "sh", "-c", "true"]);
