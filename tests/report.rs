@@ -73,7 +73,8 @@ fn nested_fixture(run: &Path, host: &Value) {
                  "security": "the host daemon's socket: full control of every container on the host"},
                 {"id": "pinp_basic", "experiment": 9, "engine": "podman", "approach": "pinp_basic", "outer_flags": [], "success": false, "total_ms": 2400.0, "first_echo_ms": null, "steps": [],
                  "cause": {"step": "run `echo ok` in an inner container", "syscall": "mount(proc)", "errno": "EPERM", "missing": "mount-permission",
-                           "reason": "the outer container may not mount proc", "fix": "add --privileged", "evidence": "Error: mount proc"}, "security": null}
+                           "reason": "the outer container may not mount proc", "fix": "add --privileged", "evidence": "Error: mount proc",
+                           "source": "measured: mount(2) of proc in the outer container"}, "security": null}
             ],
             "native": [{"depth": 1, "success": true, "samples_ms": [10.0], "median_ms": 10.0, "level_cost_ms": 10.0},
                        {"depth": 2, "success": true, "samples_ms": [21.0], "median_ms": 21.0, "level_cost_ms": 11.0}],
@@ -236,7 +237,8 @@ fn report_of_real_runs_has_every_experiment_with_their_figures_in_both_languages
         md.contains("## Summary")
             && md.contains("**Startup**")
             && md.contains("**I/O overlay**")
-            && md.contains("**Nested v2 (Exp 9)**")
+            && md.contains("**Nested v2 (Exp 9)**"),
+        "{md}"
     );
     // The chapter's proportions beside this run's: docker ÷ bare was 237 there.
     assert!(md.contains("startup docker ÷ bare") && md.contains("237×"), "{md}");
@@ -495,6 +497,7 @@ fn faster_is_said_only_when_the_reps_resolve_it() {
     }
     let s = TempDir::new("noisy");
     run_step(&s.0, "startup", &["startup", "--runtimes", "docker,podman", "--reps", "3", "--warmup", "0", "--quiet"]);
+    all_folder(&s.0, &[("startup", "done", "")]);
     // The reps' times are set by hand so the verdict is known in advance: the same real file,
     // first with tight reps 100 ms apart, then with docker's spread over 100 ms.
     let path = s.0.join("startup/startup.json");
@@ -510,7 +513,7 @@ fn faster_is_said_only_when_the_reps_resolve_it() {
         report(&s.0, "en").0
     };
     let md = set([300.0, 301.0, 302.0], [200.0, 201.0, 202.0]);
-    assert!(md.contains("podman 1.5× faster than docker"), "{md}");
+    assert!(md.contains("podman 1.50× faster than docker"), "{md}");
     let md = set([150.0, 200.0, 250.0], [160.0, 165.0, 170.0]);
     assert!(!md.contains("faster than"), "{md}");
     assert!(md.contains("docker and podman: no clear difference"), "{md}");
