@@ -28,6 +28,11 @@ fn compare(a: &Path, b: &Path, out: &Path) -> Vec<(String, String)> {
     lines.iter().map(|l| (l["figure"].as_str().unwrap().to_string(), l["verdict"].as_str().unwrap().to_string())).collect()
 }
 
+/// The verdicts that say "no clear difference": within the interval or below the noise floor.
+fn alike(verdict: &str) -> bool {
+    matches!(verdict, "no-clear-difference" | "below-noise-floor")
+}
+
 #[test]
 fn compare_names_a_slower_workload_and_nothing_else() {
     if !require_root() {
@@ -44,8 +49,10 @@ fn compare_names_a_slower_workload_and_nothing_else() {
     }
     let phases = lines.iter().filter(|(n, _)| n.starts_with("native ") && n != "native total").count();
     assert!(phases >= 5, "native's phases are compared: {lines:?}");
+    // Every other phase is alike, or moved by less than the noise floor (2% of the total):
+    // a phase after a 50 ms longer workload may run on colder caches, which is real but tiny.
     for (f, v) in lines.iter().filter(|(n, _)| !slower.contains(&n.as_str())) {
-        assert_eq!(v, "no-clear-difference", "{f} did not change between the runs: {lines:?}");
+        assert!(alike(v), "{f} did not change between the runs: {lines:?}");
     }
     // The files: both languages, the phases chart.
     let o = probe(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--lang", "es", "--results", t.sub("out-es").to_str().unwrap()]);
@@ -65,7 +72,7 @@ fn runs_of_the_same_setting_show_no_clear_difference() {
     let b = startup(&t.sub("b"), &["echo", "ok"]);
     let lines = compare(&a, &b, &t.sub("out"));
     assert!(lines.len() >= 7, "{lines:?}");
-    let alike = lines.iter().filter(|(_, v)| v == "no-clear-difference").count();
+    let alike = lines.iter().filter(|(_, v)| alike(v)).count();
     assert!(alike * 10 >= lines.len() * 9, "only {alike} of {} figures alike: {lines:?}", lines.len());
     // Its terminal tables fit 80 and 120 columns.
     for width in ["80", "120"] {
@@ -101,42 +108,44 @@ fn write_json(dir: &Path, name: &str, v: &Value) {
     std::fs::write(dir.join(name), serde_json::to_vec(v).unwrap()).unwrap();
 }
 
-fn startup_json(kernel: &str, walls_ms: &[f64], phases: bool) -> Value {
-    let samples: Vec<Value> = walls_ms
-        .iter()
-        .map(|w| {
-            let mut s = serde_json::json!({"wall_ns": (w * 1e6) as u64});
-            if phases {
-                s["phases"] = serde_json::json!([{"phase": "rootfs", "dur_ns": 400_000}, {"phase": "workload", "dur_ns": (w * 0.5e6) as u64}]);
-            }
-            s
-        })
-        .collect();
-    serde_json::json!({"report": {"host": {"kernel": kernel, "cgroup_layout": {"kind": "unified"}, "runtimes": [{"runtime": "native", "version": "0.1.0"}]},
-        "results": [{"runtime": "native", "samples": samples}]}})
-}
-
-/// A run of an older probe (no phases recorded) in a `probe all` folder with an I/O experiment
-/// the other run lacks: what both have is compared, what one lacks is named, the kernel first.
+/// A run as an older probe on another kernel wrote it (no phases recorded), in a `probe all`
+/// folder whose I/O file lacks a field this probe reads: what both have is compared, what one
+/// lacks is named with the missing field, the kernel first.
 #[test]
 fn runs_with_different_contents_compare_what_they_share() {
+    if !require_root() {
+        return;
+    }
     let t = TempDir::new("compare-partial");
-    let a = t.sub("a-startup");
-    write_json(&a, "startup.json", &startup_json("6.1.0", &[3.0, 3.1, 2.9, 3.0, 3.2], true));
+    let a = startup(&t.sub("a"), &["echo", "ok"]);
+    let real = startup(&t.sub("b-real"), &["sh", "-c", "sleep 0.05; echo ok"]);
+    let mut old: Value = serde_json::from_slice(&std::fs::read(real.join("startup.json")).unwrap()).unwrap();
+    old["report"]["host"]["kernel"] = "6.18.0-older".into();
+    for r in old["report"]["results"].as_array_mut().unwrap() {
+        for s in r["samples"].as_array_mut().unwrap() {
+            s.as_object_mut().unwrap().remove("phases");
+        }
+    }
     let b = t.sub("b-all");
     std::fs::write(b.join("all.json"), br#"{"quick": true}"#).unwrap();
     std::fs::write(b.join("all.state"), "{\"step\":\"startup\",\"status\":\"done\",\"seconds\":1.0}\n{\"step\":\"io\",\"status\":\"done\",\"seconds\":1.0}\n").unwrap();
-    write_json(&b.join("startup"), "startup.json", &startup_json("6.18.0", &[6.0, 6.2, 5.9, 6.1, 6.0], false));
-    write_json(&b.join("io"), "io.json", &serde_json::json!({"results": [{"mode": "bare", "verdict": "durable", "reps": [{"bytes": 1_000_000, "write_ns": 1_000_000, "sync_ns": 1_000_000}]}]}));
-    let o = probe(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--results", t.sub("out").to_str().unwrap()]);
+    write_json(&b.join("startup"), "startup.json", &old);
+    write_json(&b.join("io"), "io.json", &serde_json::json!({"results": []}));
+    // Wide enough that no sentence is wrapped: the checks below read whole sentences.
+    let o = Command::new(probe_bin())
+        .args(["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--results", t.sub("out").to_str().unwrap()])
+        .env("COLUMNS", "1000")
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
-    let kernel = out.find("6.18.0").expect("kernel difference printed");
+    let kernel = out.find("6.18.0-older").expect("kernel difference printed");
     let figures = out.find("against").unwrap();
     assert!(kernel < figures, "host differences come first: {out}");
     assert!(out.contains("startup native total, ms") && out.contains("slower"), "{out}");
-    assert!(out.contains("has no results for: io"), "{out}");
-    assert!(out.contains("has startup: native rootfs, native workload"), "phases only in A are named: {out}");
+    assert!(out.contains("lacks: ") && out.contains("; io (") && out.contains("io.json does not have the fields this probe reads"), "{out}");
+    assert!(out.contains("missing field"), "the lacking field is named: {out}");
+    assert!(out.contains("has startup: native ") && out.contains("native workload"), "phases only in A are named: {out}");
     // The interrupted experiments of a `probe all` run are named too.
     assert!(out.contains("did not finish"), "{out}");
 }

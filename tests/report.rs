@@ -484,7 +484,7 @@ fn a_file_missing_a_field_is_named_in_the_report_instead_of_failing_it() {
     let (md, _) = report(&s.0, "en");
     assert!(
         md.contains("This experiment's results could not be read")
-            && md.contains("startup.json does not have the fields this report reads")
+            && md.contains("startup.json does not have the fields this probe reads")
             && md.contains("missing field"),
         "{md}"
     );

@@ -1,6 +1,7 @@
-//! Every table probe prints fits the terminal it is given: `probe doctor` and the startup
-//! table (with its breakdown) at 80 and 120 columns, width forced through $COLUMNS (stdout is
-//! a pipe here, so probe cannot ask the terminal).
+//! Every table probe prints, and the prose around it (doctor's fixes, startup's notes), fits the
+//! terminal it is given: `probe doctor` and the startup table (with its breakdown) at 80 and 120
+//! columns, width forced through $COLUMNS (stdout is a pipe here, so probe cannot ask the
+//! terminal).
 
 mod common;
 
@@ -50,7 +51,23 @@ fn doctor_fits_80_and_120_columns_with_text_left_aligned() {
         let kernel = out.lines().find(|l| l.contains("release")).unwrap_or_else(|| panic!("{out}"));
         let detail = kernel.split("  ok  ").nth(1).or_else(|| kernel.split("  NO  ").nth(1)).unwrap();
         assert!(detail.chars().next().is_some_and(|c| c.is_ascii_digit()), "kernel release not left-aligned: {kernel:?}");
+        // "To fix" is prose: wrapped to the width, each item's continuation indented under it.
+        // This VM has no PMU, so the perf checks always print a fix.
+        let fixes = prose_after(&out, "To fix:", w);
+        assert!(fixes.iter().any(|l| l.starts_with("  perf ")), "no fix printed: {out}");
+        assert!(fixes[1..].iter().all(|l| l.starts_with("  ")), "{fixes:?}");
     }
+}
+
+/// The lines of the paragraph that starts with the line beginning `start`, up to a blank line;
+/// each is checked to fit `width` columns.
+fn prose_after<'a>(out: &'a str, start: &str, width: usize) -> Vec<&'a str> {
+    let lines: Vec<&str> = out.lines().skip_while(|l| !l.starts_with(start)).take_while(|l| !l.is_empty()).collect();
+    assert!(!lines.is_empty(), "no {start:?} in {out}");
+    for l in &lines {
+        assert!(l.chars().count() <= width, "prose at {width} columns: {l:?}");
+    }
+    lines
 }
 
 #[test]
@@ -60,6 +77,12 @@ fn startup_tables_fit_80_and_120_columns() {
     }
     let t = TempDir::new("table-width");
     for w in [80, 120] {
-        at_width(&["startup", "--runtimes", "bare,native", "--reps", "3", "--breakdown", "-q", "--results", t.s()], w);
+        let out = at_width(&["startup", "--runtimes", "bare,native", "--reps", "3", "--breakdown", "-q", "--results", t.s()], w);
+        // The note under the namespaces' table is one long sentence: wrapped, not cut.
+        let note = prose_after(&out, "release = ", w);
+        assert!(note.len() > 1 && note.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ").ends_with("no container start pays it directly"), "{note:?}");
+        for l in out.lines().filter(|l| l.starts_with("Phases of ")) {
+            assert!(l.chars().count() <= w, "{l:?}");
+        }
     }
 }

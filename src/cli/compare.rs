@@ -16,8 +16,10 @@ use crate::output::table::terminal_width;
     probe compare before/ after/ --lang es\n\n\
 Every later run is compared with the first (A). Prints the host and version differences, then\n\
 each figure both runs have with B/A (ratio of medians), its 95% bootstrap interval over the raw\n\
-reps and a verdict: faster, slower or no clear difference (the interval contains 1). Writes\n\
-compare.<lang>.md and compare.<lang>.html with a chart of the phases into a new folder.")]
+reps and a verdict: faster, slower or no clear difference (the interval contains 1, the ratio\n\
+is within --noise of 1, or a startup phase moved by less than its runtime's total is known:\n\
+below noise floor). Writes compare.<lang>.md and compare.<lang>.html with a chart of\n\
+the phases into a new folder.")]
 pub struct CompareArgs {
     /// Run folders (of `probe all` or of one experiment); the first is the baseline.
     #[arg(value_name = "RUN", num_args = 2.., required = true)]

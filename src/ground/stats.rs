@@ -345,16 +345,10 @@ pub fn bootstrap_ratio(a: &[f64], b: &[f64], seed: u64) -> Option<RatioInterval>
         return None;
     }
     let mut rng = SplitMix64(seed);
-    let mut resample = |xs: &[f64], buf: &mut Vec<f64>| {
-        buf.clear();
-        buf.extend((0..xs.len()).map(|_| xs[rng.below(xs.len())]));
-        buf.sort_by(f64::total_cmp);
-        median_sorted(buf)
-    };
     let (mut ba, mut bb) = (Vec::with_capacity(a.len()), Vec::with_capacity(b.len()));
     let mut ratios: Vec<f64> = (0..RESAMPLES)
         .map(|_| {
-            let (ra, rb) = (resample(a, &mut ba), resample(b, &mut bb));
+            let (ra, rb) = (rng.resampled_median(a, &mut ba), rng.resampled_median(b, &mut bb));
             if ra > 0.0 {
                 rb / ra
             } else {
@@ -382,9 +376,30 @@ pub fn bootstrap_ratio(a: &[f64], b: &[f64], seed: u64) -> Option<RatioInterval>
 
 /// SplitMix64 (Steele, Lea & Flood, "Fast splittable pseudorandom number generators", 2014):
 /// a tiny, well-mixed generator, enough for resampling indices and reproducible by seed.
+/// Half the width of the percentile-bootstrap 95% interval of the median of `xs`: how
+/// precisely its reps pin the median down. `None` with fewer than two reps or a non-finite one.
+pub fn median_half_width(xs: &[f64], seed: u64) -> Option<f64> {
+    if xs.len() < 2 || xs.iter().any(|x| !x.is_finite()) {
+        return None;
+    }
+    let mut rng = SplitMix64(seed);
+    let mut buf = Vec::with_capacity(xs.len());
+    let mut medians: Vec<f64> = (0..RESAMPLES).map(|_| rng.resampled_median(xs, &mut buf)).collect();
+    medians.sort_by(f64::total_cmp);
+    Some((percentile_sorted(&medians, 97.5) - percentile_sorted(&medians, 2.5)) / 2.0)
+}
+
 struct SplitMix64(u64);
 
 impl SplitMix64 {
+    /// The median of `xs` resampled with replacement at its own size (`buf` is scratch).
+    fn resampled_median(&mut self, xs: &[f64], buf: &mut Vec<f64>) -> f64 {
+        buf.clear();
+        buf.extend((0..xs.len()).map(|_| xs[self.below(xs.len())]));
+        buf.sort_by(f64::total_cmp);
+        median_sorted(buf)
+    }
+
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -609,6 +624,16 @@ mod tests {
         // Faster: B's every rep below A's.
         let fast: Vec<f64> = a.iter().map(|x| x * 0.5).collect();
         assert_eq!(bootstrap_ratio(&a, &fast, BOOTSTRAP_SEED).unwrap().change(), Change::Lower);
+    }
+
+    #[test]
+    fn median_half_width_grows_with_the_spread() {
+        let tight = median_half_width(&[10.0, 10.1, 9.9, 10.0, 10.05, 9.95], BOOTSTRAP_SEED).unwrap();
+        let loose = median_half_width(&[5.0, 15.0, 8.0, 12.0, 10.0, 20.0], BOOTSTRAP_SEED).unwrap();
+        assert!(tight > 0.0 && tight < 0.1, "{tight}");
+        assert!(loose > 1.0, "{loose}");
+        assert_eq!(median_half_width(&[1.0], BOOTSTRAP_SEED), None);
+        assert_eq!(median_half_width(&[1.0, f64::NAN], BOOTSTRAP_SEED), None);
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! answer; then every figure the runs share, each later run against the first, with the ratio
 //! of medians, its bootstrap 95% interval over the raw reps and a plain verdict.
 //!
-//! The experiments' JSON is read as `serde_json::Value` through the few paths below (one
-//! function per experiment), so a run from an older probe that lacks a field only loses that
-//! figure; switching a function to a typed Report changes nothing around it.
+//! Each experiment's file is read as its own Report type through the report's loader
+//! (output/report/load.rs), so compare and `probe report` share one schema: a file from an
+//! older probe that lacks a field loses that experiment, which is named, not the others.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,9 +18,16 @@ use crate::ground::stats::{self, Change, RatioInterval, BOOTSTRAP_SEED};
 use crate::output::report::chart::{phase_color, Body, Chart, Key, Row, Rows, Segment};
 use crate::output::report::doc::{Block, Doc, Table as DocTable};
 use crate::output::report::lang::Lang;
+use crate::experiment::all::Step;
+use crate::experiment::common::host::HostInfo;
+use crate::experiment::io::backing::{Backing, Store};
+use crate::experiment::startup::StartupJson;
+use crate::experiment::{cpu, io, memory, nested, scale};
+use crate::ground::RuntimeKind;
+use crate::measure::runner::RuntimeResult;
 use crate::output::report::load::{self, stem};
 use crate::output::report::sig;
-use crate::output::table::{wrap, Table};
+use crate::output::table::{prose, Table};
 use crate::ground::phase::Phase;
 
 /// What a figure measures decides which way is better and the verdict's words.
@@ -59,11 +66,14 @@ pub struct Run {
     pub dir: PathBuf,
     /// Short name for tables: the folder's name.
     pub label: String,
-    /// Host metadata as the first experiment that recorded it wrote it.
-    host: Option<Value>,
+    /// The machine as the first experiment that recorded it described it.
+    host: Option<HostInfo>,
+    /// The disk the I/O experiment wrote to, if it ran.
+    disk: Option<String>,
     /// Experiments present, by step id.
     pub experiments: Vec<&'static str>,
-    /// Experiments a `probe all` run lists but did not finish, or whose JSON cannot be read.
+    /// Experiments a `probe all` run lists but did not finish, or whose results this probe
+    /// cannot read (a field missing, named by the loader's error).
     pub unreadable: Vec<String>,
     pub figures: Vec<Figure>,
     pub outcomes: Vec<Outcome>,
@@ -76,6 +86,7 @@ pub fn load(path: &Path) -> Result<Run> {
         label: folder.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         dir: folder.dir.clone(),
         host: None,
+        disk: None,
         experiments: Vec::new(),
         unreadable: Vec::new(),
         figures: Vec::new(),
@@ -87,129 +98,144 @@ pub fn load(path: &Path) -> Result<Run> {
             run.unreadable.push(format!("{id} (did not finish)"));
             continue;
         };
-        let file = dir.join(format!("{}.json", stem(found.step)));
-        let v: Value = match std::fs::read(&file).map_err(anyhow::Error::from).and_then(|b| Ok(serde_json::from_slice(&b)?)) {
-            Ok(v) => v,
-            Err(e) => {
-                run.unreadable.push(format!("{id} ({}: {e})", file.display()));
-                continue;
-            }
-        };
-        run.experiments.push(id);
-        if run.host.is_none() {
-            run.host = v.pointer("/report/host").or_else(|| v.get("host")).cloned();
+        // As in the report: an experiment whose file lacks a field this probe reads is named
+        // with the loader's error; the other experiments are still compared.
+        match read(found.step, dir, &mut run) {
+            Ok(()) => run.experiments.push(id),
+            Err(e) => run.unreadable.push(format!("{id} ({e:#})")),
         }
-        extract(id, &v, &mut run.figures, &mut run.outcomes);
     }
     Ok(run)
 }
 
-fn extract(id: &'static str, v: &Value, figures: &mut Vec<Figure>, outcomes: &mut Vec<Outcome>) {
-    let mut fig = |name: String, unit, kind, reps: Vec<f64>, phase| {
-        if !reps.is_empty() {
-            figures.push(Figure { experiment: id, name, unit, kind, reps, phase });
-        }
-    };
-    let arr = |v: &Value, key: &str| v.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
-    let num = |v: &Value, key: &str| v.get(key).and_then(Value::as_f64);
-    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_string();
-    match id {
+fn fig(experiment: &'static str, name: String, unit: &'static str, kind: Kind, reps: Vec<f64>) -> Figure {
+    Figure { experiment, name, unit, kind, reps, phase: None }
+}
+
+/// One experiment's figures and outcomes, from its own Report type through the report's loader.
+fn read(step: &'static Step, dir: &Path, run: &mut Run) -> Result<()> {
+    let id = step.id;
+    let file = format!("{}.json", stem(step));
+    let mut figures = Vec::new();
+    let host = match id {
         "startup" => {
-            for r in arr(v.get("report").unwrap_or(v), "results") {
-                let rt = text(&r, "runtime");
-                let samples = arr(&r, "samples");
-                fig(format!("{rt} total"), "ms", Kind::Time, samples.iter().filter_map(|s| num(s, "wall_ns")).map(|ns| ns / 1e6).collect(), None);
-                // Each rep's time per phase (a phase may occur several times in a rep: summed).
-                let mut per_phase: BTreeMap<Phase, Vec<f64>> = BTreeMap::new();
-                for s in &samples {
-                    let mut sums: BTreeMap<Phase, f64> = BTreeMap::new();
-                    for p in arr(s, "phases") {
-                        let (Some(phase), Some(d)) = (serde_json::from_value::<Phase>(p["phase"].clone()).ok(), num(&p, "dur_ns")) else { continue };
-                        *sums.entry(phase).or_default() += d / 1e6;
-                    }
-                    for (phase, ms) in sums {
-                        per_phase.entry(phase).or_default().push(ms);
-                    }
-                }
-                for (phase, reps) in per_phase {
-                    fig(format!("{rt} {}", phase.name()), "ms", Kind::Time, reps, Some((rt.clone(), phase)));
-                }
-            }
+            let f: StartupJson = load::json(dir, &file)?;
+            figures.extend(startup_figures(&f.report.results));
+            f.report.host
         }
         "memory" => {
-            for r in arr(v, "results") {
-                let per: Vec<f64> = arr(&r, "batches")
-                    .iter()
-                    .filter_map(|b| Some(num(b, "delta_mb")? / num(b, "count").filter(|c| *c > 0.0)?))
-                    .collect();
-                fig(format!("{} MB per container (free -m)", text(&r, "runtime")), "MB", Kind::Memory, per, None);
+            let r: memory::Report = load::json(dir, &file)?;
+            for x in &r.results {
+                let per = x.batches.iter().filter(|b| b.count > 0).map(|b| b.delta_mb as f64 / b.count as f64).collect();
+                figures.push(fig(id, format!("{} MB per container (free -m)", x.runtime), "MB", Kind::Memory, per));
             }
+            r.host
         }
         "memory-cgroup" => {
-            for r in arr(v, "results") {
-                let per: Vec<f64> = arr(&r, "points")
+            let r: memory::cgroup::Report = load::json(dir, &file)?;
+            for x in &r.results {
+                let per = x
+                    .points
                     .iter()
-                    .flat_map(|p| p.pointer("/snapshot/containers").and_then(Value::as_array).cloned().unwrap_or_default())
-                    .filter_map(|c| c.pointer("/memory/exact_bytes").and_then(Value::as_f64))
-                    .map(|b| b / 1024.0)
+                    .flat_map(|p| &p.snapshot.containers)
+                    .filter_map(|c| c.memory.as_ref())
+                    .map(|m| m.exact_bytes as f64 / 1024.0)
                     .collect();
-                fig(format!("{} KB per container (cgroup)", text(&r, "runtime")), "KB", Kind::Memory, per, None);
+                figures.push(fig(id, format!("{} KB per container (cgroup)", x.runtime), "KB", Kind::Memory, per));
             }
+            r.host
         }
         "cpu" | "cpu-exec" => {
-            let results = arr(v, "results");
-            let wall = |r: &Value| arr(r, "reps").iter().filter_map(|x| num(x, "wall_ms")).collect::<Vec<_>>();
-            let bare = results.iter().find(|r| text(r, "runtime") == "bare").map(|r| stats::median(&wall(r)));
-            for r in &results {
-                let rt = text(r, "runtime");
-                fig(format!("{rt} wall"), "ms", Kind::Time, wall(r), None);
-                fig(format!("{rt} CPU time"), "ms", Kind::Time, arr(r, "reps").iter().filter_map(|x| num(x, "cpu_ms")).collect(), None);
-                if let Some(b) = bare.filter(|b| *b > 0.0 && rt != "bare") {
-                    fig(format!("{rt} overhead (wall × bare)"), "×", Kind::Time, wall(r).iter().map(|w| w / b).collect(), None);
+            let r: cpu::Report = load::json(dir, &file)?;
+            let wall = |x: &cpu::RuntimeCpu| x.reps.iter().map(|rep| rep.wall_ms).collect::<Vec<_>>();
+            let bare = r.results.iter().find(|x| x.runtime == RuntimeKind::Bare).map(|x| stats::median(&wall(x)));
+            for x in &r.results {
+                let rt = x.runtime;
+                figures.push(fig(id, format!("{rt} wall"), "ms", Kind::Time, wall(x)));
+                figures.push(fig(id, format!("{rt} CPU time"), "ms", Kind::Time, x.reps.iter().filter_map(|rep| rep.cpu_ms).collect()));
+                if let Some(b) = bare.filter(|b| *b > 0.0 && rt != RuntimeKind::Bare) {
+                    figures.push(fig(id, format!("{rt} overhead (wall × bare)"), "×", Kind::Time, wall(x).iter().map(|w| w / b).collect()));
                 }
             }
+            r.host
         }
         "io" => {
-            for r in arr(v, "results") {
-                let mode = text(&r, "mode");
-                let speed: Vec<f64> = arr(&r, "reps")
+            let r: io::Report = load::json(dir, &file)?;
+            for m in &r.results {
+                let speed = m
+                    .reps
                     .iter()
-                    .filter_map(|x| {
-                        let ns = num(x, "write_ns")? + num(x, "sync_ns")?;
-                        Some(num(x, "bytes")? / 1e6 / (ns / 1e9)).filter(|s| s.is_finite())
-                    })
+                    .map(|x| x.bytes as f64 / 1e6 / ((x.write_ns + x.sync_ns) as f64 / 1e9))
+                    .filter(|s| s.is_finite())
                     .collect();
-                fig(format!("{mode} write speed"), "MB/s", Kind::Speed, speed, None);
-                let verdict = text(&r, "verdict");
-                if !verdict.is_empty() {
-                    outcomes.push(Outcome { experiment: id, name: format!("{mode} sync"), value: verdict });
+                figures.push(fig(id, format!("{} write speed", m.mode), "MB/s", Kind::Speed, speed));
+                if !m.verdict.is_empty() {
+                    run.outcomes.push(Outcome { experiment: id, name: format!("{} sync", m.mode), value: m.verdict.clone() });
                 }
             }
+            run.disk = r.results.first().and_then(|m| m.reps.first()).map(|x| disk(&x.backing));
+            r.host
         }
         "scale" => {
-            for r in arr(v, "results") {
-                let rt = text(&r, "runtime");
-                for s in arr(&r, "steps") {
-                    let n = num(&s, "count").unwrap_or(0.0);
-                    let start: Vec<f64> = arr(&s, "start_ms").iter().filter_map(Value::as_f64).collect();
-                    fig(format!("{rt} start at N={n}"), "ms", Kind::Time, start, None);
+            let r: scale::Report = load::json(dir, &file)?;
+            for x in &r.results {
+                for s in &x.steps {
+                    figures.push(fig(id, format!("{} start at N={}", x.runtime, s.count), "ms", Kind::Time, s.start_ms.clone()));
                 }
             }
+            r.host
         }
         "nested" => {
-            for r in arr(v, "results") {
-                let name = text(&r, "id");
-                let works = r.get("success").and_then(Value::as_bool);
-                if let Some(w) = works {
-                    outcomes.push(Outcome { experiment: id, name: name.clone(), value: if w { "works" } else { "fails" }.into() });
-                }
-                if works == Some(true) {
-                    fig(format!("{name} total"), "ms", Kind::Time, num(&r, "total_ms").into_iter().collect(), None);
+            let r: nested::Report = load::json(dir, &file)?;
+            for x in &r.results {
+                let works = if x.success { "works" } else { "fails" };
+                run.outcomes.push(Outcome { experiment: id, name: x.id.clone(), value: works.into() });
+                if x.success {
+                    figures.push(fig(id, format!("{} total", x.id), "ms", Kind::Time, vec![x.total_ms]));
                 }
             }
+            r.host
         }
-        _ => {}
+        other => anyhow::bail!("probe compare does not know the experiment {other}"),
+    };
+    run.figures.extend(figures.into_iter().filter(|f| !f.reps.is_empty()));
+    run.host.get_or_insert(host);
+    Ok(())
+}
+
+/// Startup's total and each phase per runtime, one value per rep (a phase that occurs several
+/// times in a rep is summed).
+fn startup_figures(results: &[RuntimeResult]) -> Vec<Figure> {
+    let mut out = Vec::new();
+    for r in results {
+        let rt = r.runtime.name();
+        out.push(fig("startup", format!("{rt} total"), "ms", Kind::Time, r.wall_ms()));
+        let mut per_phase: BTreeMap<Phase, Vec<f64>> = BTreeMap::new();
+        for s in &r.samples {
+            let mut sums: BTreeMap<Phase, f64> = BTreeMap::new();
+            for p in &s.phases {
+                *sums.entry(p.phase).or_default() += p.dur_ns as f64 / 1e6;
+            }
+            for (phase, ms) in sums {
+                per_phase.entry(phase).or_default().push(ms);
+            }
+        }
+        for (phase, reps) in per_phase {
+            out.push(Figure { phase: Some((rt.to_string(), phase)), ..fig("startup", format!("{rt} {}", phase.name()), "ms", Kind::Time, reps) });
+        }
     }
+    out
+}
+
+/// "sda (ext4, /dev/sda1)": the device under the file, the filesystem and its source.
+fn disk(b: &Backing) -> String {
+    let device = match &b.store {
+        Store::Device(d) => d.name.clone(),
+        Store::Memory { fstype } => format!("memory ({fstype})"),
+        Store::Unknown { .. } => "?".into(),
+    };
+    let (fstype, source) = b.mount.as_ref().map_or(("?", "?"), |m| (m.fstype.as_str(), m.source.as_str()));
+    format!("{device} ({fstype}, {source})")
 }
 
 /// One figure of run B against the same figure of run A.
@@ -225,8 +251,19 @@ pub struct Line {
     pub reps_b: usize,
     /// None with fewer than two reps on a side: no interval, no verdict.
     pub interval: Option<RatioInterval>,
+    /// For a startup phase: the noise floor in ms (see [`PHASE_FLOOR`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor: Option<f64>,
     pub verdict: Verdict,
 }
+
+/// A startup phase is below the noise floor — "no clear difference", whatever its own
+/// interval says — when its median moved by less than how precisely its runtime's total is
+/// known: the larger, over the two runs, of the half-width of the total's median 95% interval
+/// and PHASE_FLOOR of the total's median. A phase can move for reasons outside it (after a
+/// 50 ms longer workload the next start's cgroup and namespace phases run ~2 ms slower on a
+/// CPU that idled), and a move the total cannot resolve is not one the user can see.
+pub const PHASE_FLOOR: f64 = 0.02;
 
 #[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -234,6 +271,8 @@ pub enum Verdict {
     Better,
     Worse,
     NoClearDifference,
+    /// The interval excludes 1, but the change is smaller than the noise floor ([`PHASE_FLOOR`]).
+    BelowNoiseFloor,
     TooFewReps,
 }
 
@@ -251,6 +290,7 @@ pub fn verdict(kind: Kind, interval: Option<&RatioInterval>, noise: f64) -> Verd
 pub fn words(v: Verdict, kind: Kind, lang: Lang) -> &'static str {
     match (v, kind) {
         (Verdict::NoClearDifference, _) => lang.pick("no clear difference", "sin diferencia clara"),
+        (Verdict::BelowNoiseFloor, _) => lang.pick("no clear difference (below noise floor)", "sin diferencia clara (bajo el piso de ruido)"),
         (Verdict::TooFewReps, _) => lang.pick("too few reps to judge", "pocas repeticiones para juzgar"),
         (Verdict::Better, Kind::Memory) => lang.pick("less memory", "menos memoria"),
         (Verdict::Worse, Kind::Memory) => lang.pick("more memory", "más memoria"),
@@ -283,23 +323,38 @@ pub fn pair(a: &Run, b: &Run, noise: f64) -> Pair {
     let key = |f: &Figure| (f.experiment, f.name.clone());
     let in_b: BTreeMap<_, &Figure> = b.figures.iter().map(|f| (key(f), f)).collect();
     let in_a: BTreeMap<_, &Figure> = a.figures.iter().map(|f| (key(f), f)).collect();
+    // A phase's floor (see PHASE_FLOOR), from its runtime's total in both runs.
+    let floor = |f: &Figure| {
+        let (rt, _) = f.phase.as_ref()?;
+        let total = |m: &BTreeMap<_, &Figure>| {
+            let reps = &m.get(&(f.experiment, format!("{rt} total")))?.reps;
+            Some((stats::median(reps) * PHASE_FLOOR).max(stats::median_half_width(reps, BOOTSTRAP_SEED).unwrap_or(0.0)))
+        };
+        Some(total(&in_a)?.max(total(&in_b)?))
+    };
     let lines = a
         .figures
         .iter()
         .filter_map(|fa| {
             let fb = in_b.get(&key(fa))?;
             let interval = stats::bootstrap_ratio(&fa.reps, &fb.reps, BOOTSTRAP_SEED);
+            let (median_a, median_b, floor) = (stats::median(&fa.reps), stats::median(&fb.reps), floor(fa));
+            let verdict = match verdict(fa.kind, interval.as_ref(), noise) {
+                Verdict::Better | Verdict::Worse if floor.is_some_and(|fl| (median_b - median_a).abs() < fl) => Verdict::BelowNoiseFloor,
+                v => v,
+            };
             Some(Line {
                 experiment: fa.experiment,
                 figure: fa.name.clone(),
                 unit: fa.unit,
                 kind: fa.kind,
-                median_a: stats::median(&fa.reps),
-                median_b: stats::median(&fb.reps),
+                median_a,
+                median_b,
                 reps_a: fa.reps.len(),
                 reps_b: fb.reps.len(),
-                verdict: verdict(fa.kind, interval.as_ref(), noise),
+                verdict,
                 interval,
+                floor,
             })
         })
         .collect();
@@ -326,45 +381,35 @@ pub fn pair(a: &Run, b: &Run, noise: f64) -> Pair {
 /// Host facts worth comparing, as (what, value) per run; a fact a run did not record is "—".
 fn host_facts(run: &Run) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let Some(h) = &run.host else { return out };
-    let s = |p: &str| h.pointer(p).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
-    for (name, path) in [
-        ("probe version", "/probe_version"),
-        ("kernel", "/kernel"),
-        ("cpu", "/cpu_model"),
-        ("cpus", "/cpus"),
-        ("memory MB", "/memory_total_mb"),
-        ("cgroup layout", "/cgroup_layout/kind"),
-    ] {
-        if let Some(v) = s(path) {
-            out.insert(name.to_string(), v);
-        }
+    if let Some(d) = &run.disk {
+        out.insert("disk".into(), d.clone());
     }
-    if let Some(c) = h.pointer("/cgroup_layout/unified_controllers").and_then(Value::as_array) {
+    let Some(h) = &run.host else { return out };
+    out.insert("probe version".into(), h.probe_version.clone());
+    out.insert("kernel".into(), h.kernel.clone());
+    out.insert("cpu".into(), h.cpu_model.clone());
+    out.insert("cpus".into(), h.cpus.to_string());
+    out.insert("memory MB".into(), h.memory_total_mb.to_string());
+    // The layout is recorded as the detector's JSON (or "unknown: why" when it failed).
+    let layout = &h.cgroup_layout;
+    let kind = layout.get("kind").or(Some(layout)).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+    out.extend(kind.map(|k| ("cgroup layout".to_string(), k)));
+    if let Some(c) = layout.get("unified_controllers").and_then(Value::as_array) {
         let names: Vec<&str> = c.iter().filter_map(Value::as_str).collect();
         out.insert("cgroup v2 controllers".into(), names.join(" "));
     }
-    for r in h.get("runtimes").and_then(Value::as_array).into_iter().flatten() {
-        let rt = r.get("runtime").and_then(Value::as_str).unwrap_or("?");
-        for (what, key) in [("version", "version"), ("storage", "storage")] {
-            if let Some(v) = r.get(key).and_then(Value::as_str) {
-                out.insert(format!("{rt} {what}"), v.to_string());
+    for r in &h.runtimes {
+        let rt = r.runtime;
+        for (what, v) in [("version", &r.version), ("storage", &r.storage)] {
+            if let Some(v) = v {
+                out.insert(format!("{rt} {what}"), v.clone());
             }
         }
-        if r.get("usable").and_then(Value::as_bool) == Some(false) {
+        if !r.usable {
             out.insert(format!("{rt} usable"), "no".into());
         }
     }
     out
-}
-
-/// The disk the I/O experiment wrote to, if it ran.
-fn disk(run: &Run) -> Option<String> {
-    let file = run.dir.join(if run.dir.join("io").is_dir() { "io/io.json" } else { "io.json" });
-    let v: Value = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
-    let b = v.pointer("/results/0/reps/0/backing")?;
-    let part = |p: &str| b.pointer(p).and_then(Value::as_str).unwrap_or("?").to_string();
-    Some(format!("{} ({}, {})", part("/store/name"), part("/mount/fstype"), part("/mount/source")))
 }
 
 pub struct Comparison {
@@ -380,13 +425,7 @@ pub struct Comparison {
 pub fn compare(runs: Vec<Run>, noise: f64) -> Comparison {
     let facts: Vec<BTreeMap<String, String>> = runs
         .iter()
-        .map(|r| {
-            let mut f = host_facts(r);
-            if let Some(d) = disk(r) {
-                f.insert("disk".into(), d);
-            }
-            f
-        })
+        .map(host_facts)
         .collect();
     let names: std::collections::BTreeSet<&String> = facts.iter().flat_map(|f| f.keys()).collect();
     let mut host_diff = Vec::new();
@@ -469,6 +508,25 @@ pub fn moved(p: &Pair, lang: Lang) -> Vec<String> {
             format!("{} {}: {}, {sign}{} {} ({})", l.experiment, l.figure, words(l.verdict, l.kind, lang), sig(delta.abs()), l.unit, ratio_text(l))
         })
         .collect()
+}
+
+/// Why some phases are "below noise floor", with each runtime's floor in ms; None when none is.
+pub fn floor_note(p: &Pair, lang: Lang) -> Option<String> {
+    let mut floors: Vec<String> = p
+        .lines
+        .iter()
+        .filter(|l| l.verdict == Verdict::BelowNoiseFloor)
+        .filter_map(|l| Some(format!("{} {} ms", l.figure.split(' ').next()?, sig(l.floor?))))
+        .collect();
+    floors.dedup();
+    if floors.is_empty() {
+        return None;
+    }
+    let share = sig(PHASE_FLOOR * 100.0);
+    Some(lang.pick(
+        format!("below noise floor: the phase's interval excludes 1, but it moved by less than its runtime's total is known (half its 95% interval, at least {share}% of its median: {}), too little to tell from noise", floors.join(", ")),
+        format!("bajo el piso de ruido: el intervalo de la fase excluye el 1, pero cambió menos de lo que se conoce el total de su runtime (la mitad de su intervalo del 95%, al menos el {share}% de su mediana: {}), muy poco para distinguirlo del ruido", floors.join(", ")),
+    ))
 }
 
 /// What a pair lacks, in sentences.
@@ -562,8 +620,8 @@ pub fn document(c: &Comparison, lang: Lang) -> (Doc, Vec<Chart>) {
     let runs: Vec<String> = c.runs.iter().enumerate().map(|(i, r)| format!("{} `{}`: {}", letter(i), r.label, r.dir.display())).collect();
     blocks.push(Block::List(runs));
     blocks.push(Block::Para(lang.pick(
-        format!("Each figure is the median of a run's raw reps; B/A is the ratio of medians, the interval a 95% bootstrap interval of that ratio (reps resampled 4000 times, fixed seed). An interval that contains 1, or a ratio within {}% of 1 (the noise threshold), means no clear difference.", sig(c.noise * 100.0)),
-        format!("Cada medida es la mediana de las repeticiones de una ejecución; B/A es el cociente de medianas, el intervalo un intervalo bootstrap del 95% de ese cociente (4000 remuestreos, semilla fija). Un intervalo que contiene el 1, o un cociente a menos de {}% de 1 (el umbral de ruido), significa sin diferencia clara.", sig(c.noise * 100.0)),
+        format!("Each figure is the median of a run's raw reps; B/A is the ratio of medians, the interval a 95% bootstrap interval of that ratio (reps resampled 4000 times, fixed seed). An interval that contains 1, or a ratio within {}% of 1 (the noise threshold), means no clear difference. A startup phase whose median moved by less than the noise floor of its runtime's total — the half-width of the total's 95% interval, or {}% of its median if larger, whichever run is noisier — is below the noise floor: no clear difference, since the total itself is not known more precisely than that.", sig(c.noise * 100.0), sig(PHASE_FLOOR * 100.0)),
+        format!("Cada medida es la mediana de las repeticiones de una ejecución; B/A es el cociente de medianas, el intervalo un intervalo bootstrap del 95% de ese cociente (4000 remuestreos, semilla fija). Un intervalo que contiene el 1, o un cociente a menos de {}% de 1 (el umbral de ruido), significa sin diferencia clara. Una fase del arranque cuya mediana cambió menos que el piso de ruido del total de su runtime — la mitad del ancho del intervalo del 95% del total, o el {}% de su mediana si es mayor, en la ejecución más ruidosa — queda bajo el piso de ruido: sin diferencia clara, porque el total mismo no se conoce con más precisión.", sig(c.noise * 100.0), sig(PHASE_FLOOR * 100.0)),
     )));
     blocks.push(Block::Heading(2, lang.pick("Host and versions", "Máquina y versiones").into()));
     if c.host_diff.is_empty() {
@@ -598,6 +656,9 @@ pub fn document(c: &Comparison, lang: Lang) -> (Doc, Vec<Chart>) {
             blocks.push(Block::List(m));
         }
         blocks.push(Block::Table(t));
+        if let Some(n) = floor_note(p, lang) {
+            blocks.push(Block::Note(n));
+        }
         if let Some(chart) = phase_chart(c, p, i + 1, lang) {
             blocks.push(Block::Figure(charts.len()));
             charts.push(chart);
@@ -639,11 +700,8 @@ pub fn terminal(c: &Comparison, lang: Lang, width: usize) -> String {
         let head = lang.pick("moved", "cambió");
         let notes = moved(p, lang).into_iter().map(|m| format!("{head}: {m}"));
         let not_compared = lacks(c, p, lang).into_iter().map(|l| format!("{}: {l}", lang.pick("not compared", "sin comparar")));
-        for text in notes.chain(not_compared) {
-            // Continuation lines indented, so each sentence reads as one item.
-            for (k, line) in wrap(&text, width.saturating_sub(2).max(20)).iter().enumerate() {
-                out.push_str(&format!("{}{line}\n", if k == 0 { "" } else { "  " }));
-            }
+        for text in notes.chain(floor_note(p, lang)).chain(not_compared) {
+            out.push_str(&prose(&text, "", "  ", width));
         }
     }
     out
@@ -689,29 +747,57 @@ mod tests {
 
     #[test]
     fn startup_figures_come_from_raw_reps_and_phases() {
-        let v: Value = serde_json::json!({"report": {"host": {"kernel": "6.1"}, "results": [
-            {"runtime": "native", "samples": [
-                {"wall_ns": 2_000_000, "phases": [
-                    {"phase": "cgroup", "dur_ns": 100_000}, {"phase": "cgroup", "dur_ns": 50_000},
-                    {"phase": "workload", "dur_ns": 1_000_000}]},
-                {"wall_ns": 3_000_000, "phases": [{"phase": "workload", "dur_ns": 2_000_000}]}
-            ]}]}});
-        let (mut figs, mut outs) = (Vec::new(), Vec::new());
-        extract("startup", &v, &mut figs, &mut outs);
+        use crate::ground::phase::{Counters, PhaseRecord};
+        use crate::measure::timer::Sample;
+        let rec = |phase, dur_ns| PhaseRecord { phase, detail: None, start_ns: 0, dur_ns, counters: Counters::default(), overhead_ns: 0 };
+        let sample = |wall_ns, phases| Sample { start_mono_ns: 0, pid: 1, wall_ns, user_ns: 0, sys_ns: 0, exit_code: 0, phases };
+        let r = RuntimeResult {
+            runtime: RuntimeKind::Native,
+            warmup: Vec::new(),
+            samples: vec![
+                sample(2_000_000, vec![rec(Phase::Cgroup, 100_000), rec(Phase::Cgroup, 50_000), rec(Phase::Workload, 1_000_000)]),
+                sample(3_000_000, vec![rec(Phase::Workload, 2_000_000)]),
+            ],
+        };
+        let figs = startup_figures(&[r]);
         let get = |n: &str| figs.iter().find(|f| f.name == n).map(|f| f.reps.clone());
         assert_eq!(get("native total"), Some(vec![2.0, 3.0]));
         assert_eq!(get("native workload"), Some(vec![1.0, 2.0]));
         assert_eq!(get("native cgroup").map(|r| r.len()), Some(1));
         assert!((get("native cgroup").unwrap()[0] - 0.15).abs() < 1e-12);
-        assert!(outs.is_empty());
     }
 
     fn run(label: &str, figures: Vec<Figure>) -> Run {
-        Run { dir: PathBuf::from(label), label: label.into(), host: None, experiments: vec!["startup"], unreadable: Vec::new(), figures, outcomes: Vec::new() }
+        Run { dir: PathBuf::from(label), label: label.into(), host: None, disk: None, experiments: vec!["startup"], unreadable: Vec::new(), figures, outcomes: Vec::new() }
     }
 
     fn figure(name: &str, reps: Vec<f64>) -> Figure {
         Figure { experiment: "startup", name: name.into(), unit: "ms", kind: Kind::Time, reps, phase: None }
+    }
+
+    #[test]
+    fn a_phase_that_moved_less_than_the_floor_is_no_clear_difference() {
+        let phase = |name: &str, p: Phase, reps: Vec<f64>| Figure { phase: Some(("native".into(), p)), ..figure(name, reps) };
+        let a = run("a", vec![
+            figure("native total", vec![10.0, 10.2, 9.8, 10.1, 9.9]),
+            phase("native rootfs", Phase::Rootfs, vec![0.20, 0.20, 0.21, 0.20, 0.19]),
+            phase("native workload", Phase::Workload, vec![1.0, 1.1, 0.9, 1.0, 1.0]),
+        ]);
+        let b = run("b", vec![
+            figure("native total", vec![60.0, 60.2, 59.8, 60.1, 59.9]),
+            phase("native rootfs", Phase::Rootfs, vec![0.30, 0.30, 0.31, 0.30, 0.29]),
+            phase("native workload", Phase::Workload, vec![51.0, 51.1, 50.9, 51.0, 51.0]),
+        ]);
+        let p = pair(&a, &b, 0.10);
+        let verdict_of = |n: &str| p.lines.iter().find(|l| l.figure == n).unwrap().verdict;
+        // +0.1 ms (×1.5) is under 2% of the larger total (1.2 ms, wider than either total's
+        // interval); +50 ms is not.
+        assert_eq!(verdict_of("native rootfs"), Verdict::BelowNoiseFloor);
+        assert_eq!(verdict_of("native workload"), Verdict::Worse);
+        assert_eq!(verdict_of("native total"), Verdict::Worse);
+        assert!((p.lines.iter().find(|l| l.figure == "native rootfs").unwrap().floor.unwrap() - 1.2).abs() < 1e-9);
+        let note = floor_note(&p, Lang::En).unwrap();
+        assert!(note.contains("at least 2.00% of its median: native 1.20 ms"), "{note}");
     }
 
     #[test]

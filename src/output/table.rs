@@ -133,6 +133,17 @@ pub fn wrap(text: &str, w: usize) -> Vec<String> {
     out
 }
 
+/// Prose fitted to `width` columns like the tables: `first` leads the first line and `rest`
+/// each continuation, so a wrapped item still reads as one (hanging indent).
+pub fn prose(text: &str, first: &str, rest: &str, width: usize) -> String {
+    let indent = first.chars().count().max(rest.chars().count());
+    wrap(text, width.saturating_sub(indent).max(20))
+        .iter()
+        .enumerate()
+        .map(|(k, line)| format!("{}{line}\n", if k == 0 { first } else { rest }))
+        .collect()
+}
+
 fn no_value(c: &str) -> bool {
     matches!(c.trim(), "" | "-" | "—" | "n/a")
 }

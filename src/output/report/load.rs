@@ -82,7 +82,7 @@ pub fn json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T> {
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| {
         format!(
-            "{} does not have the fields this report reads (written by another probe version?)",
+            "{} does not have the fields this probe reads (written by another probe version?)",
             path.display()
         )
     })

@@ -1,7 +1,7 @@
 //! `probe doctor` on the terminal: one line per check, then how to fix what fails.
 
 use crate::experiment::doctor::Check;
-use crate::output::table::Table;
+use crate::output::table::{prose, terminal_width, Table};
 
 pub fn render(all: &[Check]) -> String {
     let mut t = Table::new(["area", "check", "", "detail"]);
@@ -18,7 +18,7 @@ pub fn render(all: &[Check]) -> String {
     if !fixes.is_empty() {
         out.push_str("\nTo fix:\n");
         for (c, f) in fixes {
-            out.push_str(&format!("  {} {}: {f}\n", c.area, c.name));
+            out.push_str(&prose(&format!("{} {}: {f}", c.area, c.name), "  ", "    ", terminal_width()));
         }
     }
     out

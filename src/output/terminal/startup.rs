@@ -15,7 +15,7 @@ use crate::ground::stats;
 use crate::ground::RuntimeKind;
 use crate::measure::runner::RuntimeResult;
 use crate::output::results::RunDir;
-use crate::output::table::{ms, Table};
+use crate::output::table::{ms, prose, terminal_width, Table};
 
 /// Draws each runtime's median rep as one timeline into `path` (--timeline).
 pub fn timeline(path: &Path, o: &Outcome, dir: &RunDir) -> anyhow::Result<()> {
@@ -42,7 +42,7 @@ pub fn render(o: &Outcome) -> String {
     if !o.native_outliers.is_empty() {
         out.push_str("\nNative outliers explained (from its own phase counters):\n");
         for r in &o.native_outliers {
-            out.push_str(&format!("  {}\n", native_outlier(r)));
+            out.push_str(&prose(&native_outlier(r), "  ", "    ", terminal_width()));
         }
     }
     out
@@ -97,12 +97,13 @@ fn latency(report: &Report) -> String {
 }
 
 fn render_breakdown(b: &Breakdown) -> String {
-    let mut out = format!(
-        "Phases of {} (median total {} ms; named phases cover ≥ {:.1}% of every rep)\n",
+    let head = format!(
+        "Phases of {} (median total {} ms; named phases cover ≥ {:.1}% of every rep)",
         b.runtime,
         ms(b.total_median_ms),
         b.min_coverage * 100.0
     );
+    let mut out = prose(&head, "", "  ", terminal_width());
     let mut t = Table::new(["phase", "detail", "median ms", "p95 ms", "share", "task-clock ms", "probe overhead µs"]);
     for r in &b.rows {
         t.row([
@@ -128,7 +129,7 @@ fn render_namespaces(rows: &[NsCost]) -> String {
         t.row([r.ns.to_string(), us(r.create_median_ns), us(r.create_p95_ns), us(r.release_median_ns), us(r.release_p95_ns)]);
     }
     out.push_str(&t.render());
-    out.push_str(&format!("{}\n", nscost::RELEASE_NOTE));
+    out.push_str(&prose(nscost::RELEASE_NOTE, "", "  ", terminal_width()));
     out
 }
 
@@ -145,14 +146,13 @@ fn traced(tracer: &StartupTracer, results: &[RuntimeResult], breakdowns: &[Break
     if !lines.is_empty() {
         out.push_str("\nOutliers explained:\n");
         for l in lines {
-            out.push_str(&format!("  {l}\n"));
+            out.push_str(&prose(&l, "  ", "    ", terminal_width()));
         }
     }
     if tracer.lost() > 0 {
-        out.push_str(&format!(
-            "\nwarning: the kernel dropped {} trace records (ring buffer full); phases of the affected reps are incomplete\n",
-            tracer.lost()
-        ));
+        let warning = format!("warning: the kernel dropped {} trace records (ring buffer full); phases of the affected reps are incomplete", tracer.lost());
+        out.push('\n');
+        out.push_str(&prose(&warning, "", "  ", terminal_width()));
     }
     out
 }
