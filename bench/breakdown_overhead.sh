@@ -3,12 +3,13 @@
 # `probe startup --runtimes native,docker` with and without --breakdown, alternating, in one
 # run; compares native's median. With --breakdown native also reads its phase counters, and
 # the tracer records docker's reps (paused during native's, its decoded events freed).
-# Target: native median with/without ≤ 1.10×.
-# Usage: sudo bench/breakdown_overhead.sh [ROUNDS] [REPS]
+# Target: native median with/without ≤ 1.10×; exit status 1 on a miss.
+# Usage: sudo [TARGET=RATIO] bench/breakdown_overhead.sh [ROUNDS] [REPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
 REPS=${2:-15}
+TARGET=${TARGET:-1.10}
 PROBE=${PROBE:-target/release/probe}
 [ -x "$PROBE" ] || cargo build --release --quiet
 tmp=$(mktemp -d)
@@ -25,11 +26,13 @@ for i in $(seq 1 "$ROUNDS"); do
     printf '\rround %d/%d' "$i" "$ROUNDS" >&2
 done
 echo >&2
-/usr/bin/python3 - "$tmp" <<'PY'
+/usr/bin/python3 - "$tmp" "$TARGET" <<'PY'
 import statistics, sys
-d = sys.argv[1]
+d, target = sys.argv[1], float(sys.argv[2])
 p = statistics.median(float(x) for x in open(f"{d}/plain"))
 b = statistics.median(float(x) for x in open(f"{d}/breakdown"))
 print(f"native median beside docker: {p:.3f} ms plain, {b:.3f} ms with --breakdown")
-print(f"with/without --breakdown: {b / p:.3f}× (target ≤ 1.10×)")
+ok = b / p <= target
+print(f"with/without --breakdown: {b / p:.3f}× (target ≤ {target:g}×): {'OK' if ok else 'OUT OF TARGET'}")
+sys.exit(0 if ok else 1)
 PY

@@ -12,8 +12,8 @@
 #
 # Prints both medians, their ratio and a bootstrap 95% interval of the ratio (resampling
 # both sides), so one can see whether a miss is the tracer or the noise.
-# Target: traced/untraced median ≤ 1.05×.
-# Usage: sudo bench/trace_overhead.sh [BLOCKS] [EVENTS]
+# Target: traced/untraced median ≤ 1.05×; exit status 1 on a miss.
+# Usage: sudo [TARGET=RATIO] bench/trace_overhead.sh [BLOCKS] [EVENTS]
 #   BLOCKS: traced/untraced block pairs (default 16, of BLOCK=5 runs each: 80 runs a side).
 #   EVENTS: a `probe trace --events` list instead of the defaults (to cost one event class).
 set -euo pipefail
@@ -21,6 +21,7 @@ cd "$(dirname "$0")/.."
 PAIRS=${1:-16}
 BLOCK=${BLOCK:-5}
 EVENTS=${2:-}
+TARGET=${TARGET:-1.05}
 PROBE=${PROBE:-target/release/probe}
 [ -x "$PROBE" ] || cargo build --release --quiet
 RUN=(docker run --rm --network none probe-test:latest true)
@@ -53,9 +54,9 @@ for i in $(seq 1 "$PAIRS"); do
     printf '\rblock pair %d/%d' "$i" "$PAIRS" >&2
 done
 echo >&2
-/usr/bin/python3 - "$tmp" "${EVENTS:-probe defaults}" <<'PY'
+/usr/bin/python3 - "$tmp" "${EVENTS:-probe defaults}" "$TARGET" <<'PY'
 import random, statistics, sys
-d, events = sys.argv[1], sys.argv[2]
+d, events, target = sys.argv[1], sys.argv[2], float(sys.argv[3])
 plain = [int(x) / 1e3 for x in open(f"{d}/plain")]
 traced = [int(x) / 1e3 for x in open(f"{d}/traced")]
 p, t = statistics.median(plain), statistics.median(traced)
@@ -67,5 +68,7 @@ boot = sorted(
 lo, hi = boot[len(boot) * 25 // 1000], boot[len(boot) * 975 // 1000]
 print(f"events: {events}")
 print(f"untraced median {p:.1f} ms ({len(plain)} runs), traced median {t:.1f} ms ({len(traced)} runs)")
-print(f"traced/untraced: {t / p:.3f}× (95% interval {lo:.3f}–{hi:.3f}×; target ≤ 1.05×)")
+ok = t / p <= target
+print(f"traced/untraced: {t / p:.3f}× (95% interval {lo:.3f}–{hi:.3f}×; target ≤ {target:g}×): {'OK' if ok else 'OUT OF TARGET'}")
+sys.exit(0 if ok else 1)
 PY
