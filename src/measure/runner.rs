@@ -157,6 +157,10 @@ pub fn interleaved<U, R>(
                     let error = e.context(format!("{} {round} ({kept})", out.runtime));
                     let stopped = Stopped { runtime: out.runtime, rep: round.n, warmup: round.warmup, reason: format!("{error:#}") };
                     runs.retain(|r| !r.reps.is_empty());
+                    // Nothing finished anywhere: there is no partial run to keep, only the error.
+                    if runs.is_empty() {
+                        return Err(error);
+                    }
                     return Ok((runs, Some(stopped)));
                 }
             }
@@ -311,12 +315,11 @@ mod tests {
         assert_eq!(stopped.reason, "docker rep 2 (rep 1 finished and is kept): daemon gone");
         let kept: Vec<(RuntimeKind, Vec<u32>)> = runs.into_iter().map(|r| (r.runtime, r.reps)).collect();
         assert_eq!(kept, [(Bare, vec![1, 2]), (Docker, vec![1]), (Podman, vec![1])]);
-        let (runs, stopped) = interleaved(&mut units, 1, 3, true, &|| false, |u| *u, |u, _| {
+        // Nothing finished anywhere: no partial run to keep, only the error.
+        let e = interleaved(&mut units, 1, 3, true, &|| false, |u| *u, |u, _| {
             Ok(if *u == Bare { Err(anyhow::anyhow!("no shell")) } else { Ok(()) })
-        })
-        .unwrap();
-        assert!(runs.is_empty(), "no unit finished a measured rep");
-        assert_eq!(stopped.unwrap().reason, "bare warmup 1 (no rep of it finished): no shell");
+        });
+        assert_eq!(format!("{:#}", e.err().expect("no partial run")), "bare warmup 1 (no rep of it finished): no shell");
         let e = interleaved(&mut units, 0, 1, true, &|| false, |u| *u, |_, _| -> RepResult<()> { anyhow::bail!("tracer broke") });
         assert_eq!(e.err().expect("not a partial run").to_string(), "tracer broke");
     }
