@@ -257,6 +257,14 @@ impl DockerdRestarter {
         if state.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')) {
             let _ = std::fs::remove_file("/var/run/docker.pid");
         }
+        // The killed daemon's containerd pid file may name a pid that is now another process:
+        // a new dockerd then takes it for a running containerd and retries its socket for a
+        // minute (measured: "containerd is still running pid=530", up 61 s later).
+        let cpid = "/var/run/docker/containerd/containerd.pid";
+        let comm = std::fs::read_to_string(cpid).ok().and_then(|p| std::fs::read_to_string(format!("/proc/{}/comm", p.trim())).ok());
+        if comm.is_some_and(|c| c.trim() != "containerd") {
+            let _ = std::fs::remove_file(cpid);
+        }
         if Path::new("/run/systemd/system").is_dir() {
             let _ = Command::new("systemctl").args(["start", "docker"]).status();
         } else {
@@ -271,7 +279,7 @@ impl DockerdRestarter {
                 .unwrap();
         }
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(60) {
+        while start.elapsed() < Duration::from_secs(120) {
             if succeeds("docker", &["info"]) {
                 return true;
             }
