@@ -106,11 +106,21 @@ pub fn run(argv: &[String], opts: &Options, hooks: Hooks<'_>) -> anyhow::Result<
     let mut timeout_ms = if pidfd.is_some() { 250 } else { 5 };
     let mut forwarded = false;
     let mut last_progress = start;
-    let status = loop {
+    let (status, end) = loop {
         let mut fds = session.as_ref().map(|s| s.ring_fds()).unwrap_or_default();
         fds.extend(pidfd.as_ref().map(|p| p.as_raw_fd()));
         poll_any(&fds, timeout_ms);
         let now = clock::monotonic_ns();
+        // Looked at before draining, which can take a while: the window ends at the exit.
+        match child.try_wait() {
+            Ok(Some(st)) => break (st, now),
+            Ok(None) => {}
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e).context(format!("waiting for {}", argv[0]));
+            }
+        }
         if let (Some(s), Some(r)) = (&mut session, &mut reducer) {
             drain(s, r, Some(now));
             if pidfd.is_some() {
@@ -121,15 +131,6 @@ pub fn run(argv: &[String], opts: &Options, hooks: Hooks<'_>) -> anyhow::Result<
                 last_progress = now;
             }
         }
-        match child.try_wait() {
-            Ok(Some(st)) => break st,
-            Ok(None) => {}
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e).context(format!("waiting for {}", argv[0]));
-            }
-        }
         // A Ctrl-C reaches the whole foreground group; a `kill -INT probe` does not, so
         // pass it on once and keep tracing until the command has unwound.
         if crate::sys::signals::interrupted() && !forwarded {
@@ -138,7 +139,6 @@ pub fn run(argv: &[String], opts: &Options, hooks: Hooks<'_>) -> anyhow::Result<
             forwarded = true;
         }
     };
-    let end = clock::monotonic_ns();
     let (Some(mut session), Some(mut reducer)) = (session, reducer) else {
         return Ok(Run { status, start, end, traced: Err(untraced_why) });
     };
