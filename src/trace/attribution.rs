@@ -141,10 +141,11 @@ fn is_container_cgroup(path: &str) -> bool {
 
 const MS: u64 = 1_000_000;
 
+/// `events` in time order.
 pub fn attribute(events: &[Event], w: Window, instruments: Instruments, comm_of: &dyn Fn(u32) -> Option<String>) -> Attribution {
     let procs = Procs::build(events, w.root, comm_of);
-    let inw: Vec<Event> = events.iter().filter(|e| e.time_ns >= w.start && e.time_ns <= w.end).cloned().collect();
-    let ev = &inw[..];
+    // Events come in time order: the window is a sub-slice, found without copying it.
+    let ev = &events[events.partition_point(|e| e.time_ns < w.start)..events.partition_point(|e| e.time_ns <= w.end)];
     let member = |e: &Event| procs.is_member(e.pid);
 
     // client → engine: the CLI's final exec, then (daemon engines) the daemon's first work.

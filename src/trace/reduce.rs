@@ -285,7 +285,9 @@ impl Reducer {
 
     /// Cuts one engine CLI's window into phases; kept when it started a container.
     fn cut(&mut self, w: Window) {
-        let a = attribution::attribute(&self.buffer, w, self.instruments, &|p| (self.comm_of)(p));
+        // Everything the window's processes did starts inside it (the CLI's fork opens it).
+        let from = self.buffer.partition_point(|e| e.time_ns < w.start);
+        let a = attribution::attribute(&self.buffer[from..], w, self.instruments, &|p| (self.comm_of)(p));
         if a.init_pid.is_some() {
             self.breakdowns.push(a);
         }

@@ -130,7 +130,7 @@ pub fn show(argv: &[String], run: &Run, stream: Option<EventStream>, to_stdout: 
     let per_cpu: Vec<String> = t.lost_per_cpu.iter().filter(|(_, n)| *n > 0).map(|(c, n)| format!("cpu{c} {n}")).collect();
     let peak = crate::sys::procfs::own_rss_kb().map_or("n/a".into(), |(_, hwm)| format!("{} MB", hwm / 1024));
     eprintln!(
-        "{} events seen, {} of the command's kept; lost {}{}, throttled {}, unparsed {}; probe's peak memory {peak}{}",
+        "{} events seen ({} of them the command's); lost {}{}, throttled {}, unparsed {}; probe's peak memory {peak}{}",
         t.events,
         t.summary.procs.iter().map(|p| p.events.values().sum::<u64>()).sum::<u64>(),
         t.lost,
