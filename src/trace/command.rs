@@ -132,10 +132,15 @@ pub fn run(argv: &[String], opts: &Options, hooks: Hooks<'_>) -> anyhow::Result<
             }
         }
         // A Ctrl-C reaches the whole foreground group; a `kill -INT probe` does not, so
-        // pass it on once and keep tracing until the command has unwound.
+        // pass it on once, as the terminal would, to the command and every process of its
+        // tree still running (a shell waiting on its child does not act on it before the
+        // child ends), and keep tracing until the command has unwound.
         if crate::sys::signals::interrupted() && !forwarded {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe { libc::kill(root as libc::pid_t, libc::SIGINT) };
+            let tree = reducer.as_ref().map(Reducer::live_pids).unwrap_or_default();
+            for pid in std::iter::once(root).chain(tree.into_iter().filter(|&p| p != root)) {
+                // SAFETY: kill(2); the tree's pids are live (their exits are tracked).
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+            }
             forwarded = true;
         }
     };

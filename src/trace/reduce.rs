@@ -105,6 +105,11 @@ impl Reducer {
         self.tracked.contains_key(&pid) || (self.engaged() && self.daemons.contains(&pid))
     }
 
+    /// The command's processes still running, as far as the events drained so far tell.
+    pub fn live_pids(&self) -> Vec<u32> {
+        self.live.keys().copied().collect()
+    }
+
     /// Events seen so far, kept or not.
     pub fn events(&self) -> u64 {
         self.events
