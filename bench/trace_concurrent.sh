@@ -21,8 +21,8 @@ fails=0; for p in "${pids[@]}"; do wait "$p" || fails=$((fails+1)); done; echo "
 t0=$(date +%s%N)
 "$PROBE" trace -- bash -c "$script" bash "${names[@]}" >"$tmp/out" 2>"$tmp/err" || true
 t1=$(date +%s%N)
-summary=$(grep -E '^[0-9]+ events in the window' "$tmp/err" || { cat "$tmp/err" >&2; exit 1; })
-lost=$(sed -E 's/.*lost ([0-9]+).*/\1/' <<<"$summary")
+summary=$(grep -E '^[0-9]+ events seen' "$tmp/err" || { cat "$tmp/err" >&2; exit 1; })
+lost=$(sed -E 's/.*; lost ([0-9]+).*/\1/' <<<"$summary")
 fails=$(cat "$tmp/fails")
 echo "$N concurrent $ENGINE run --rm true under probe trace: $(( (t1 - t0) / 1000000 )) ms"
 echo "$summary"

@@ -16,8 +16,8 @@ fn trace_json(argv: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 
-fn slice_at<'a>(v: &'a Value, t: u64) -> &'a Value {
-    v["attribution"]["slices"]
+fn slice_at<'a>(att: &'a Value, t: u64) -> &'a Value {
+    att["slices"]
         .as_array()
         .unwrap()
         .iter()
@@ -25,27 +25,38 @@ fn slice_at<'a>(v: &'a Value, t: u64) -> &'a Value {
         .unwrap_or_else(|| panic!("no slice holds t={t}"))
 }
 
-/// Coverage, the container cgroup's mkdir inside `cgroup`, the command's exec inside `exec`.
+/// The command's own container start, with nothing lost.
 fn check(v: &Value, expect_cgroup: bool) {
     assert_eq!(v["lost"], 0, "trace records lost");
-    let coverage = v["coverage"].as_f64().unwrap();
+    check_start(&v["attribution"], v["events"].as_array().unwrap(), expect_cgroup);
+}
+
+/// Coverage, the container cgroup's mkdir inside `cgroup`, the command's exec inside `exec`.
+fn check_start(att: &Value, events: &[Value], expect_cgroup: bool) {
+    let coverage = att["slices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["phase"] != "unattributed")
+        .map(|s| s["end"].as_u64().unwrap() - s["start"].as_u64().unwrap())
+        .sum::<u64>() as f64
+        / (att["window"]["end"].as_u64().unwrap() - att["window"]["start"].as_u64().unwrap()) as f64;
     assert!(coverage >= 0.95, "only {:.1}% attributed", coverage * 100.0);
-    let events = v["events"].as_array().unwrap();
-    let init = v["attribution"]["init_pid"].as_u64().expect("container init found (pivot_root)");
+    let init = att["init_pid"].as_u64().expect("container init found (pivot_root)");
     let exec = events
         .iter()
         .find(|e| e["name"] == "sched/sched_process_exec" && e["pid"].as_u64() == Some(init) && e["fields"]["filename"] == "/bin/true")
         .expect("exec of /bin/true by the container init");
-    assert_eq!(slice_at(v, exec["time_ns"].as_u64().unwrap())["phase"], "exec");
+    assert_eq!(slice_at(att, exec["time_ns"].as_u64().unwrap())["phase"], "exec");
     if expect_cgroup {
-        let cg = v["attribution"]["container_cgroup"].as_str().expect("container cgroup found");
+        let cg = att["container_cgroup"].as_str().expect("container cgroup found");
         let mkdir = events
             .iter()
             .find(|e| e["name"] == "cgroup/cgroup_mkdir" && e["fields"]["path"] == cg)
             .expect("cgroup_mkdir of the container cgroup");
-        assert_eq!(slice_at(v, mkdir["time_ns"].as_u64().unwrap())["phase"], "cgroup");
+        assert_eq!(slice_at(att, mkdir["time_ns"].as_u64().unwrap())["phase"], "cgroup");
     }
-    let phases: Vec<&str> = v["attribution"]["slices"].as_array().unwrap().iter().map(|s| s["phase"].as_str().unwrap()).collect();
+    let phases: Vec<&str> = att["slices"].as_array().unwrap().iter().map(|s| s["phase"].as_str().unwrap()).collect();
     for p in ["client", "engine", "runtime", "namespaces", "mounts", "exec", "workload", "teardown"] {
         assert!(phases.contains(&p), "no {p} phase in {phases:?}");
     }
@@ -213,7 +224,54 @@ fn trace_window_ends_when_the_command_exits() {
     // The tracer wakes every 250 ms to copy its rings; the window must still end at the
     // command's exit, not at the next wake-up.
     let v = trace_json(&["sleep", "0.05"]);
-    let w = &v["attribution"]["window"];
+    let w = &v["window"];
     let ms = (w["end"].as_u64().unwrap() - w["start"].as_u64().unwrap()) as f64 / 1e6;
     assert!((50.0..200.0).contains(&ms), "window of `sleep 0.05`: {ms:.1} ms");
+}
+
+#[test]
+fn trace_script_gets_one_breakdown_per_container_start() {
+    if !common::require_engine("docker") {
+        return;
+    }
+    let run = format!("docker {}", RUN.join(" "));
+    let script = format!("{run}; sleep 0.2; docker ps -q >/dev/null; {run}");
+    let v = trace_json(&["sh", "-c", &script]);
+    assert_eq!(v["lost"], 0, "trace records lost");
+    assert!(v["attribution"].is_null(), "the script itself is no container start");
+    let starts = v["containers"].as_array().unwrap();
+    // `docker ps` talks to the daemon too, but starts nothing: no breakdown of its own.
+    assert_eq!(starts.len(), 2, "{:?}", starts.iter().map(|a| &a["window"]).collect::<Vec<_>>());
+    let events = v["events"].as_array().unwrap();
+    for a in starts {
+        check_start(a, events, true);
+    }
+    assert_ne!(starts[0]["container_cgroup"], starts[1]["container_cgroup"]);
+    assert!(starts[0]["window"]["end"].as_u64() < starts[1]["window"]["start"].as_u64(), "one after the other");
+    let procs = v["summary"]["procs"].as_array().unwrap();
+    assert!(procs.iter().filter(|p| p["exe"] == "docker").count() == 3, "the script's three docker CLIs");
+}
+
+#[test]
+fn trace_plain_command_gets_a_process_summary() {
+    if !common::require_root() {
+        return;
+    }
+    let v = trace_json(&["sh", "-c", "sleep 2; true"]);
+    assert!(v["containers"].as_array().unwrap().is_empty());
+    let procs = v["summary"]["procs"].as_array().unwrap();
+    let sh = &procs[0];
+    assert_eq!(sh["tgid"], v["window"]["root"]);
+    assert_eq!(sh["children"], 1, "sh forks sleep and execs true in place: {procs:?}");
+    let sleep = procs.iter().find(|p| p["exe"] == "sleep").expect("sleep in the tree");
+    assert_eq!(sleep["parent"], sh["tgid"]);
+    let ns = |p: &Value, k: &str| p["off_cpu"][k].as_u64().unwrap() as f64 / 1e9;
+    assert!((1.9..2.5).contains(&ns(sleep, "sleep_ns")), "sleep slept {:.3} s", ns(sleep, "sleep_ns"));
+    let on = sleep["on_cpu_ns"].as_u64().unwrap() as f64 / 1e9;
+    assert!(on > 0.0 && on < 0.1, "sleep on CPU {on:.3} s");
+    // The same on the terminal: a process table, no phase table of `unattributed`.
+    let out = Command::new(common::probe_bin()).args(["trace", "--", "sleep", "0.5"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Processes of pid") && text.contains("sleep"), "{text}");
+    assert!(!text.contains("unattributed") && !text.contains("Phases of"), "{text}");
 }

@@ -1,6 +1,7 @@
 //! `probe trace -- CMD...`: trace any command system-wide and show its phase timeline and
 //! what each of its processes did in the kernel.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,7 +16,10 @@ use crate::trace::{self, session::Options};
 #[command(after_help = "Examples:\n  \
     sudo probe trace -- docker run --rm --network none probe-test:latest true\n  \
     sudo probe trace --events sched/sched_process_exec,cgroup/cgroup_mkdir -- podman build .\n  \
-    sudo probe trace --json -- docker compose up -d > events.json\n\n\
+    sudo probe trace --json -- docker compose up -d > events.json\n  \
+    sudo probe trace --output trace.json -- sh -c 'docker run --rm --network none probe-test:latest true; sleep 60'\n\n\
+Memory stays bounded however long the trace: records are reduced as they are drained, and\n\
+only the command's processes (and the engine daemons while it talks to them) are kept.\n\
 Ctrl-C stops tracing (the command gets it too) and prints what was seen so far.")]
 pub struct TraceArgs {
     /// Tracepoints to record, comma-separated `system/name` (see /sys/kernel/tracing/events).
@@ -25,10 +29,19 @@ pub struct TraceArgs {
     /// (exact, but ~0.65 µs per fault: slows fault-heavy commands).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub events: Option<Vec<String>>,
-    /// Print the raw events of the command's window as JSON, with the phases cut from them,
-    /// instead of the tables.
-    #[arg(long)]
+    /// Print the raw events as one JSON document instead of the tables: the events are
+    /// streamed as they are drained, the analysis (phases per container start, processes)
+    /// follows them.
+    #[arg(long, conflicts_with = "output")]
     pub json: bool,
+    /// Write that JSON document to a new FILE (not replaced if it exists) and print the
+    /// tables as usual.
+    #[arg(long, value_name = "FILE", value_parser = check_new_file)]
+    pub output: Option<PathBuf>,
+    /// Show progress on stderr (elapsed, events, lost, memory) once a second; the default
+    /// when stderr is a terminal.
+    #[arg(long)]
+    pub progress: bool,
     /// Also draw the run as a timeline of processes and phases: SVG or PNG, by the file's
     /// extension (a new file; an existing one is not replaced).
     #[arg(long, value_name = "FILE.svg|png", value_parser = timeline::check_path)]
@@ -43,9 +56,38 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
         Some(list) => event_options(list)?,
         None => trace::default_options(),
     };
-    let run = trace::command::run(&a.command, &opts, &mut |n| eprintln!("note: {n}"))?;
-    terminal::trace::show(&a.command, &run, a.json, a.timeline.as_deref())?;
+    let mut stream = match (&a.output, a.json) {
+        (Some(path), _) => Some(terminal::trace::EventStream::file(path, &a.command)?),
+        (None, true) => Some(terminal::trace::EventStream::stdout(&a.command)?),
+        (None, false) => None,
+    };
+    let show_progress = a.progress || std::io::stderr().is_terminal();
+    let mut on_event = stream.as_mut().map(|s| move |e: &trace::event::Event| s.event(e));
+    let mut progress = terminal::trace::progress;
+    let hooks = trace::command::Hooks {
+        note: &mut |n| eprintln!("note: {n}"),
+        event: on_event.as_mut().map(|f| f as &mut dyn FnMut(&trace::event::Event)),
+        progress: show_progress.then_some(&mut progress as &mut dyn FnMut(&trace::command::Progress)),
+    };
+    let run = trace::command::run(&a.command, &opts, hooks)?;
+    if show_progress {
+        eprintln!();
+    }
+    terminal::trace::show(&a.command, &run, stream, a.json, a.timeline.as_deref())?;
     Ok(exit_code(run.status))
+}
+
+/// `--output`: a new file in an existing folder, checked before the command runs.
+fn check_new_file(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    if path.symlink_metadata().is_ok() {
+        return Err(format!("{s} already exists: remove it or name another file"));
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    if !dir.is_dir() {
+        return Err(format!("{}: no such folder for the output file", dir.display()));
+    }
+    Ok(path)
 }
 
 /// The command's own status, shell style (128+signal when a signal ended it).

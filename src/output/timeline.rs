@@ -101,7 +101,7 @@ pub fn write(path: &Path, runs: &[(String, &Attribution)]) -> Result<()> {
 /// Moves the finished file into place without replacing one that appeared meanwhile: a hard
 /// link fails if the name exists. Filesystems without hard links (vfat, some FUSE) get a
 /// rename after a last look, which leaves a small race.
-fn place(tmp: &Path, path: &Path) -> Result<()> {
+pub(crate) fn place(tmp: &Path, path: &Path) -> Result<()> {
     match std::fs::hard_link(tmp, path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e.into()),

@@ -175,6 +175,14 @@ pub fn status_of(pid: u32) -> Result<Status, ProcError> {
     parse_status(&text).ok_or_else(|| ProcError::Parse { path, what: "no Name/PPid/Uid lines".into() })
 }
 
+/// probe's own resident memory now and at its peak (VmRSS, VmHWM), in kB.
+pub fn own_rss_kb() -> Result<(u64, u64), ProcError> {
+    let path = PathBuf::from("/proc/self/status");
+    let text = read(&path)?;
+    let kb = |k: &str| text.lines().find_map(|l| l.strip_prefix(k))?.split_whitespace().next()?.parse().ok();
+    kb("VmRSS:").zip(kb("VmHWM:")).ok_or_else(|| ProcError::Parse { path, what: "no VmRSS/VmHWM lines".into() })
+}
+
 /// The command line, split at NULs; empty for a kernel thread or a zombie.
 // Hand-written: the crate's Process::cmdline fails on an argument that is not UTF-8.
 pub fn cmdline_of(pid: u32) -> Result<Vec<String>, ProcError> {

@@ -19,6 +19,14 @@ pub struct Window {
     pub root: u32,
 }
 
+/// Which of the instruments the slice statistics come from were recording: an absent one
+/// makes its figures n/a, never 0.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Instruments {
+    pub sched_switch: bool,
+    pub page_faults: bool,
+}
+
 /// What the kernel saw inside one slice, counting only the run's processes.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SliceStats {
@@ -133,10 +141,11 @@ fn is_container_cgroup(path: &str) -> bool {
 
 const MS: u64 = 1_000_000;
 
-pub fn attribute(events: &[Event], w: Window, comm_of: &dyn Fn(u32) -> Option<String>) -> Attribution {
+/// `events` in time order.
+pub fn attribute(events: &[Event], w: Window, instruments: Instruments, comm_of: &dyn Fn(u32) -> Option<String>) -> Attribution {
     let procs = Procs::build(events, w.root, comm_of);
-    let inw: Vec<Event> = events.iter().filter(|e| e.time_ns >= w.start && e.time_ns <= w.end).cloned().collect();
-    let ev = &inw[..];
+    // Events come in time order: the window is a sub-slice, found without copying it.
+    let ev = &events[events.partition_point(|e| e.time_ns < w.start)..events.partition_point(|e| e.time_ns <= w.end)];
     let member = |e: &Event| procs.is_member(e.pid);
 
     // client → engine: the CLI's final exec, then (daemon engines) the daemon's first work.
@@ -313,7 +322,7 @@ pub fn attribute(events: &[Event], w: Window, comm_of: &dyn Fn(u32) -> Option<St
     }
 
     let spans = cut::overlay(base, &overlays);
-    let slices = with_stats(ev, &procs, w, spans);
+    let slices = with_stats(ev, &procs, w, instruments, spans);
     let procs_lines = proc_lines(ev, &procs, w);
     Attribution {
         window: w,
@@ -324,10 +333,8 @@ pub fn attribute(events: &[Event], w: Window, comm_of: &dyn Fn(u32) -> Option<St
     }
 }
 
-fn with_stats(ev: &[Event], procs: &Procs, w: Window, spans: Vec<Span>) -> Vec<Slice> {
-    let has = |n: &str| ev.iter().any(|e| e.name == n || e.short_name() == n);
-    let sched = has("sched_switch");
-    let faults = has(PAGE_FAULT);
+fn with_stats(ev: &[Event], procs: &Procs, w: Window, instruments: Instruments, spans: Vec<Span>) -> Vec<Slice> {
+    let (sched, faults) = (instruments.sched_switch, instruments.page_faults);
     let tgid = |tid: u32| *procs.tgid_of.get(&tid).unwrap_or(&tid);
     let runs: Vec<oncpu::Run> = if sched {
         oncpu::runs(ev, w.start, w.end).into_iter().filter(|r| procs.is_member(tgid(r.tid))).collect()
@@ -507,6 +514,8 @@ mod tests {
         ]
     }
 
+    const ALL: Instruments = Instruments { sched_switch: true, page_faults: true };
+
     fn names(pid: u32) -> Option<String> {
         Some(match pid { 10 => "dockerd", 20 => "containerd", _ => return None }.into())
     }
@@ -514,7 +523,7 @@ mod tests {
     #[test]
     fn docker_markers_cut_sequential_phases() {
         let w = Window { start: 0, end: 100 * MS, root: 100 };
-        let a = attribute(&docker_run(), w, &names);
+        let a = attribute(&docker_run(), w, ALL, &names);
         assert!((a.coverage() - 1.0).abs() < 1e-9, "{:?}", a.slices);
         let at = |t: u64| a.slices.iter().find(|s| s.start <= t * MS && t * MS < s.end).unwrap();
         assert_eq!(at(5).phase, Phase::Client);
@@ -537,7 +546,7 @@ mod tests {
     #[test]
     fn no_pivot_root_leaves_the_end_unattributed() {
         let events: Vec<Event> = docker_run().into_iter().filter(|e| !e.name.contains("pivot_root")).collect();
-        let a = attribute(&events, Window { start: 0, end: 100 * MS, root: 100 }, &names);
+        let a = attribute(&events, Window { start: 0, end: 100 * MS, root: 100 }, ALL, &names);
         let last = a.slices.last().unwrap();
         assert_eq!(last.phase, Phase::Unattributed);
         assert!(a.coverage() < 0.95);
@@ -547,13 +556,13 @@ mod tests {
     fn daemons_are_not_members_of_a_podman_run() {
         let mut events = docker_run();
         events[0] = exec(1, 100, "/usr/bin/podman");
-        let a = attribute(&events, Window { start: 0, end: 100 * MS, root: 100 }, &names);
+        let a = attribute(&events, Window { start: 0, end: 100 * MS, root: 100 }, ALL, &names);
         assert!(a.procs.iter().all(|p| p.tgid != 10), "dockerd is not part of a podman run");
     }
 
     #[test]
     fn counters_are_none_without_sched_events() {
-        let a = attribute(&docker_run(), Window { start: 0, end: 100 * MS, root: 100 }, &names);
+        let a = attribute(&docker_run(), Window { start: 0, end: 100 * MS, root: 100 }, Instruments::default(), &names);
         let r = a.records();
         assert!(r.iter().all(|p| p.counters.task_clock_ns.is_none() && p.counters.cycles.is_none()));
         assert!(r.iter().all(|p| p.counters.page_faults.is_none()), "page faults not traced → n/a");
@@ -584,7 +593,7 @@ mod tests {
         let fault = |t: u64| ev(t, 303, 303, PAGE_FAULT, &[(FAULTS_PER_SAMPLE, i(16))]);
         events.extend([fault(83), fault(84), ev(85, 999, 999, PAGE_FAULT, &[(FAULTS_PER_SAMPLE, i(16))])]);
         events.sort_by_key(|e| e.time_ns);
-        let a = attribute(&events, Window { start: 0, end: 100 * MS, root: 100 }, &names);
+        let a = attribute(&events, Window { start: 0, end: 100 * MS, root: 100 }, ALL, &names);
         let teardown: u64 = a.slices.iter().filter(|s| s.phase == Phase::Teardown).filter_map(|s| s.stats.page_faults).sum();
         assert_eq!(teardown, 32, "two samples of the run's init at 1 in 16; pid 999 is not in the run");
     }

@@ -1,15 +1,19 @@
 //! Tracing one command from start to exit (`probe trace`): open the session, spawn the
-//! command, keep the rings drained until it exits, then cut its window into phases.
+//! command, keep the rings drained and reduced until it exits, then cut each container start
+//! it made into phases.
 
+use std::os::fd::AsRawFd;
 use std::process::{Command, ExitStatus};
 
 use anyhow::Context;
 
 use crate::sys::{child, clock};
-use crate::trace::attribution::{self, Attribution, Window};
+use crate::trace::attribution::{Attribution, Window};
 use crate::trace::event::Event;
-use crate::trace::session::{Options, Session};
 use crate::trace::procs;
+use crate::trace::reduce::Reducer;
+use crate::trace::session::{Options, Session, RING_BYTES};
+use crate::trace::summary::Summary;
 
 pub struct Run {
     pub status: ExitStatus,
@@ -21,28 +25,55 @@ pub struct Run {
 
 pub struct Traced {
     pub window: Window,
-    /// Everything the rings held, also outside the window (the processes' history).
-    pub events: Vec<Event>,
+    /// Records seen system-wide, kept or not.
+    pub events: u64,
     pub lost: u64,
+    /// (cpu, records lost there).
+    pub lost_per_cpu: Vec<(usize, u64)>,
     pub throttled: u64,
     pub malformed: u64,
-    pub attribution: Attribution,
+    /// One phase breakdown per container the command started, in the order they ended.
+    pub breakdowns: Vec<Attribution>,
+    pub summary: Summary,
     /// Kept open: closing takes ~1.5 s (one RCU grace period per tracepoint,
     /// docs/tracing.md), which the reader need not wait for before seeing the results.
     _session: Session,
 }
 
-impl Traced {
-    /// The events inside the command's window.
-    pub fn inside(&self) -> impl Iterator<Item = &Event> {
-        let w = self.window;
-        self.events.iter().filter(move |e| e.time_ns >= w.start && e.time_ns <= w.end)
+/// How a long trace is going, for a progress line.
+pub struct Progress {
+    pub elapsed_ns: u64,
+    pub events: u64,
+    pub lost: u64,
+}
+
+/// What the caller hears while the command runs.
+pub struct Hooks<'a> {
+    /// What the user should know before the command starts (one line each).
+    pub note: &'a mut dyn FnMut(String),
+    /// Every event, decoded, as it is drained (None: events are decoded only when the
+    /// analysis needs them).
+    pub event: Option<&'a mut dyn FnMut(&Event)>,
+    /// Called about once a second.
+    pub progress: Option<&'a mut dyn FnMut(&Progress)>,
+}
+
+/// How long the drain loop sleeps when the rings fill at `fill` bytes (the most one held)
+/// per wake-up: a busy machine is drained more often, so the rings never overflow; a quiet
+/// one costs four wake-ups a second. The ring also wakes the loop at a quarter full.
+fn drain_period_ms(fill: usize) -> i32 {
+    match fill {
+        f if f > RING_BYTES / 16 => 20,
+        f if f > RING_BYTES / 64 => 100,
+        _ => 250,
     }
 }
 
-/// Runs `argv` traced with `opts`, or untraced when the kernel cannot trace here; `note`
-/// receives what the user should know before the command starts (one line each).
-pub fn run(argv: &[String], opts: &Options, note: &mut dyn FnMut(String)) -> anyhow::Result<Run> {
+/// Runs `argv` traced with `opts`, or untraced when the kernel cannot trace here. Records
+/// are reduced as they are drained (reduce.rs), so memory does not grow with the length of
+/// the trace.
+pub fn run(argv: &[String], opts: &Options, hooks: Hooks<'_>) -> anyhow::Result<Run> {
+    let Hooks { note, mut event, mut progress } = hooks;
     let (mut session, untraced_why) = match crate::trace::open(opts) {
         Ok(s) => (Some(s), String::new()),
         Err(e) if e.is_unavailable() => {
@@ -58,48 +89,85 @@ pub fn run(argv: &[String], opts: &Options, note: &mut dyn FnMut(String)) -> any
     let start = clock::monotonic_ns();
     let mut child = Command::new(&argv[0]).args(&argv[1..]).spawn().with_context(|| format!("spawning {}", argv[0]))?;
     let root = child.id();
-    // The rings are drained at every wake (what remains, by drain() below); the window ends
-    // the moment the command exits. A Ctrl-C reaches the whole foreground group; a `kill -INT
-    // probe` does not, so it is passed on once, and tracing goes on until the command has
-    // unwound.
-    let waited = child::wait_exit(root, child::Waiting {
-        period_ms: 250,
-        also: &mut || {
-            session.as_mut().map(|s| {
-                s.collect();
-                s.ring_fds()
-            })
-            .unwrap_or_default()
-        },
-        // SAFETY: kill(2) on our own child's pid.
-        stop: &mut |pid| unsafe {
-            libc::kill(pid as libc::pid_t, libc::SIGINT);
-        },
-    });
-    let status = match waited.and_then(|()| child.wait()) {
-        Ok(st) => st,
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e).context(format!("waiting for {}", argv[0]));
+    let mut reducer = session.as_ref().map(|s| Reducer::new(root, start, s.instruments(), procs::proc_comm));
+    let mut drain = |session: &mut Session, reducer: &mut Reducer, until: Option<u64>| {
+        session.drain_with(until, &mut |r| {
+            if let Some(f) = event.as_mut() {
+                f(&r.decode());
+            }
+            reducer.feed(r);
+        });
+        reducer.trim();
+    };
+    // The wait wakes the moment the command exits (its pidfd turns readable), so the window
+    // ends there and not up to a poll period later. Without pidfds (Linux < 5.3, a seccomp
+    // filter) it looks every 5 ms instead.
+    let pidfd = child::pidfd_open(root).ok();
+    let mut timeout_ms = if pidfd.is_some() { 250 } else { 5 };
+    let mut forwarded = false;
+    let mut last_progress = start;
+    let (status, end) = loop {
+        let mut fds = session.as_ref().map(|s| s.ring_fds()).unwrap_or_default();
+        fds.extend(pidfd.as_ref().map(|p| p.as_raw_fd()));
+        poll_any(&fds, timeout_ms);
+        let now = clock::monotonic_ns();
+        // Looked at before draining, which can take a while: the window ends at the exit.
+        match child.try_wait() {
+            Ok(Some(st)) => break (st, now),
+            Ok(None) => {}
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e).context(format!("waiting for {}", argv[0]));
+            }
+        }
+        if let (Some(s), Some(r)) = (&mut session, &mut reducer) {
+            drain(s, r, Some(now));
+            if pidfd.is_some() {
+                timeout_ms = drain_period_ms(s.take_fill());
+            }
+            if let Some(p) = progress.as_mut().filter(|_| now - last_progress >= 1_000_000_000) {
+                p(&Progress { elapsed_ns: now - start, events: r.events(), lost: s.lost() });
+                last_progress = now;
+            }
+        }
+        // A Ctrl-C reaches the whole foreground group; a `kill -INT probe` does not, so
+        // pass it on once, as the terminal would, to the command and every process of its
+        // tree still running (a shell waiting on its child does not act on it before the
+        // child ends), and keep tracing until the command has unwound.
+        if crate::sys::signals::interrupted() && !forwarded {
+            let tree = reducer.as_ref().map(Reducer::live_pids).unwrap_or_default();
+            for pid in std::iter::once(root).chain(tree.into_iter().filter(|&p| p != root)) {
+                // SAFETY: kill(2); the tree's pids are live (their exits are tracked).
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+            }
+            forwarded = true;
         }
     };
-    let end = clock::monotonic_ns();
-    let Some(mut session) = session else {
+    let (Some(mut session), Some(mut reducer)) = (session, reducer) else {
         return Ok(Run { status, start, end, traced: Err(untraced_why) });
     };
     session.stop()?;
-    let events = session.drain();
-    let window = Window { start, end, root };
-    let attribution = attribution::attribute(&events, window, &procs::proc_comm);
+    drain(&mut session, &mut reducer, None);
+    let done = reducer.finish(end);
     let traced = Traced {
-        window,
+        window: Window { start, end, root },
+        events: done.events,
         lost: session.lost(),
+        lost_per_cpu: session.lost_per_cpu(),
         throttled: session.throttled(),
         malformed: session.malformed(),
-        events,
-        attribution,
+        breakdowns: done.breakdowns,
+        summary: done.summary,
         _session: session,
     };
     Ok(Run { status, start, end, traced: Ok(traced) })
+}
+
+/// Blocks until one of `fds` is readable or `timeout_ms` passes (a signal ends it early too,
+/// so a Ctrl-C gets looked at promptly).
+fn poll_any(fds: &[std::os::fd::RawFd], timeout_ms: i32) {
+    let mut pfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    // SAFETY: pfds is a valid array of pollfd for its length.
+    unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
 }

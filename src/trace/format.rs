@@ -134,6 +134,11 @@ impl EventFormat {
             .filter_map(|f| decode_field(f, raw).map(|v| (f.name.clone(), v)))
             .collect()
     }
+
+    /// Decodes the one field `name`, if the format has it.
+    pub fn decode_one(&self, raw: &[u8], name: &str) -> Option<Value> {
+        self.fields.iter().find(|f| f.name == name).and_then(|f| decode_field(f, raw))
+    }
 }
 
 fn parse_field(line: &str) -> Option<Field> {

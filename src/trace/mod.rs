@@ -49,6 +49,7 @@ pub mod format;
 mod oncpu;
 pub mod procs;
 pub mod record;
+pub mod reduce;
 pub mod session;
 pub mod summary;
 

@@ -169,3 +169,11 @@ impl Procs {
 pub fn proc_comm(tgid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{tgid}/comm")).ok().map(|s| s.trim().to_string())
 }
+
+/// Live processes whose /proc name is one of `names`.
+pub fn pids_named(names: &[&str]) -> HashSet<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return HashSet::new() };
+    dir.filter_map(|d| d.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| proc_comm(pid).is_some_and(|c| names.contains(&c.as_str())))
+        .collect()
+}

@@ -12,6 +12,7 @@ use std::rc::Rc;
 use perf_event::events::{Software, Tracepoint};
 use perf_event::{Builder, Clock, Counter, SampleFlag, Sampler};
 
+use super::attribution::Instruments;
 use super::event::{Event, FAULTS_PER_SAMPLE, PAGE_FAULT};
 use super::format::{EventFormat, FormatError, Value};
 use super::record::{self, PerfRecord};
@@ -88,6 +89,57 @@ struct Ring {
     sampler: Sampler,
     /// Events whose output was redirected into `sampler`'s ring; held to keep them open.
     followers: Vec<Counter>,
+    /// Samples copied out but newer than the last drain's cut, each framed as (length u32,
+    /// body).
+    held: Vec<u8>,
+    /// How much of `held` the current drain has handed out.
+    consumed: usize,
+    /// The most `held` has reached since `take_fill`.
+    fill: usize,
+    /// Records the kernel dropped on this CPU (ring full).
+    lost: u64,
+}
+
+enum RawSource<'a> {
+    Tracepoint(&'a EventFormat),
+    PageFaults(u64),
+}
+
+/// One sample as it comes out of a ring, undecoded: a consumer looks at who it is from
+/// (cheap) before paying for the decode of its fields.
+pub struct RawEvent<'a> {
+    pub time_ns: u64,
+    pub cpu: u32,
+    pub pid: u32,
+    pub tid: u32,
+    source: RawSource<'a>,
+    raw: &'a [u8],
+}
+
+impl RawEvent<'_> {
+    /// `system/name` of the tracepoint, or [`PAGE_FAULT`].
+    pub fn name(&self) -> &str {
+        match &self.source {
+            RawSource::Tracepoint(f) => &f.name,
+            RawSource::PageFaults(_) => PAGE_FAULT,
+        }
+    }
+
+    /// One integer field, without decoding the others.
+    pub fn int(&self, field: &str) -> Option<i64> {
+        match &self.source {
+            RawSource::Tracepoint(f) => f.decode_one(self.raw, field).and_then(|v| v.as_i64()),
+            RawSource::PageFaults(_) => None,
+        }
+    }
+
+    pub fn decode(&self) -> Event {
+        let fields = match &self.source {
+            RawSource::Tracepoint(f) => f.decode(self.raw).into_iter().collect(),
+            RawSource::PageFaults(period) => [(FAULTS_PER_SAMPLE.to_string(), Value::Int(*period as i64))].into(),
+        };
+        Event { time_ns: self.time_ns, cpu: self.cpu, pid: self.pid, tid: self.tid, name: self.name().to_string(), fields }
+    }
 }
 
 pub struct Session {
@@ -95,9 +147,6 @@ pub struct Session {
     sources: HashMap<u64, Source>,
     /// Requested tracepoints this kernel does not have (e.g. `fuse/*` before fuse loads).
     pub missing: Vec<String>,
-    /// Records collected but not yet decoded, each framed as (type u32, length u32, body).
-    pending: Vec<u8>,
-    lost: u64,
     throttled: u64,
     malformed: u64,
     /// Whether the events are enabled (recording).
@@ -198,14 +247,20 @@ impl Session {
                     });
                 }
             }
-            rings.push(Ring { cpu, sampler, followers: std::mem::take(&mut followers) });
+            rings.push(Ring {
+                cpu,
+                sampler,
+                followers: std::mem::take(&mut followers),
+                held: Vec::new(),
+                consumed: 0,
+                fill: 0,
+                lost: 0,
+            });
         }
         let mut session = Session {
             rings,
             sources,
             missing,
-            pending: Vec::new(),
-            lost: 0,
             throttled: 0,
             malformed: 0,
             enabled: false,
@@ -242,61 +297,97 @@ impl Session {
         self.set_enabled(false)
     }
 
-    /// Moves what the rings hold into memory, undecoded: the cheap part, for use while the
-    /// traced command runs (decoding would compete with it for the CPUs).
-    pub fn collect(&mut self) {
+    /// Feeds `f` every record the rings hold, in time order, up to `until` (CLOCK_MONOTONIC
+    /// ns; None: everything). Each ring is time-ordered but they are read one after the other,
+    /// so a record written on one CPU while another is being read can be older than what was
+    /// just read there: records after `until` (the time the caller took before draining) wait
+    /// for the next call, where they merge in order. Only one drain's worth is ever held.
+    pub fn drain_with(&mut self, until: Option<u64>, f: &mut dyn FnMut(&RawEvent<'_>)) {
         for ring in &mut self.rings {
             while let Some(rec) = ring.sampler.next_record() {
                 let body = rec.to_contiguous();
-                self.pending.extend_from_slice(&rec.ty().to_ne_bytes());
-                self.pending.extend_from_slice(&(body.len() as u32).to_ne_bytes());
-                self.pending.extend_from_slice(&body);
+                match rec.ty() {
+                    record::RECORD_SAMPLE => {
+                        ring.held.extend_from_slice(&(body.len() as u32).to_ne_bytes());
+                        ring.held.extend_from_slice(&body);
+                    }
+                    ty => match record::parse(ty, &body) {
+                        Ok(PerfRecord::Lost { lost, .. }) => ring.lost += lost,
+                        Ok(PerfRecord::Throttle { .. }) => self.throttled += 1,
+                        Ok(_) => {}
+                        Err(_) => self.malformed += 1,
+                    },
+                }
             }
+            ring.fill = ring.fill.max(ring.held.len());
+        }
+        // (time, ring, offset of the body, its length) for every held sample, merged.
+        let mut order: Vec<(u64, usize, usize, usize)> = Vec::new();
+        for (i, ring) in self.rings.iter_mut().enumerate() {
+            let mut pos = 0;
+            let mut keep_from = ring.held.len();
+            while pos + 4 <= ring.held.len() {
+                let len = u32::from_ne_bytes(ring.held[pos..pos + 4].try_into().expect("4 bytes")) as usize;
+                let body = &ring.held[pos + 4..pos + 4 + len];
+                let time = match record::parse(record::RECORD_SAMPLE, body) {
+                    Ok(PerfRecord::Sample(s)) => s.time,
+                    _ => 0,
+                };
+                if until.is_some_and(|u| time > u) {
+                    keep_from = pos;
+                    break;
+                }
+                order.push((time, i, pos + 4, len));
+                pos += 4 + len;
+            }
+            ring.consumed = keep_from;
+        }
+        order.sort_unstable_by_key(|&(t, i, pos, _)| (t, i, pos));
+        for (_, i, pos, len) in order {
+            let body = &self.rings[i].held[pos..pos + len];
+            let s = match record::parse(record::RECORD_SAMPLE, body) {
+                Ok(PerfRecord::Sample(s)) => s,
+                _ => {
+                    self.malformed += 1;
+                    continue;
+                }
+            };
+            let source = match self.sources.get(&s.id) {
+                Some(Source::Tracepoint(fmt)) => RawSource::Tracepoint(fmt),
+                Some(Source::PageFaults(period)) => RawSource::PageFaults(*period),
+                None => {
+                    self.malformed += 1;
+                    continue;
+                }
+            };
+            f(&RawEvent { time_ns: s.time, cpu: s.cpu, pid: s.pid, tid: s.tid, source, raw: s.raw });
+        }
+        for ring in &mut self.rings {
+            ring.held.drain(..ring.consumed);
+            ring.consumed = 0;
         }
     }
 
-    /// Takes every record collected or still in the rings, decoded and sorted by time.
+    /// Takes every record still in the rings, decoded and sorted by time.
     pub fn drain(&mut self) -> Vec<Event> {
-        self.collect();
-        let pending = std::mem::take(&mut self.pending);
         let mut events = Vec::new();
-        let mut rest = &pending[..];
-        while rest.len() >= 8 {
-            let ty = u32::from_ne_bytes(rest[..4].try_into().expect("4 bytes"));
-            let len = u32::from_ne_bytes(rest[4..8].try_into().expect("4 bytes")) as usize;
-            let body = &rest[8..8 + len];
-            rest = &rest[8 + len..];
-            {
-                match record::parse(ty, body) {
-                    Ok(PerfRecord::Sample(s)) => match self.sources.get(&s.id) {
-                        Some(Source::Tracepoint(f)) => events.push(Event {
-                            time_ns: s.time,
-                            cpu: s.cpu,
-                            pid: s.pid,
-                            tid: s.tid,
-                            name: f.name.clone(),
-                            fields: f.decode(s.raw).into_iter().collect(),
-                        }),
-                        Some(Source::PageFaults(period)) => events.push(Event {
-                            time_ns: s.time,
-                            cpu: s.cpu,
-                            pid: s.pid,
-                            tid: s.tid,
-                            name: PAGE_FAULT.to_string(),
-                            fields: [(FAULTS_PER_SAMPLE.to_string(), Value::Int(*period as i64))].into(),
-                        }),
-                        None => self.malformed += 1,
-                    },
-                    Ok(PerfRecord::Lost { lost, .. }) => self.lost += lost,
-                    Ok(PerfRecord::Throttle { .. }) => self.throttled += 1,
-                    Ok(PerfRecord::Other(_)) => {}
-                    Err(_) => self.malformed += 1,
-                }
-            }
-        }
-        // Rings are drained one CPU after the other: merge them into one timeline.
-        events.sort_by_key(|e| e.time_ns);
+        self.drain_with(None, &mut |r| events.push(r.decode()));
         events
+    }
+
+    /// The most bytes any ring has held at once since the last call: how close the rings
+    /// came to overflowing, for pacing the drains.
+    pub fn take_fill(&mut self) -> usize {
+        self.rings.iter_mut().map(|r| std::mem::take(&mut r.fill)).max().unwrap_or(0)
+    }
+
+    /// Which instruments behind the slice statistics are recording.
+    pub fn instruments(&self) -> Instruments {
+        let sources = || self.sources.values();
+        Instruments {
+            sched_switch: sources().any(|s| matches!(s, Source::Tracepoint(f) if f.name == "sched/sched_switch")),
+            page_faults: sources().any(|s| matches!(s, Source::PageFaults(_))),
+        }
     }
 
     /// The rings' fds: each polls readable once its ring is a quarter full.
@@ -306,7 +397,12 @@ impl Session {
 
     /// Records the kernel dropped because a ring was full, since the session opened.
     pub fn lost(&self) -> u64 {
-        self.lost
+        self.rings.iter().map(|r| r.lost).sum()
+    }
+
+    /// The same per CPU: (cpu, records lost).
+    pub fn lost_per_cpu(&self) -> Vec<(usize, u64)> {
+        self.rings.iter().map(|r| (r.cpu, r.lost)).collect()
     }
 
     /// Throttle notices (samples dropped for exceeding perf_event_max_sample_rate).

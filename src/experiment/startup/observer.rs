@@ -71,7 +71,7 @@ impl RepObserver for StartupTracer {
             end: sample.start_mono_ns + sample.wall_ns,
             root: sample.pid,
         };
-        let a = attribution::attribute(&events, window, &crate::trace::procs::proc_comm);
+        let a = attribution::attribute(&events, window, self.session.instruments(), &crate::trace::procs::proc_comm);
         sample.phases = a.records();
         self.reps.push(RepTrace {
             runtime,
