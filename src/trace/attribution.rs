@@ -600,11 +600,11 @@ mod tests {
     #[test]
     fn unseen_cli_exec_leaves_engine_unattributed() {
         let w = Window { start: 0, end: 100 * MS, root: 100 };
-        let seen = attribute(&podman_run(true), w, &names);
+        let seen = attribute(&podman_run(true), w, ALL, &names);
         assert_eq!(phase_at(&seen, 5).0, Phase::Client);
         assert_eq!(phase_at(&seen, 15).0, Phase::Engine);
         let events: Vec<Event> = podman_run(true).into_iter().filter(|e| !(e.pid == 100 && e.name.ends_with("exec"))).collect();
-        let a = attribute(&events, w, &names);
+        let a = attribute(&events, w, ALL, &names);
         for t in [0, 5, 15] {
             let (p, d) = phase_at(&a, t);
             assert_eq!(p, Phase::Unattributed, "at {t} ms: {:?}", a.slices);
@@ -616,10 +616,10 @@ mod tests {
     #[test]
     fn hook_without_exit_does_not_paint_runtime_to_the_end() {
         let w = Window { start: 0, end: 100 * MS, root: 100 };
-        let with_exit = attribute(&podman_run(true), w, &names);
+        let with_exit = attribute(&podman_run(true), w, ALL, &names);
         assert_eq!(phase_at(&with_exit, 33), (Phase::Runtime, Some("hook (hook)".into())));
         assert_eq!(phase_at(&with_exit, 45).1, None, "after the hook's exit: the runtime's own time");
-        let a = attribute(&podman_run(false), w, &names);
+        let a = attribute(&podman_run(false), w, ALL, &names);
         assert_eq!(phase_at(&a, 33), (Phase::Runtime, Some("hook (hook)".into())), "alive while seen");
         let (p, d) = phase_at(&a, 45);
         assert_eq!(p, Phase::Unattributed, "{:?}", a.slices);
