@@ -1,0 +1,175 @@
+//! The fleet playbook (deploy/ansible/fleet.yml through scripts/fleet.sh) end to end, for real:
+//! this machine over `ansible_connection=local` and the Debian 13 guest of
+//! scripts/second-host.sh over ssh on a 127.0.0.1 port that qemu forwards (`-nic user` with
+//! `restrict=on`: the guest reaches nothing else, so no traffic leaves loopback).
+//! Needs root, docker, qemu and the guest image (built and cached by second-host.sh if missing).
+//! The guest is ~15x slower under TCG: its command is the smallest that still records engine
+//! versions and phases.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::TempDir;
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+fn second_host(args: &[&str]) -> Output {
+    Command::new("bash")
+        .arg(format!("{REPO}/scripts/second-host.sh"))
+        .args(args)
+        .output()
+        .expect("run scripts/second-host.sh")
+}
+
+/// Powers the ssh-up guest off when the test ends, also when it fails.
+struct Guest {
+    port: String,
+}
+
+impl Guest {
+    fn up(port: u16) -> Guest {
+        let g = Guest { port: port.to_string() };
+        let o = second_host(&["ssh-up", "--ssh-port", &g.port]);
+        assert!(o.status.success(), "second-host.sh ssh-up failed:\n{}", String::from_utf8_lossy(&o.stderr));
+        g
+    }
+
+    fn down(&self) {
+        let o = second_host(&["ssh-down", "--ssh-port", &self.port]);
+        assert!(o.status.success(), "second-host.sh ssh-down failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = second_host(&["ssh-down", "--ssh-port", &self.port]);
+    }
+}
+
+/// A loopback port nothing listens on now (the kernel's pick, released again).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn fleet(inventory: &Path, fleet_dir: &Path) -> Output {
+    Command::new("bash")
+        .arg(format!("{REPO}/scripts/fleet.sh"))
+        .args(["-i", inventory.to_str().unwrap(), "--fleet-dir", fleet_dir.to_str().unwrap()])
+        // The suite's own debug build: compiling a release one would cost CI minutes.
+        .args(["-e", "probe_profile=debug"])
+        .output()
+        .expect("run scripts/fleet.sh")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn status(fleet_dir: &Path, host: &str) -> serde_json::Value {
+    let p = fleet_dir.join(host).join("status.json");
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+/// The newest report folder's fleet.md and fleet.html.
+fn newest_report(fleet_dir: &Path) -> (PathBuf, String, String) {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(fleet_dir.join("reports")).unwrap().flatten().map(|e| e.path()).collect();
+    dirs.sort();
+    let d = dirs.pop().expect("a report folder");
+    let md = std::fs::read_to_string(d.join("fleet.md")).unwrap();
+    let html = std::fs::read_to_string(d.join("fleet.html")).unwrap();
+    (d, md, html)
+}
+
+/// The row of the compare's host table that starts with `what`.
+fn row<'a>(md: &'a str, what: &str) -> &'a str {
+    md.lines().find(|l| l.starts_with(&format!("| {what} |"))).unwrap_or_else(|| panic!("no `{what}` row in:\n{md}"))
+}
+
+#[test]
+fn fleet_of_this_machine_and_the_guest_then_the_guest_unreachable() {
+    if !common::require_engine("docker")
+        || !common::require(common::succeeds("qemu-system-x86_64", &["--version"]), "qemu-system-x86_64 missing: see docs/second-host.md")
+    {
+        return;
+    }
+    let t = TempDir::new("fleet");
+    let port = free_port();
+    let key = "/var/cache/probe-second-host/ssh/id_ed25519";
+    // localhost: the suite built the test image with this very build; `probe image build` with
+    // the stripped copy the playbook ships would replace it under the tests that run after.
+    // crun is asked for on purpose: on this hybrid host probe cannot use it, a fault the
+    // report must name (on the guest, pure cgroup v2, it works).
+    let inventory = t.0.join("inventory.ini");
+    std::fs::write(
+        &inventory,
+        format!(
+            "[fleet]\n\
+             localhost ansible_connection=local probe_image_build=false probe_command=\"startup --breakdown --runtimes native,crun,docker --reps 3\"\n\
+             guest ansible_host=127.0.0.1 ansible_port={port} ansible_user=root ansible_ssh_private_key_file={key} \
+             ansible_python_interpreter=/usr/bin/python3 probe_command=\"startup --breakdown --runtimes native,crun,docker --reps 2\"\n\
+             [fleet:vars]\n\
+             ansible_ssh_common_args=-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null\n"
+        ),
+    )
+    .unwrap();
+
+    let guest = Guest::up(port);
+    let both = t.0.join("both");
+    let o = fleet(&inventory, &both);
+    assert!(o.status.success(), "fleet.sh over both hosts failed:\n{}", text(&o));
+    let mut runs = Vec::new();
+    for host in ["localhost", "guest"] {
+        let st = status(&both, host);
+        assert_eq!(st["state"], "ok", "{host}: {st}");
+        let run = both.join(host).join(st["run"].as_str().unwrap());
+        assert!(run.join("startup.json").is_file(), "{host}: no startup.json in {}", run.display());
+        runs.push(run);
+    }
+    assert!(!Path::new("/var/tmp/probe-fleet").exists(), "the work folder stayed on this machine");
+    let (_, md, html) = newest_report(&both);
+    // The host differences: cgroup layout, engine versions (this VM: docker 20.10, runc 1.1.5,
+    // crun 1.8; the guest: docker 26.1, runc 1.1.15, crun 1.21).
+    let cg = row(&md, "cgroup layout");
+    assert!(cg.contains("hybrid") && cg.contains("v2"), "{cg}");
+    let docker = row(&md, "docker version");
+    assert!(docker.contains("20.10") && docker.contains("26.1"), "{docker}");
+    assert!(row(&md, "runc version").contains("1.1.15"), "{md}");
+    assert!(row(&md, "crun version").contains("1.21"), "{md}");
+    // Per-host rows with the layout, and the fault named with probe's reason.
+    assert!(row(&md, "localhost").contains("hybrid"), "{md}");
+    assert!(row(&md, "guest").contains("v2"), "{md}");
+    assert!(md.contains("localhost: crun not measured") && md.contains("cgroup v2-only"), "{md}");
+    // Phases of the breakdown, compared with a verdict.
+    assert!(md.contains("## Comparison of the hosts (probe compare)"), "{md}");
+    assert!(md.contains("docker") && md.contains("namespaces") && md.contains("slower"), "{md}");
+    assert!(html.contains("<h1>probe fleet report</h1>") && html.contains("hybrid") && html.contains("<svg"), "fleet.html");
+    for run in &runs {
+        assert!(run.join("report.en.md").is_file(), "no host report in {}", run.display());
+    }
+
+    guest.down();
+    // Re-running over the same fleet folder fetches only what is missing: nothing, so the
+    // powered-off guest is not even contacted, and a new report is written.
+    let o = fleet(&inventory, &both);
+    assert!(o.status.success(), "re-run over complete results failed:\n{}", text(&o));
+    for (host, run) in ["localhost", "guest"].iter().zip(&runs) {
+        assert_eq!(both.join(host).join(status(&both, host)["run"].as_str().unwrap()), *run, "{host} ran again");
+    }
+    assert_eq!(std::fs::read_dir(both.join("reports")).unwrap().count(), 2, "one new report per run");
+
+    // A new fleet folder with the guest stopped: reported unreachable, this machine measured.
+    let alone = t.0.join("alone");
+    let o = fleet(&inventory, &alone);
+    assert_eq!(o.status.code(), Some(2), "a host without results is exit 2:\n{}", text(&o));
+    let st = status(&alone, "guest");
+    assert_eq!(st["state"], "unreachable", "{st}");
+    assert!(st["reason"].as_str().unwrap().contains(&port.to_string()), "the reason names the address: {st}");
+    assert_eq!(status(&alone, "localhost")["state"], "ok");
+    let (_, md, html) = newest_report(&alone);
+    assert!(md.contains("- **guest: unreachable**"), "{md}");
+    assert!(row(&md, "localhost").contains("hybrid"), "{md}");
+    assert!(md.contains("Not made: `probe compare` needs the run folders of two hosts, and 1 came back (localhost)"), "{md}");
+    assert!(html.contains("guest: unreachable"), "fleet.html");
+}
