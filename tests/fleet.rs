@@ -99,19 +99,20 @@ fn fleet_of_this_machine_and_the_guest_then_the_guest_unreachable() {
     let key = "/var/cache/probe-second-host/ssh/id_ed25519";
     // localhost: the suite built the test image with this very build; `probe image build` with
     // the stripped copy the playbook ships would replace it under the tests that run after.
-    // crun is asked for on purpose: on this hybrid host probe cannot use it, a fault the
-    // report must name (on the guest, pure cgroup v2, it works).
+    let hosts = format!(
+        "[fleet]\n\
+         localhost ansible_connection=local probe_image_build=false probe_command=\"startup --breakdown --runtimes native,runc,docker --reps 3\"\n\
+         guest ansible_host=127.0.0.1 ansible_port={port} ansible_user=root ansible_ssh_private_key_file={key} \
+         ansible_python_interpreter=/usr/bin/python3 probe_command=\"startup --breakdown --runtimes native,runc,crun,docker --reps 2\"\n"
+    );
+    let vars = "[fleet:vars]\nansible_ssh_common_args=-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null\n";
     let inventory = t.0.join("inventory.ini");
+    std::fs::write(&inventory, format!("{hosts}{vars}")).unwrap();
+    // The same, plus a run that fails: crun refuses this hybrid host, and probe with it.
+    let with_failing = t.0.join("inventory-failing.ini");
     std::fs::write(
-        &inventory,
-        format!(
-            "[fleet]\n\
-             localhost ansible_connection=local probe_image_build=false probe_command=\"startup --breakdown --runtimes native,crun,docker --reps 3\"\n\
-             guest ansible_host=127.0.0.1 ansible_port={port} ansible_user=root ansible_ssh_private_key_file={key} \
-             ansible_python_interpreter=/usr/bin/python3 probe_command=\"startup --breakdown --runtimes native,crun,docker --reps 2\"\n\
-             [fleet:vars]\n\
-             ansible_ssh_common_args=-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null\n"
-        ),
+        &with_failing,
+        format!("{hosts}crun-here ansible_connection=local probe_image_build=false probe_remote_dir=/var/tmp/probe-fleet-crun probe_command=\"startup --runtimes crun --reps 1\"\n{vars}"),
     )
     .unwrap();
 
@@ -130,17 +131,17 @@ fn fleet_of_this_machine_and_the_guest_then_the_guest_unreachable() {
     assert!(!Path::new("/var/tmp/probe-fleet").exists(), "the work folder stayed on this machine");
     let (_, md, html) = newest_report(&both);
     // The host differences: cgroup layout, engine versions (this VM: docker 20.10, runc 1.1.5,
-    // crun 1.8; the guest: docker 26.1, runc 1.1.15, crun 1.21).
+    // the guest: docker 26.1, runc 1.1.15, crun 1.21).
     let cg = row(&md, "cgroup layout");
     assert!(cg.contains("hybrid") && cg.contains("v2"), "{cg}");
     let docker = row(&md, "docker version");
     assert!(docker.contains("20.10") && docker.contains("26.1"), "{docker}");
     assert!(row(&md, "runc version").contains("1.1.15"), "{md}");
     assert!(row(&md, "crun version").contains("1.21"), "{md}");
+    assert!(row(&md, "guest").contains("crun 1.21"), "{md}");
     // Per-host rows with the layout, and the fault named with probe's reason.
     assert!(row(&md, "localhost").contains("hybrid"), "{md}");
     assert!(row(&md, "guest").contains("v2"), "{md}");
-    assert!(md.contains("localhost: crun not measured") && md.contains("cgroup v2-only"), "{md}");
     // Phases of the breakdown, compared with a verdict.
     assert!(md.contains("## Comparison of the hosts (probe compare)"), "{md}");
     assert!(md.contains("docker") && md.contains("namespaces") && md.contains("slower"), "{md}");
@@ -159,16 +160,24 @@ fn fleet_of_this_machine_and_the_guest_then_the_guest_unreachable() {
     }
     assert_eq!(std::fs::read_dir(both.join("reports")).unwrap().count(), 2, "one new report per run");
 
-    // A new fleet folder with the guest stopped: reported unreachable, this machine measured.
+    // A new fleet folder with the guest stopped and a run that fails: each reported with its
+    // reason, and this machine still measured.
     let alone = t.0.join("alone");
-    let o = fleet(&inventory, &alone);
+    let o = fleet(&with_failing, &alone);
     assert_eq!(o.status.code(), Some(2), "a host without results is exit 2:\n{}", text(&o));
     let st = status(&alone, "guest");
     assert_eq!(st["state"], "unreachable", "{st}");
     assert!(st["reason"].as_str().unwrap().contains(&port.to_string()), "the reason names the address: {st}");
     assert_eq!(status(&alone, "localhost")["state"], "ok");
+    let st = status(&alone, "crun-here");
+    assert_eq!(st["state"], "failed", "{st}");
+    assert!(st["reason"].as_str().unwrap().contains("cgroup v2-only"), "probe's own reason: {st}");
+    for work in ["/var/tmp/probe-fleet", "/var/tmp/probe-fleet-crun"] {
+        assert!(!Path::new(work).exists(), "{work} stayed on this machine");
+    }
     let (_, md, html) = newest_report(&alone);
     assert!(md.contains("- **guest: unreachable**"), "{md}");
+    assert!(md.contains("- **crun-here: failed**"), "{md}");
     assert!(row(&md, "localhost").contains("hybrid"), "{md}");
     assert!(md.contains("Not made: `probe compare` needs the run folders of two hosts, and 1 came back (localhost)"), "{md}");
     assert!(html.contains("guest: unreachable"), "fleet.html");
