@@ -257,12 +257,21 @@ impl DockerdRestarter {
         if state.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')) {
             let _ = std::fs::remove_file("/var/run/docker.pid");
         }
-        // The killed daemon's containerd pid file may name a pid that is now another process:
-        // a new dockerd then takes it for a running containerd and retries its socket for a
-        // minute (measured: "containerd is still running pid=530", up 61 s later).
+        // The killed daemon's containerd outlives it, and a new dockerd that finds it running
+        // ("libcontainerd: containerd is still running") retried its socket for one to two
+        // minutes before starting one of its own (seen twice in /var/log/probe-dockerd.log).
+        // That containerd belonged to the dead daemon: it goes, with its pid file.
         let cpid = "/var/run/docker/containerd/containerd.pid";
-        let comm = std::fs::read_to_string(cpid).ok().and_then(|p| std::fs::read_to_string(format!("/proc/{}/comm", p.trim())).ok());
-        if comm.is_some_and(|c| c.trim() != "containerd") {
+        if let Some(pid) = std::fs::read_to_string(cpid).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "containerd" {
+                // SAFETY: kill(2) of the dead daemon's own containerd, named by its pid file.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                let gone = Instant::now();
+                while Path::new(&format!("/proc/{pid}/comm")).exists() && gone.elapsed() < Duration::from_secs(10) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
             let _ = std::fs::remove_file(cpid);
         }
         if Path::new("/run/systemd/system").is_dir() {
