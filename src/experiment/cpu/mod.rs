@@ -197,8 +197,19 @@ pub struct Report {
 enum Runner {
     Bare(PathBuf),
     Native(PathBuf),
-    /// `accounted`: containers go under probe's parent cgroup, whose counter is read.
-    Engine { engine: CliEngine, accounted: bool },
+    Engine { engine: CliEngine, counter: Counter },
+}
+
+/// Where an engine container's CPU time is read, `run --rm` having removed its own cgroup.
+enum Counter {
+    /// cgroupfs driver: containers go under probe's parent cgroup (--cgroup-parent).
+    Parent,
+    /// systemd driver: the slice systemd puts the container's scope in; its counter keeps a
+    /// removed scope's time, and the children still there afterwards (the engine's own
+    /// services, other units) are subtracted, leaving the scopes that came and went.
+    Slice(CpuParent),
+    /// Why none can be read.
+    None(String),
 }
 
 /// The engine's cgroup manager: `--cgroup-parent` is a path only with cgroupfs; systemd
@@ -219,8 +230,21 @@ fn open(kind: RuntimeKind) -> Result<Runner, EngineError> {
         }
         RuntimeKind::Docker | RuntimeKind::Podman | RuntimeKind::PodmanRootless => {
             let engine = CliEngine::open(kind)?;
-            let accounted = kind != RuntimeKind::PodmanRootless && cgroup_driver(&engine) == "cgroupfs";
-            Ok(Runner::Engine { engine, accounted })
+            let counter = match (kind, cgroup_driver(&engine).as_str()) {
+                (RuntimeKind::PodmanRootless, _) => Counter::None(ROOTLESS_CPU_NA.into()),
+                (_, "cgroupfs") => Counter::Parent,
+                (_, "systemd") => {
+                    // Where each engine's systemd driver puts containers without
+                    // --cgroup-parent (docker 20.10-26, podman 4-5 as root).
+                    let slice = if kind == RuntimeKind::Docker { "system.slice" } else { "machine.slice" };
+                    match crate::sys::cgroup::detect().map_err(anyhow::Error::from).and_then(|l| CpuParent::existing(&l, slice)) {
+                        Ok(p) => Counter::Slice(p),
+                        Err(e) => Counter::None(format!("{kind} uses the systemd cgroup driver, and its containers' slice cannot be read: {e:#}")),
+                    }
+                }
+                (_, other) => Counter::None(format!("{kind} reports the cgroup driver {other:?}, which probe cannot account for")),
+            };
+            Ok(Runner::Engine { engine, counter })
         }
         _ => Err(unusable("not part of this experiment".into(), "use bare, native, docker, podman or podman-rootless")),
     }
@@ -236,15 +260,19 @@ fn rep(runner: &Runner, kind: RuntimeKind, parent: &CpuParent, argv: &[String], 
             c.args(["run", "--"]).args(argv);
             (c, None)
         }
-        Runner::Engine { engine, accounted } => {
+        Runner::Engine { engine, counter } => {
             let cg = format!("/{}", parent.name);
-            let extra: Vec<&str> = if *accounted { vec!["--cgroup-parent", &cg] } else { vec![] };
+            let extra: Vec<&str> = if matches!(counter, Counter::Parent) { vec!["--cgroup-parent", &cg] } else { vec![] };
             let args = engine.run_args(&extra, argv);
             let name = args.iter().position(|a| a == "--name").map(|i| args[i + 1].clone());
             (engine.command(&args), name)
         }
     };
-    let before: Reading = parent.read()?;
+    let counted = match runner {
+        Runner::Engine { counter: Counter::Slice(slice), .. } => slice,
+        _ => parent,
+    };
+    let before: Reading = counted.read()?;
     let mut stop = |pid: u32| match (runner, &name) {
         (Runner::Engine { engine, .. }, Some(n)) => {
             // Killing the CLI would leave the container running: remove it instead.
@@ -259,27 +287,27 @@ fn rep(runner: &Runner, kind: RuntimeKind, parent: &CpuParent, argv: &[String], 
     anyhow::ensure!(t.exit_code == 0, "{kind}: the loop exited with code {} (run `{}` by hand to see why)", t.exit_code, argv.join(" "));
     let cpu_ns = match runner {
         Runner::Bare(_) | Runner::Native(_) => Some(t.rusage_cpu_ns),
-        Runner::Engine { accounted: true, .. } => Some(parent.read()?.container_ns_since(&before)),
-        Runner::Engine { accounted: false, .. } => None,
+        Runner::Engine { counter: Counter::Parent | Counter::Slice(_), .. } => Some(counted.read()?.container_ns_since(&before)),
+        Runner::Engine { counter: Counter::None(_), .. } => None,
     };
     Ok(Rep::new(&t, cpu_ns))
 }
 
-fn cpu_source(kind: RuntimeKind, runner: &Runner) -> Result<String, String> {
+fn cpu_source(runner: &Runner) -> Result<String, String> {
     match runner {
         Runner::Bare(_) => Ok(BARE_CPU.into()),
         // The container is `probe run`'s child, so wait4 of `probe run` sees its CPU exactly,
         // plus `probe run`'s own few ms of setup. Its cpuacct cgroup would drop that setup
         // but is gone (with the container) before `probe run` exits.
         Runner::Native(_) => Ok("wait4 rusage of `probe run` and its container (includes probe's own few ms of setup)".into()),
-        Runner::Engine { accounted: true, .. } => {
+        Runner::Engine { counter: Counter::Parent, .. } => {
             Ok("cgroup CPU counter of a parent cgroup made for the run (--cgroup-parent), monitors subtracted".into())
         }
-        Runner::Engine { .. } if kind == RuntimeKind::PodmanRootless => Err(ROOTLESS_CPU_NA.into()),
-        Runner::Engine { .. } => Err(format!(
-            "{kind} uses the systemd cgroup driver: its containers' cgroups are systemd scopes removed with the container, \
-             and probe's per-run parent cgroup (--cgroup-parent) needs the cgroupfs driver"
+        Runner::Engine { counter: Counter::Slice(p), .. } => Ok(format!(
+            "cgroup CPU counter of {} (systemd driver: the container's scope is removed with it), units still there subtracted",
+            p.name
         )),
+        Runner::Engine { counter: Counter::None(why), .. } => Err(why.clone()),
     }
 }
 
@@ -298,7 +326,7 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     let parent = CpuParent::create(&layout, &format!("{}{}-cpu", crate::ground::NAME_PREFIX, std::process::id()))?;
     let argv = workload::busy_loop(cfg.count);
     let pmu = workload::pmu();
-    let mut results: Vec<RuntimeCpu> = runners.iter().map(|(k, r)| RuntimeCpu::new(*k, cpu_source(*k, r))).collect();
+    let mut results: Vec<RuntimeCpu> = runners.iter().map(|(k, r)| RuntimeCpu::new(*k, cpu_source(r))).collect();
     let progress = Progress::new(((cfg.reps + cfg.warmup) as usize * runners.len()) as u64, cfg.quiet);
     // Interleaved like the startup runner: a burst of background load hits every runtime.
     for i in 0..cfg.warmup + cfg.reps {
