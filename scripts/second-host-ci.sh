@@ -61,9 +61,9 @@ if len(rows) != 5:
     misses.append(f"{len(rows)} of 5 command lines ran in the guest (see {host}/second-host-logs)")
 for n, rc, ms, cmd in rows:
     status = "ok" if rc == "0" else "MISS"
-    print(f"second-host-ci: [{n}] probe {cmd}: exit {rc}, {float(ms)/1000:.1f} s: {status}")
+    print(f"second-host-ci: [{n}] {cmd}: exit {rc}, {float(ms)/1000:.1f} s: {status}")
     if rc != "0":
-        misses.append(f"`probe {cmd}` exited {rc}")
+        misses.append(f"`{cmd}` exited {rc}")
 
 def run_json(name):
     found = sorted(glob.glob(os.path.join(host, "*", name)))
