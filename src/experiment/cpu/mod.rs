@@ -237,7 +237,17 @@ fn open(kind: RuntimeKind) -> Result<Runner, EngineError> {
                     // Where each engine's systemd driver puts containers without
                     // --cgroup-parent (docker 20.10-26, podman 4-5 as root).
                     let slice = if kind == RuntimeKind::Docker { "system.slice" } else { "machine.slice" };
-                    match crate::sys::cgroup::detect().map_err(anyhow::Error::from).and_then(|l| CpuParent::existing(&l, slice)) {
+                    // systemd creates machine.slice with the first container of the boot
+                    // (seen with podman 5.4 on Debian 13); its counter must exist before the
+                    // first rep, so start it as podman would.
+                    let existing = |l: &crate::sys::cgroup::CgroupLayout| CpuParent::existing(l, slice);
+                    let parent = crate::sys::cgroup::detect().map_err(anyhow::Error::from).and_then(|l| {
+                        existing(&l).or_else(|_| {
+                            let _ = Command::new("systemctl").args(["start", slice]).status();
+                            existing(&l)
+                        })
+                    });
+                    match parent {
                         Ok(p) => Counter::Slice(p),
                         Err(e) => Counter::None(format!("{kind} uses the systemd cgroup driver, and its containers' slice cannot be read: {e:#}")),
                     }
