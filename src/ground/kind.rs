@@ -48,9 +48,15 @@ impl RuntimeKind {
     }
 
     /// True for runtimes whose starts `--breakdown` cuts into phases: native times its own,
-    /// engines are traced. bare, runc and crun only have a total.
+    /// the others but bare are traced. bare (no container) only has a total.
     pub fn has_phases(self) -> bool {
-        self == RuntimeKind::Native || self.is_engine()
+        self == RuntimeKind::Native || self.is_traced()
+    }
+
+    /// True for runtimes whose `--breakdown` phases come from the kernel tracer: the engines
+    /// and the OCI runtimes run alone (their init pivot_roots and execs like under an engine).
+    pub fn is_traced(self) -> bool {
+        self.is_engine() || matches!(self, RuntimeKind::Runc | RuntimeKind::Crun)
     }
 
     /// True for runtimes that run a full engine (daemon or CLI engine) around an OCI runtime.

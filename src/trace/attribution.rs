@@ -10,6 +10,7 @@ use super::event::{Event, FAULTS_PER_SAMPLE, PAGE_FAULT};
 use super::oncpu;
 use super::procs::{Procs, RUNTIMES};
 use crate::ground::phase::{Counters, Phase, PhaseRecord};
+use crate::sys::cgroup::is_container_scope;
 
 /// The rep being explained: CLOCK_MONOTONIC [start, end] and the timed CLI's pid.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -274,14 +275,18 @@ pub fn attribute(events: &[Event], w: Window, instruments: Instruments, comm_of:
             overlays.push(Span::new(Phase::Rootfs, Some("fuse-overlayfs".into()), start, end));
         }
     }
-    // cgroup: bursts of mkdir/attach by the run before the command runs.
+    // cgroup: bursts of mkdir/attach by the run before the command runs, and by systemd when
+    // the runtime (systemd cgroup driver) asked it for the container's scope: then systemd,
+    // not a process of the run, does the mkdir and the attach, and the scope's name ties
+    // them to the run.
+    let by_run = |e: &Event| member(e) || e.str("path").or(e.str("dst_path")).is_some_and(is_container_scope);
     let cg_events: Vec<&Event> = ev
         .iter()
-        .filter(|e| member(e) && e.time_ns < before_exec && matches!(e.short_name(), "cgroup_mkdir" | "cgroup_attach_task"))
+        .filter(|e| by_run(e) && e.time_ns < before_exec && matches!(e.short_name(), "cgroup_mkdir" | "cgroup_attach_task"))
         .collect();
     let container_cgroup = ev
         .iter()
-        .filter(|e| member(e) && e.short_name() == "cgroup_mkdir")
+        .filter(|e| by_run(e) && e.short_name() == "cgroup_mkdir")
         .filter_map(|e| e.str("path"))
         .find(|p| is_container_cgroup(p))
         .map(str::to_string);
@@ -553,6 +558,27 @@ mod tests {
         for w in a.slices.windows(2) {
             assert_eq!(w[0].end, w[1].start);
         }
+    }
+
+    #[test]
+    fn systemd_creating_the_scope_is_the_runs_cgroup_phase() {
+        let scope = "/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope";
+        let events: Vec<Event> = docker_run()
+            .into_iter()
+            .map(|e| match e.short_name() {
+                // runc (systemd driver) asks pid 1, which does the mkdir and the attach.
+                "cgroup_mkdir" => ev(61, 1, 1, "cgroup/cgroup_mkdir", &[("path", s(scope))]),
+                "cgroup_attach_task" => ev(62, 1, 1, "cgroup/cgroup_attach_task", &[("dst_path", s(scope)), ("pid", i(301))]),
+                _ => e,
+            })
+            .collect();
+        let a = attribute(&events, Window { start: 0, end: 100 * MS, root: 100 }, ALL, &names);
+        let at = |t: u64| a.slices.iter().find(|s| s.start <= t * MS && t * MS < s.end).unwrap();
+        assert_eq!((at(61).phase, at(61).detail.as_deref()), (Phase::Cgroup, Some("container")));
+        assert_eq!(a.container_cgroup.as_deref(), Some(scope));
+        assert!(!is_container_scope("/system.slice/docker.service"), "the daemon's own unit is not a container");
+        assert!(!is_container_scope("/docker-0123.scope"), "a short id is not a container's");
+        assert!(is_container_scope("/machine.slice/libpod-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope"));
     }
 
     #[test]

@@ -29,11 +29,24 @@ pub struct CpuParent {
 }
 
 impl CpuParent {
-    pub fn create(layout: &CgroupLayout, name: &str) -> anyhow::Result<CpuParent> {
+    /// The accounting directory `name` would have, and whether it is on v2.
+    fn locate(layout: &CgroupLayout, name: &str) -> anyhow::Result<(PathBuf, bool)> {
         let controller = cgroupfs::cpu_controller(layout).context("this host has no CPU accounting controller (cpuacct on v1, cpu on v2)")?;
         let on_v2 = controller == "cpu";
         let root = if on_v2 { layout.unified.clone() } else { layout.v1.get(controller).cloned() }.expect("controller has a mount");
-        let dir = root.join(name);
+        Ok((root.join(name), on_v2))
+    }
+
+    /// A cgroup that exists already and is not probe's (systemd's `system.slice`): read,
+    /// never removed.
+    pub fn existing(layout: &CgroupLayout, name: &str) -> anyhow::Result<CpuParent> {
+        let (dir, on_v2) = Self::locate(layout, name)?;
+        anyhow::ensure!(dir.is_dir(), "cgroup {} does not exist", dir.display());
+        Ok(CpuParent { name: name.to_string(), dir, on_v2, roots: Vec::new() })
+    }
+
+    pub fn create(layout: &CgroupLayout, name: &str) -> anyhow::Result<CpuParent> {
+        let (dir, on_v2) = Self::locate(layout, name)?;
         std::fs::create_dir(&dir).with_context(|| format!("cgroup: mkdir {}", dir.display()))?;
         let mut roots: Vec<PathBuf> = layout.v1.values().cloned().collect();
         roots.extend(layout.unified.clone());
@@ -45,12 +58,15 @@ impl CpuParent {
         Ok(CpuParent { name: name.to_string(), dir, on_v2, roots })
     }
 
-    /// The parent's usage minus that of every child cgroup present now (conmon's).
+    /// The parent's usage and that of every child cgroup present now but containers' scopes
+    /// (conmon's, the engine's services).
     pub fn read(&self) -> anyhow::Result<Reading> {
         let mut children = BTreeMap::new();
         for e in std::fs::read_dir(&self.dir).with_context(|| format!("cgroup: reading {}", self.dir.display()))? {
             let path = e?.path();
-            if path.is_dir() {
+            // A container's scope still there (systemd removes it a moment after the
+            // container ends) is the container's own time, not a monitor's.
+            if path.is_dir() && !crate::sys::cgroup::is_container_scope(&path.to_string_lossy()) {
                 if let Ok(ns) = cgroupfs::cpu_usage_ns(&path, self.on_v2) {
                     children.insert(path, ns);
                 }

@@ -209,8 +209,20 @@ struct Runner {
     spawner: Spawner,
     /// Bare runs the image's own shell (`bare_shell`).
     sh: Option<PathBuf>,
-    /// An engine's containers go under probe's parent cgroup, whose counter is read.
-    accounted: bool,
+    /// Where an engine's CPU time is read; None for bare and native (wait4 sees theirs).
+    counter: Option<Counter>,
+}
+
+/// Where an engine container's CPU time is read, `run --rm` having removed its own cgroup.
+enum Counter {
+    /// cgroupfs driver: containers go under probe's parent cgroup (--cgroup-parent).
+    Parent,
+    /// systemd driver: the slice systemd puts the container's scope in; its counter keeps a
+    /// removed scope's time, and the children still there afterwards (the engine's own
+    /// services, other units) are subtracted, leaving the scopes that came and went.
+    Slice(CpuParent),
+    /// Why none can be read.
+    None(String),
 }
 
 /// The engine's cgroup manager: `--cgroup-parent` is a path only with cgroupfs; systemd
@@ -227,24 +239,56 @@ fn open(kind: RuntimeKind) -> Result<Runner, EngineError> {
         Spawner::Bare => Some(bare_shell().map_err(|e| unusable(e.to_string(), "sudo probe image build"))?),
         _ => None,
     };
-    let accounted = match &spawner {
-        Spawner::Engine(engine) => kind != RuntimeKind::PodmanRootless && cgroup_driver(engine) == "cgroupfs",
-        _ => false,
+    let counter = match &spawner {
+        Spawner::Engine(engine) => Some(engine_counter(kind, engine)),
+        _ => None,
     };
-    Ok(Runner { spawner, sh, accounted })
+    Ok(Runner { spawner, sh, counter })
+}
+
+fn engine_counter(kind: RuntimeKind, engine: &CliEngine) -> Counter {
+    match (kind, cgroup_driver(&engine).as_str()) {
+        (RuntimeKind::PodmanRootless, _) => Counter::None(ROOTLESS_CPU_NA.into()),
+        (_, "cgroupfs") => Counter::Parent,
+        (_, "systemd") => {
+            // Where each engine's systemd driver puts containers without
+            // --cgroup-parent (docker 20.10-26, podman 4-5 as root).
+            let slice = if kind == RuntimeKind::Docker { "system.slice" } else { "machine.slice" };
+            // systemd creates machine.slice with the first container of the boot
+            // (seen with podman 5.4 on Debian 13); its counter must exist before the
+            // first rep, so start it as podman would.
+            let existing = |l: &crate::sys::cgroup::CgroupLayout| CpuParent::existing(l, slice);
+            let parent = crate::sys::cgroup::detect().map_err(anyhow::Error::from).and_then(|l| {
+                existing(&l).or_else(|_| {
+                    let _ = Command::new("systemctl").args(["start", slice]).status();
+                    existing(&l)
+                })
+            });
+            match parent {
+                Ok(p) => Counter::Slice(p),
+                Err(e) => Counter::None(format!("{kind} uses the systemd cgroup driver, and its containers' slice cannot be read: {e:#}")),
+            }
+        }
+        (_, other) => Counter::None(format!("{kind} reports the cgroup driver {other:?}, which probe cannot account for")),
+    }
 }
 
 /// One rep: the command for this runtime, how to stop it on Ctrl-C, and where its CPU
 /// time is read.
 fn rep(runner: &Runner, kind: RuntimeKind, parent: &CpuParent, argv: &[String], hw: bool) -> anyhow::Result<Rep> {
     let cg = format!("/{}", parent.name);
+    let parent_flag = matches!(runner.counter, Some(Counter::Parent));
     let mut cmd = match &runner.sh {
         Some(sh) => bare_command(sh, argv),
-        None => runner.spawner.command(argv, &RunOpts { cgroup_parent: runner.accounted.then_some(cg.as_str()), ..RunOpts::default() }),
+        None => runner.spawner.command(argv, &RunOpts { cgroup_parent: parent_flag.then_some(cg.as_str()), ..RunOpts::default() }),
     };
     let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
     let name = args.iter().position(|a| a == "--name").map(|i| args[i + 1].clone());
-    let before: Reading = parent.read()?;
+    let counted = match &runner.counter {
+        Some(Counter::Slice(slice)) => slice,
+        _ => parent,
+    };
+    let before: Reading = counted.read()?;
     let mut stop = |pid: u32| match (&runner.spawner, &name) {
         (Spawner::Engine(engine), Some(n)) => {
             // Killing the CLI would leave the container running: remove it instead.
@@ -258,29 +302,30 @@ fn rep(runner: &Runner, kind: RuntimeKind, parent: &CpuParent, argv: &[String], 
         .with_context(|| format!("{kind}: running the loop"))?;
     anyhow::ensure!(!crate::sys::signals::interrupted(), "interrupted during a {kind} rep");
     anyhow::ensure!(t.exit_code == 0, "{kind}: the loop exited with code {} (run `{}` by hand to see why)", t.exit_code, argv.join(" "));
-    let cpu_ns = match (&runner.spawner, runner.accounted) {
+    let cpu_ns = match (&runner.spawner, &runner.counter) {
         (Spawner::Bare | Spawner::Native(_), _) => Some(t.cpu_ns()),
-        (Spawner::Engine(_), true) => Some(parent.read()?.container_ns_since(&before)),
-        (Spawner::Engine(_), false) => None,
+        (Spawner::Engine(_), Some(Counter::Parent | Counter::Slice(_))) => Some(counted.read()?.container_ns_since(&before)),
+        (Spawner::Engine(_), _) => None,
     };
     Ok(Rep::new(&t, counts, cpu_ns))
 }
 
 fn cpu_source(kind: RuntimeKind, runner: &Runner) -> Result<String, String> {
-    match (&runner.spawner, runner.accounted) {
+    match (&runner.spawner, &runner.counter) {
         (Spawner::Bare, _) => Ok(BARE_CPU.into()),
         // The container is `probe run`'s child, so wait4 of `probe run` sees its CPU exactly,
         // plus `probe run`'s own few ms of setup. Its cpuacct cgroup would drop that setup
         // but is gone (with the container) before `probe run` exits.
         (Spawner::Native(_), _) => Ok("wait4 rusage of `probe run` and its container (includes probe's own few ms of setup)".into()),
-        (Spawner::Engine(_), true) => {
+        (Spawner::Engine(_), Some(Counter::Parent)) => {
             Ok("cgroup CPU counter of a parent cgroup made for the run (--cgroup-parent), monitors subtracted".into())
         }
-        (Spawner::Engine(_), false) if kind == RuntimeKind::PodmanRootless => Err(ROOTLESS_CPU_NA.into()),
-        (Spawner::Engine(_), false) => Err(format!(
-            "{kind} uses the systemd cgroup driver: its containers' cgroups are systemd scopes removed with the container, \
-             and probe's per-run parent cgroup (--cgroup-parent) needs the cgroupfs driver"
+        (Spawner::Engine(_), None) => Err(format!("{kind}: no CPU counter was opened")),
+        (Spawner::Engine(_), Some(Counter::Slice(p))) => Ok(format!(
+            "cgroup CPU counter of {} (systemd driver: the container's scope is removed with it), units still there subtracted",
+            p.name
         )),
+        (Spawner::Engine(_), Some(Counter::None(why))) => Err(why.clone()),
     }
 }
 

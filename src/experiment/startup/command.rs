@@ -29,6 +29,9 @@ pub struct Outcome {
     pub native_outliers: Vec<NativeOutlier>,
     /// The engines' traced reps, when --breakdown could trace.
     pub tracer: Option<StartupTracer>,
+    /// With --breakdown: each measured runtime that has no phases, and why (none is left out
+    /// silently).
+    pub without_phases: Vec<startup::Skipped>,
 }
 
 pub fn run(o: Options) -> anyhow::Result<Outcome> {
@@ -44,8 +47,8 @@ pub fn run(o: Options) -> anyhow::Result<Outcome> {
     if o.breakdown && !kinds.contains(&RuntimeKind::Native) && !explicit {
         kinds.insert(1, RuntimeKind::Native);
     }
-    // Native times its own phases; only engines need the kernel tracer.
-    let traced = o.breakdown && kinds.iter().any(|k| k.is_engine());
+    // Native times its own phases; only engines and OCI runtimes need the kernel tracer.
+    let traced = o.breakdown && kinds.iter().any(|k| k.is_traced());
     let mut tracer = if traced { StartupTracer::start_or_explain() } else { None };
     let mut report = startup::run(
         startup::Config {
@@ -60,9 +63,24 @@ pub fn run(o: Options) -> anyhow::Result<Outcome> {
     )?;
     if !o.breakdown {
         let saved = StartupJson { report, breakdown: Vec::new(), namespaces: None };
-        return Ok(Outcome { saved, native_outliers: Vec::new(), tracer });
+        return Ok(Outcome { saved, native_outliers: Vec::new(), tracer, without_phases: Vec::new() });
     }
     let breakdowns: Vec<Breakdown> = report.results.iter().filter_map(breakdown::breakdown).collect();
+    let without_phases = report
+        .results
+        .iter()
+        .filter(|r| !breakdowns.iter().any(|b| b.runtime == r.runtime))
+        .map(|r| startup::Skipped {
+            runtime: r.runtime,
+            reason: if !r.runtime.has_phases() {
+                "no container to cut into phases (it is the baseline: fork + exec of the command)".into()
+            } else if r.runtime.is_traced() && tracer.is_none() {
+                "kernel tracing unavailable (see the note above): totals only".into()
+            } else {
+                "no rep recorded phases (no rep finished)".into()
+            },
+        })
+        .collect();
     let has_native = breakdowns.iter().any(|b| b.runtime == RuntimeKind::Native);
     let namespaces = match has_native.then(nscost::for_breakdown) {
         Some(Err(why)) => {
@@ -78,5 +96,5 @@ pub fn run(o: Options) -> anyhow::Result<Outcome> {
         .flat_map(outliers::native)
         .collect();
     let saved = StartupJson { report, breakdown: breakdowns, namespaces };
-    Ok(Outcome { saved, native_outliers, tracer })
+    Ok(Outcome { saved, native_outliers, tracer, without_phases })
 }

@@ -45,10 +45,10 @@ impl StartupTracer {
 
 impl RepObserver for StartupTracer {
     fn before_rep(&mut self, runtime: RuntimeKind) -> anyhow::Result<()> {
-        // Only engine reps are cut from the trace; native times itself, and recording during
+        // Only engine and OCI runtime reps are cut from the trace; native times itself, and recording during
         // its reps would only add the tracer's cost to its phases (sampled page faults and
         // context switches in its own process).
-        self.session.set_enabled(runtime.is_engine())?;
+        self.session.set_enabled(runtime.is_traced())?;
         // Whatever happened between reps is not this rep's business.
         self.session.drain();
         // A docker rep's ~30k decoded events leave ~15 MB of freed heap behind. Every native
@@ -63,7 +63,7 @@ impl RepObserver for StartupTracer {
     fn after_rep(&mut self, runtime: RuntimeKind, sample: &mut Sample) -> anyhow::Result<()> {
         let lost_before = self.session.lost();
         let events = self.session.drain();
-        if !runtime.is_engine() {
+        if !runtime.is_traced() {
             return Ok(());
         }
         let window = Window {
@@ -96,7 +96,7 @@ impl StartupTracer {
                 Some(t)
             }
             Err(e) => {
-                eprintln!("note: kernel tracing unavailable ({e}); docker/podman phases not broken down, totals only");
+                eprintln!("note: kernel tracing unavailable ({e}); docker/podman/runc/crun phases not broken down, totals only");
                 None
             }
         }

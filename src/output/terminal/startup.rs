@@ -36,6 +36,9 @@ pub fn render(o: &Outcome) -> String {
             out.push_str(&format!("\n{}", render_namespaces(rows)));
         }
     }
+    for w in &o.without_phases {
+        out.push_str(&format!("\nNo phases for {}: {}\n", w.runtime, w.reason));
+    }
     if let Some(t) = &o.tracer {
         out.push_str(&traced(t, &o.saved.report.results, &o.saved.breakdown));
     }
@@ -93,6 +96,19 @@ fn latency(report: &Report) -> String {
         ]);
     }
     out.push_str(&t.render());
+    // A "-" is a figure that could not be had: say which and why, never leave it bare.
+    if bare.is_none() && report.results.iter().any(|r| r.runtime != RuntimeKind::Bare) {
+        out.push_str("× bare: - because bare was not measured in this run (add bare to --runtimes)\n");
+    }
+    let unknown: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|r| r.runtime != RuntimeKind::Bare && !report.reference.times_bare.contains_key(r.runtime.name()))
+        .map(|r| r.runtime.name())
+        .collect();
+    if !unknown.is_empty() {
+        out.push_str(&format!("chapter × bare: - for {}: the chapter gives no figure for it\n", unknown.join(", ")));
+    }
     out
 }
 

@@ -20,6 +20,23 @@ pub use layout::{detect, CgroupLayout, LayoutKind};
 
 use std::path::PathBuf;
 
+/// A container's scope that systemd (pid 1, or a user's `systemd --user` for rootless podman)
+/// creates when the OCI runtime uses the systemd cgroup driver: runc and crun ask systemd over
+/// D-Bus (StartTransientUnit) for `docker-<id>.scope` (docker with
+/// `native.cgroupdriver=systemd`, its default on pure cgroup v2 since 20.10) or
+/// `libpod-<id>.scope` (podman 4/5 with `cgroup_manager = "systemd"`), under system.slice,
+/// machine.slice or a user's user.slice. conmon's `libpod-conmon-<id>.scope` is not one.
+/// Checked with docker 26.1 / containerd 1.7 / runc 1.1 and podman 5.4 / crun 1.21 on
+/// systemd 257 (Debian 13).
+pub fn is_container_scope(path: &str) -> bool {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let Some(id) = base.strip_suffix(".scope").and_then(|b| b.strip_prefix("docker-").or_else(|| b.strip_prefix("libpod-"))) else {
+        return false;
+    };
+    let under_slice = ["system.slice", "machine.slice", "user.slice"].iter().any(|s| path.contains(s));
+    under_slice && id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit())
+}
+
 /// A cgroup operation that failed; every message names the phase, the path and the errno.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
