@@ -138,7 +138,20 @@ impl Reducer {
         self.last_ns = self.last_ns.max(e.time_ns);
         // Every event fires in the context of its task, which says which process it is in.
         if self.relevant_pid(e.pid) {
-            self.threads.entry(e.tid).or_default().tgid = e.pid;
+            let th = self.threads.entry(e.tid).or_default();
+            th.tgid = e.pid;
+            // An event in a task's own context means it is on a CPU again. Its switch-in is
+            // usually seen first, but not always: switch-ins recorded in an idle CPU's context
+            // went missing from the rings in some runs (seen on this VM: every `swapper/1 -> X`
+            // of a trace absent, with no record counted lost), and the task's off-CPU time
+            // would then never be closed. Its own next event closes it instead.
+            if let Some((off, state)) = th.off_since.take() {
+                th.on_since = Some(e.time_ns);
+                let tgid = th.tgid;
+                if let Some(&i) = self.live.get(&tgid) {
+                    self.procs[i].off_cpu.add(state, e.time_ns.saturating_sub(off));
+                }
+            }
         }
         if let Some(&(parent, at, ref comm)) = self.forks.get(&e.pid) {
             if e.tid == e.pid {
