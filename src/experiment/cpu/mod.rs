@@ -370,7 +370,7 @@ pub fn advice(results: &[RuntimeCpu], reps: u32) -> Vec<String> {
     if let Some((wall, cpu)) = busy.filter(|(w, c)| *w > 1.2 * *c) {
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         out.push(format!(
-            "on the host the loop's wall time is {:.1}× its CPU time (load average {}): other processes took the CPUs, so wall times              mostly measure waiting and their noise band is wide; compare the cpu columns, or rerun on a quiet machine",
+            "on the host the loop's wall time is {:.1}× its CPU time (load average {}): other processes took the CPUs, so wall times mostly measure waiting and their noise band is wide; compare the cpu columns, or rerun on a quiet machine",
             wall / cpu,
             load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
         ));
