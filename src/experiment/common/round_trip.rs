@@ -245,6 +245,7 @@ fn io() {
         warnings: vec![],
         crash_check: Some("ext4 on /dev/loop3".into()),
         reference: io::probe_file().reference,
+        incomplete: Some(Stopped { runtime: RuntimeKind::Bare, rep: 2, warmup: false, reason: "tmpfs rep 2: the worker exited 1".into() }),
     });
 }
 
