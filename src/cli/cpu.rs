@@ -67,7 +67,7 @@ pub fn run(a: CpuArgs) -> anyhow::Result<ExitCode> {
     let csv = seed_csv::metric_csv(&run_files::cpu_rows(&report))?;
     let json = serde_json::to_vec_pretty(&report)?;
     let (csv_name, json_name) = (format!("{label}.csv"), format!("{label}.json"));
-    let dir = save(&a.output.results, &report.experiment, &[(&csv_name, &csv), (&json_name, &json)])?;
+    let dir = save(&a.output.results, &report.header.experiment, &[(&csv_name, &csv), (&json_name, &json)])?;
     emit(a.output.format, &terminal::cpu::render(&report, a.exec), &csv, &json);
     let code = finish(&report.warnings, &report.skipped, &dir)?;
     fail_if_stopped(code, report.incomplete.as_ref(), &dir)

@@ -1,6 +1,8 @@
 //! Opening the runtimes an experiment keeps detached containers on: each one checked
 //! before anything is measured, so a missing engine or image fails the run at once.
 
+use serde::{Deserialize, Serialize};
+
 use crate::experiment::common::open::{open_runtimes, Skipped};
 use crate::runtimes::detached::Fleet;
 use crate::ground::RuntimeKind;
@@ -26,6 +28,20 @@ impl FleetPlan {
             command,
             quiet,
         }
+    }
+}
+
+/// What every fleet started, recorded under the header of a fleet experiment's report
+/// (flattened: `counts` and `command` are top-level keys).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct FleetRun {
+    pub counts: Vec<u32>,
+    pub command: Vec<String>,
+}
+
+impl FleetPlan {
+    pub fn run(&self) -> FleetRun {
+        FleetRun { counts: self.counts.clone(), command: self.command.clone() }
     }
 }
 

@@ -22,7 +22,7 @@ use crate::runtimes::cli_engine::CliEngine;
 use crate::runtimes::spawn::{RunOpts, Spawner};
 use crate::runtimes::EngineError;
 use crate::ground::RuntimeKind;
-use crate::experiment::common::host::HostInfo;
+use crate::experiment::common::host::Header;
 use crate::measure::runner::{self, Runs, Stopped};
 use crate::measure::timer::{self, HwCounts, Watch};
 use crate::measure::Sample;
@@ -187,8 +187,8 @@ pub struct Config {
 /// What `probe cpu` and `probe cpu --exec` (experiment "cpu-exec") report.
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Report {
-    pub experiment: String,
-    pub host: HostInfo,
+    #[serde(flatten)]
+    pub header: Header,
     pub count: u64,
     pub argv: Vec<String>,
     pub reps: u32,
@@ -355,9 +355,8 @@ pub fn report(
     reference: Reference,
 ) -> Report {
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
-    let host = HostInfo::collect(&kinds);
-    let experiment = experiment.into();
-    Report { experiment, host, count, argv: workload::busy_loop(count), reps, warmup, pmu_na: pmu.err(), results, skipped, warnings, reference, incomplete }
+    let header = Header::collect(experiment, &kinds);
+    Report { header, count, argv: workload::busy_loop(count), reps, warmup, pmu_na: pmu.err(), results, skipped, warnings, reference, incomplete }
 }
 
 /// Warnings shared with Experiment 7.

@@ -28,7 +28,7 @@ use self::protocol::SyncMode;
 use self::verdict::{FuseFacts, Outcome, Verdict};
 use crate::experiment::common::open::open_each;
 use crate::runtimes::cli_engine::StderrSink;
-use crate::experiment::common::host::HostInfo;
+use crate::experiment::common::host::Header;
 use crate::measure::runner::{self, Runs, Stopped};
 use crate::sys::clock::monotonic_ns;
 use crate::sys::diskstats;
@@ -197,8 +197,8 @@ pub fn default_modes() -> Vec<Mode> {
 
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Report {
-    pub experiment: String,
-    pub host: HostInfo,
+    #[serde(flatten)]
+    pub header: Header,
     pub params: Params,
     pub traced: bool,
     /// The scratch disk the crash check wrote to, e.g. "ext4 on /dev/loop3".
@@ -294,8 +294,7 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
         k
     };
     Ok(Report {
-        experiment: "io".into(),
-        host: HostInfo::collect(&kinds),
+        header: Header::collect("io", &kinds),
         params: cfg.params,
         traced: cfg.trace,
         crash_check,

@@ -12,7 +12,8 @@ use crate::experiment::memory::footprint::{self, Snapshot};
 use crate::experiment::common::open::Skipped;
 use crate::runtimes::detached::Fleet;
 use crate::ground::RuntimeKind;
-use crate::experiment::common::host::HostInfo;
+use crate::experiment::common::fleets::FleetRun;
+use crate::experiment::common::host::Header;
 use crate::measure::runner::Progress;
 use crate::sys::cgroup::CgroupLayout;
 use crate::ground::stats::{self, LinearFit};
@@ -94,10 +95,10 @@ pub struct RuntimeMemory {
 
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Report {
-    pub experiment: String,
-    pub host: HostInfo,
-    pub counts: Vec<u32>,
-    pub command: Vec<String>,
+    #[serde(flatten)]
+    pub header: Header,
+    #[serde(flatten)]
+    pub fleet: FleetRun,
     pub results: Vec<RuntimeMemory>,
     pub skipped: Vec<Skipped>,
     pub warnings: Vec<String>,
@@ -190,10 +191,8 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     progress.finish();
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
     Ok(Report {
-        experiment: "memory-cgroup".into(),
-        host: HostInfo::collect(&kinds),
-        counts: cfg.fleet.counts.clone(),
-        command: cfg.fleet.command.clone(),
+        header: Header::collect("memory-cgroup", &kinds),
+        fleet: cfg.fleet.run(),
         warnings: advice(&results),
         results,
         skipped,
