@@ -10,6 +10,7 @@ pub mod workload;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::Context;
 use nix::sys::signal::{kill, Signal};
@@ -175,12 +176,15 @@ const ROOTLESS_CPU_NA: &str = "rootless podman's containers have no cgroup probe
                                cgroup v1 host, and a delegated one only under systemd), and they are not probe's \
                                children, so neither a cgroup counter nor wait4 sees their CPU time";
 
+/// What `probe cpu` and `probe cpu --exec` are told, alike but for `settle`.
 pub struct Config {
     pub runtimes: Vec<RuntimeKind>,
     pub explicit: bool,
     pub count: u64,
     pub reps: u32,
     pub warmup: u32,
+    /// Experiment 7 only: wait after starting the containers.
+    pub settle: Duration,
     pub quiet: bool,
 }
 
@@ -341,13 +345,13 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     let source = |k: RuntimeKind| runners.iter().find(|(kind, _)| *kind == k).map(|(_, r)| cpu_source(k, r)).expect("a run of an opened runtime");
     let results: Vec<RuntimeCpu> = runs.into_iter().map(|runs| RuntimeCpu::new(source(runs.runtime), runs)).collect();
     let warnings = advice(&results, cfg.reps);
-    Ok(report("cpu", (cfg.count, cfg.reps, cfg.warmup), pmu, (results, stopped), skipped, warnings, probe().reference))
+    Ok(report("cpu", &cfg, pmu, (results, stopped), skipped, warnings, probe().reference))
 }
 
 /// Either experiment's report once its reps are done, headed by the host its runtimes ran on.
 pub fn report(
     experiment: &'static str,
-    (count, reps, warmup): (u64, u32, u32),
+    &Config { count, reps, warmup, .. }: &Config,
     pmu: Result<(), String>,
     (results, incomplete): (Vec<RuntimeCpu>, Option<Stopped>),
     skipped: Vec<Skipped>,
