@@ -18,14 +18,22 @@ pub struct FleetPlan {
     pub quiet: bool,
 }
 
+/// What a fleet experiment's probe file says by default (flattened into its Defaults).
+#[derive(Deserialize, Serialize, Clone, Debug)]
+pub struct FleetDefaults {
+    pub counts: Vec<u32>,
+    pub runtimes: Vec<String>,
+    pub command: Vec<String>,
+}
+
 impl FleetPlan {
-    /// The user's `--runtimes`, or the probe file's default names.
-    pub fn new(runtimes: Option<Vec<RuntimeKind>>, defaults: &[String], counts: Vec<u32>, command: Vec<String>, quiet: bool) -> Self {
+    /// The user's `--runtimes`, or the probe file's default names; the probe file's command.
+    pub fn new(runtimes: Option<Vec<RuntimeKind>>, counts: Vec<u32>, defaults: &FleetDefaults, quiet: bool) -> Self {
         FleetPlan {
             explicit: runtimes.is_some(),
-            runtimes: runtimes.unwrap_or_else(|| parse_kinds(defaults)),
+            runtimes: runtimes.unwrap_or_else(|| parse_kinds(&defaults.runtimes)),
             counts,
-            command,
+            command: defaults.command.clone(),
             quiet,
         }
     }

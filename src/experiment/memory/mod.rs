@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::experiment::common::open::Skipped;
 use crate::runtimes::detached::Fleet;
 use crate::ground::RuntimeKind;
-use crate::experiment::common::fleets::FleetRun;
+use crate::experiment::common::fleets::{FleetDefaults, FleetRun};
 use crate::experiment::common::host::Header;
 use crate::measure::runner::Progress;
 use crate::ground::stats::{self, Summary};
@@ -24,9 +24,8 @@ pub type Probe = crate::experiment::common::reference::ProbeFile<Defaults, Refer
 
 #[derive(Deserialize, Serialize, Clone, Debug)]
 pub struct Defaults {
-    pub counts: Vec<u32>,
-    pub runtimes: Vec<String>,
-    pub command: Vec<String>,
+    #[serde(flatten)]
+    pub fleet: FleetDefaults,
     pub noise_reads: u32,
     pub noise_interval_ms: u64,
     pub settle_ms: u64,
@@ -194,7 +193,7 @@ mod tests {
     #[test]
     fn probe_file_parses() {
         let p = probe();
-        assert_eq!(p.defaults.counts, vec![1, 5, 10, 20]);
+        assert_eq!(p.defaults.fleet.counts, vec![1, 5, 10, 20]);
         assert_eq!(p.reference.overhead_mb["docker"]["1"], -41.0);
     }
 

@@ -12,7 +12,7 @@ use crate::experiment::memory::footprint;
 use crate::experiment::common::open::Skipped;
 use crate::runtimes::detached::Fleet;
 use crate::ground::RuntimeKind;
-use crate::experiment::common::fleets::FleetRun;
+use crate::experiment::common::fleets::{FleetDefaults, FleetRun};
 use crate::experiment::common::host::Header;
 use crate::measure::runner::Progress;
 use crate::sys::cgroup::CgroupLayout;
@@ -22,9 +22,8 @@ pub type Probe = crate::experiment::common::reference::ProbeFile<Defaults, Refer
 
 #[derive(Deserialize, Serialize, Clone, Debug)]
 pub struct Defaults {
-    pub counts: Vec<u32>,
-    pub runtimes: Vec<String>,
-    pub command: Vec<String>,
+    #[serde(flatten)]
+    pub fleet: FleetDefaults,
     pub max_count_engine: u32,
     pub max_count_native: u32,
     pub nonlinear_ratio: f64,
