@@ -39,35 +39,21 @@ pub struct CpuArgs {
 pub fn run(a: CpuArgs) -> anyhow::Result<ExitCode> {
     crate::output::results::check_writable(&a.output.results)?;
     crate::sys::signals::install();
-    let explicit = a.runtimes.is_some();
-    let (report, label) = if a.exec {
-        let d = cpu_exec::probe().defaults;
-        let report = cpu_exec::run(cpu_exec::Config {
-            runtimes: a.runtimes.clone().unwrap_or_else(|| fleets::parse_kinds(&d.runtimes)),
-            explicit,
-            count: a.count.unwrap_or(d.count),
-            reps: a.reps.unwrap_or(d.reps),
-            warmup: a.warmup.unwrap_or(d.warmup),
-            settle: Duration::from_millis(d.settle_ms),
-            quiet: a.output.quiet,
-        })?;
-        (report, "cpu_exec")
-    } else {
-        let d = cpu::probe().defaults;
-        let report = cpu::run(cpu::Config {
-            runtimes: a.runtimes.clone().unwrap_or_else(|| fleets::parse_kinds(&d.runtimes)),
-            explicit,
-            count: a.count.unwrap_or(d.count),
-            reps: a.reps.unwrap_or(d.reps),
-            warmup: a.warmup.unwrap_or(d.warmup),
-            quiet: a.output.quiet,
-        })?;
-        (report, "cpu")
+    let (d, label) = if a.exec { (cpu_exec::probe().defaults, "cpu_exec") } else { (cpu::probe().defaults, "cpu") };
+    let cfg = cpu::Config {
+        runtimes: a.runtimes.clone().unwrap_or_else(|| fleets::parse_kinds(&d.runtimes)),
+        explicit: a.runtimes.is_some(),
+        count: a.count.unwrap_or(d.count),
+        reps: a.reps.unwrap_or(d.reps),
+        warmup: a.warmup.unwrap_or(d.warmup),
+        settle: Duration::from_millis(d.settle_ms),
+        quiet: a.output.quiet,
     };
+    let report = if a.exec { cpu_exec::run(cfg)? } else { cpu::run(cfg)? };
     let csv = seed_csv::metric_csv(&run_files::cpu_rows(&report))?;
     let json = serde_json::to_vec_pretty(&report)?;
     let (csv_name, json_name) = (format!("{label}.csv"), format!("{label}.json"));
-    let dir = save(&a.output.results, &report.experiment, &[(&csv_name, &csv), (&json_name, &json)])?;
+    let dir = save(&a.output.results, &report.header.experiment, &[(&csv_name, &csv), (&json_name, &json)])?;
     emit(a.output.format, &terminal::cpu::render(&report, a.exec), &csv, &json);
     let code = finish(&report.warnings, &report.skipped, &dir)?;
     fail_if_stopped(code, report.incomplete.as_ref(), &dir)

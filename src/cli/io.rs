@@ -11,7 +11,7 @@ use crate::experiment::io::crash::{self, ScratchFs};
 use crate::experiment::io::mode::Mode;
 use crate::experiment::io::protocol::SyncMode;
 use crate::experiment::io::{self, Params};
-use crate::output::emit::{emit, finish, save};
+use crate::output::emit::{emit, fail_if_stopped, finish, save};
 use crate::output::{results, run_files, seed_csv, terminal};
 
 const MIB: u64 = 1 << 20;
@@ -98,5 +98,5 @@ pub fn run(a: IoArgs) -> anyhow::Result<ExitCode> {
         eprintln!("probe: the crash check contradicts a verdict (see the warnings): those verdicts are not proven");
         return Ok(ExitCode::FAILURE);
     }
-    Ok(code)
+    fail_if_stopped(code, report.incomplete.as_ref(), &dir)
 }

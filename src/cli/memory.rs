@@ -57,7 +57,7 @@ pub fn run(a: MemoryArgs) -> anyhow::Result<ExitCode> {
 fn run_free(a: MemoryArgs) -> anyhow::Result<ExitCode> {
     let d = memory::probe().defaults;
     let report = memory::run(memory::Config {
-        fleet: FleetPlan::new(a.runtimes.clone(), &d.runtimes, a.counts.clone().unwrap_or(d.counts), d.command, a.output.quiet),
+        fleet: FleetPlan::new(a.runtimes.clone(), a.counts.clone().unwrap_or_else(|| d.fleet.counts.clone()), &d.fleet, a.output.quiet),
         noise_reads: a.noise_reads.unwrap_or(d.noise_reads),
         noise_interval: Duration::from_millis(d.noise_interval_ms),
         settle: Duration::from_millis(a.settle.unwrap_or(d.settle_ms)),
@@ -72,12 +72,12 @@ fn run_free(a: MemoryArgs) -> anyhow::Result<ExitCode> {
 
 fn run_cgroup(a: MemoryArgs) -> anyhow::Result<ExitCode> {
     let d = memory_cgroup::probe().defaults;
-    let mut counts = a.counts.clone().unwrap_or(d.counts);
+    let mut counts = a.counts.clone().unwrap_or_else(|| d.fleet.counts.clone());
     counts.sort_unstable();
     counts.dedup();
     anyhow::ensure!(counts.len() >= 2, "--counts needs at least two different counts to fit a line");
     let report = memory_cgroup::run(memory_cgroup::Config {
-        fleet: FleetPlan::new(a.runtimes.clone(), &d.runtimes, counts, d.command, a.output.quiet),
+        fleet: FleetPlan::new(a.runtimes.clone(), counts, &d.fleet, a.output.quiet),
         warmup: a.warmup.unwrap_or(d.warmup),
         settle_timeout: Duration::from_millis(a.settle_timeout.unwrap_or(d.settle_timeout_ms)),
     })?;

@@ -28,8 +28,8 @@ pub struct ScaleArgs {
 
 pub fn run(a: ScaleArgs) -> anyhow::Result<ExitCode> {
     let d = scale::probe().defaults;
-    let counts = a.counts.clone().unwrap_or_else(|| d.counts.clone());
-    let fleet = FleetPlan::new(a.runtimes.clone(), &d.runtimes, counts, d.command.clone(), a.output.quiet);
+    let counts = a.counts.clone().unwrap_or_else(|| d.fleet.counts.clone());
+    let fleet = FleetPlan::new(a.runtimes.clone(), counts, &d.fleet, a.output.quiet);
     scale::check_counts(&fleet.runtimes, &fleet.counts, &d)?;
     crate::output::results::check_writable(&a.output.results)?;
     crate::sys::signals::install();

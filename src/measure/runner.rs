@@ -1,5 +1,5 @@
 //! Warmup + N reps on several runtimes, with progress on stderr: `interleaved` is the one rep
-//! loop (startup's `run` below, both CPU experiments), whatever a rep does.
+//! loop (startup's `run` below, both CPU experiments, io's storage modes), whatever a rep does.
 //!
 //! Reps are interleaved (rep 1 of every runtime, then rep 2, ...) rather than run runtime by
 //! runtime: on a noisy machine a burst of background load then hits every runtime alike, so
@@ -101,9 +101,10 @@ impl std::fmt::Display for Round {
     }
 }
 
-/// One unit's runs, the unmeasured warmups apart.
-pub struct Runs<R> {
-    pub runtime: RuntimeKind,
+/// One unit's runs, the unmeasured warmups apart. `runtime` is the unit's key: its runtime,
+/// or whatever else tells the units apart and names the runtime under it (io's storage modes).
+pub struct Runs<R, K = RuntimeKind> {
+    pub runtime: K,
     pub warmup: Vec<R>,
     pub reps: Vec<R>,
 }
@@ -122,17 +123,22 @@ pub type RepResult<R> = anyhow::Result<anyhow::Result<R>>;
 /// exports keep the benchmarks done), so an engine dying mid-run does not take everyone's
 /// measurements with it: the units with a finished rep come back with where it stopped, and
 /// whoever saves them marks them incomplete.
-pub fn interleaved<U, R>(
+///
+/// `key(unit)` names the unit in progress and errors; `Stopped` records the runtime under it.
+pub fn interleaved<U, K, R>(
     units: &mut [U],
     warmup: u32,
     reps: u32,
     quiet: bool,
     interrupted: &dyn Fn() -> bool,
-    kind: impl Fn(&U) -> RuntimeKind,
+    key: impl Fn(&U) -> K,
     mut run: impl FnMut(&mut U, Round) -> RepResult<R>,
-) -> anyhow::Result<(Vec<Runs<R>>, Option<Stopped>)> {
+) -> anyhow::Result<(Vec<Runs<R, K>>, Option<Stopped>)>
+where
+    K: Copy + std::fmt::Display + Into<RuntimeKind>,
+{
     let progress = Progress::new((reps + warmup) as u64 * units.len() as u64, quiet);
-    let mut runs: Vec<Runs<R>> = units.iter().map(|u| Runs { runtime: kind(u), warmup: Vec::new(), reps: Vec::new() }).collect();
+    let mut runs: Vec<Runs<R, K>> = units.iter().map(|u| Runs { runtime: key(u), warmup: Vec::new(), reps: Vec::new() }).collect();
     let rounds = (1..=warmup).map(|n| Round { warmup: true, n }).chain((1..=reps).map(|n| Round { warmup: false, n }));
     for round in rounds {
         for (unit, out) in units.iter_mut().zip(runs.iter_mut()) {
@@ -155,7 +161,7 @@ pub fn interleaved<U, R>(
                         n => format!("reps 1–{n} finished and are kept"),
                     };
                     let error = e.context(format!("{} {round} ({kept})", out.runtime));
-                    let stopped = Stopped { runtime: out.runtime, rep: round.n, warmup: round.warmup, reason: format!("{error:#}") };
+                    let stopped = Stopped { runtime: out.runtime.into(), rep: round.n, warmup: round.warmup, reason: format!("{error:#}") };
                     runs.retain(|r| !r.reps.is_empty());
                     // Nothing finished anywhere: there is no partial run to keep, only the error.
                     if runs.is_empty() {

@@ -12,7 +12,7 @@ use perf_event::Counter;
 use serde::{Deserialize, Serialize};
 
 use crate::ground::phase::PhaseRecord;
-use crate::sys::child::{wait4_pid, wait_exit, Waiting};
+use crate::sys::child::{wait4_pid, wait_exit, Sleep, Waiting};
 use crate::sys::clock::monotonic_ns;
 
 /// One measured rep of one command on one runtime.
@@ -107,7 +107,7 @@ fn time(cmd: &mut Command, watch: Option<Watch>) -> io::Result<(Sample, Option<H
     let mut exited = None;
     if let Some(w) = watch {
         hw = if w.count_hw { hw_counters(pid) } else { None };
-        wait_exit(pid, Waiting { period_ms: 100, also: &mut Vec::new, stop: w.stop })?;
+        wait_exit(pid, Waiting { tick: &mut || Sleep { period_ms: 100, fds: Vec::new() }, stop: w.stop })?;
         exited = Some(start.elapsed());
     }
     let counts = hw.as_mut().and_then(|(c, i)| Some(HwCounts { cycles: c.read().ok()?, instructions: i.read().ok()? }));

@@ -121,7 +121,7 @@ fn read(step: &'static Step, dir: &Path, run: &mut Run) -> Result<()> {
         "startup" => {
             let f: StartupJson = load::json(dir, &file)?;
             figures.extend(startup_figures(&f.report.results));
-            f.report.host
+            f.report.header.host
         }
         "memory" => {
             let r: memory::Report = load::json(dir, &file)?;
@@ -129,7 +129,7 @@ fn read(step: &'static Step, dir: &Path, run: &mut Run) -> Result<()> {
                 let per = x.batches.iter().filter(|b| b.count > 0).map(|b| b.delta_mb as f64 / b.count as f64).collect();
                 figures.push(fig(id, format!("{} MB per container (free -m)", x.runtime), "MB", Kind::Memory, per));
             }
-            r.host
+            r.header.host
         }
         "memory-cgroup" => {
             let r: memory::cgroup::Report = load::json(dir, &file)?;
@@ -143,7 +143,7 @@ fn read(step: &'static Step, dir: &Path, run: &mut Run) -> Result<()> {
                     .collect();
                 figures.push(fig(id, format!("{} KB per container (cgroup)", x.runtime), "KB", Kind::Memory, per));
             }
-            r.host
+            r.header.host
         }
         "cpu" | "cpu-exec" => {
             let r: cpu::Report = load::json(dir, &file)?;
@@ -157,7 +157,7 @@ fn read(step: &'static Step, dir: &Path, run: &mut Run) -> Result<()> {
                     figures.push(fig(id, format!("{rt} overhead (wall × bare)"), "×", Kind::Time, wall(x).iter().map(|w| w / b).collect()));
                 }
             }
-            r.host
+            r.header.host
         }
         "io" => {
             let r: io::Report = load::json(dir, &file)?;
@@ -174,7 +174,7 @@ fn read(step: &'static Step, dir: &Path, run: &mut Run) -> Result<()> {
                 }
             }
             run.disk = r.results.first().and_then(|m| m.reps.first()).map(|x| disk(&x.backing));
-            r.host
+            r.header.host
         }
         "scale" => {
             let r: scale::Report = load::json(dir, &file)?;
@@ -183,7 +183,7 @@ fn read(step: &'static Step, dir: &Path, run: &mut Run) -> Result<()> {
                     figures.push(fig(id, format!("{} start at N={}", x.runtime, s.count), "ms", Kind::Time, s.start_ms.clone()));
                 }
             }
-            r.host
+            r.header.host
         }
         "nested" => {
             let r: nested::Report = load::json(dir, &file)?;
@@ -194,7 +194,7 @@ fn read(step: &'static Step, dir: &Path, run: &mut Run) -> Result<()> {
                     figures.push(fig(id, format!("{} total", x.id), "ms", Kind::Time, vec![x.total_ms]));
                 }
             }
-            r.host
+            r.header.host
         }
         other => anyhow::bail!("probe compare does not know the experiment {other}"),
     };

@@ -170,7 +170,7 @@ pub fn cpu_rows(report: &cpu::Report) -> Vec<MetricRow> {
 }
 
 /// The chapter's rows (`docker,io_overlay,<MB/s>`, write + sync like dd conv=fdatasync), then
-/// the split figures under the same metric name with a suffix.
+/// the split figures under the same metric name with a suffix; then where a stopped run stopped.
 pub fn io_rows(report: &io::Report) -> Vec<MetricRow> {
     let mut rows = Vec::new();
     for r in &report.results {
@@ -190,6 +190,7 @@ pub fn io_rows(report: &io::Report) -> Vec<MetricRow> {
             }
         }
     }
+    rows.extend(report.incomplete.iter().map(stopped_row));
     rows
 }
 

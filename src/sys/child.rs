@@ -41,13 +41,18 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// How long `wait_exit` may sleep before it looks again, and what else ends the sleep.
+pub struct Sleep {
+    pub period_ms: i32,
+    pub fds: Vec<RawFd>,
+}
+
 /// What `wait_exit` does besides waiting.
 pub struct Waiting<'a> {
-    /// Longest sleep between two looks at the Ctrl-C flag.
-    pub period_ms: i32,
     /// Called before each sleep: does what a wake calls for (drains the tracer's rings) and
-    /// returns more fds to wake on (those rings).
-    pub also: &'a mut dyn FnMut() -> Vec<RawFd>,
+    /// says how long to sleep at most (the longest gap between two looks at the Ctrl-C flag)
+    /// and which more fds wake the wait (those rings).
+    pub tick: &'a mut dyn FnMut() -> Sleep,
     /// Called once with the pid on Ctrl-C; the wait then goes on until the child is gone.
     pub stop: &'a mut dyn FnMut(u32),
 }
@@ -58,10 +63,10 @@ pub struct Waiting<'a> {
 /// seccomp filter) it looks every 5 ms instead.
 pub fn wait_exit(pid: u32, w: Waiting) -> io::Result<()> {
     let pidfd = pidfd_open(pid).ok();
-    let timeout_ms = if pidfd.is_some() { w.period_ms } else { 5 };
     let mut stopped = false;
     loop {
-        let mut fds = (w.also)();
+        let Sleep { period_ms, mut fds } = (w.tick)();
+        let timeout_ms = if pidfd.is_some() { period_ms } else { 5 };
         fds.extend(pidfd.as_ref().map(|p| p.as_raw_fd()));
         let mut pfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
         // SAFETY: pfds is a valid array of pollfd for its length. A signal ends it early, so
@@ -103,7 +108,7 @@ mod tests {
         let child = std::process::Command::new("/bin/sh").args(["-c", "sleep 0.3; exit 4"]).spawn().unwrap();
         let mut asked = 0;
         let start = std::time::Instant::now();
-        let w = Waiting { period_ms: 50, also: &mut || { asked += 1; Vec::new() }, stop: &mut |_| panic!("not interrupted") };
+        let w = Waiting { tick: &mut || { asked += 1; Sleep { period_ms: 50, fds: Vec::new() } }, stop: &mut |_| panic!("not interrupted") };
         wait_exit(child.id(), w).unwrap();
         assert!(start.elapsed().as_millis() >= 300, "returned before the exit");
         assert!(asked >= 2, "asked before each sleep: {asked}");

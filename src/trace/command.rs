@@ -2,12 +2,13 @@
 //! command, keep the rings drained and reduced until it exits, then cut each container start
 //! it made into phases.
 
-use std::os::fd::AsRawFd;
+use std::cell::RefCell;
 use std::process::{Command, ExitStatus};
 
 use anyhow::Context;
 
-use crate::sys::{child, clock};
+use crate::sys::child::{self, Sleep, Waiting};
+use crate::sys::clock;
 use crate::trace::attribution::{Attribution, Window};
 use crate::trace::event::Event;
 use crate::trace::procs;
@@ -69,12 +70,32 @@ fn drain_period_ms(fill: usize) -> i32 {
     }
 }
 
+/// The tracer's side of a run: its session, the reducer fed from it, and who hears each event.
+struct Draining<'a> {
+    session: Session,
+    reducer: Reducer,
+    event: Option<&'a mut dyn FnMut(&Event)>,
+}
+
+impl Draining<'_> {
+    fn drain(&mut self, until: Option<u64>) {
+        let Draining { session, reducer, event } = self;
+        session.drain_with(until, &mut |r| {
+            if let Some(f) = event.as_mut() {
+                f(&r.decode());
+            }
+            reducer.feed(r);
+        });
+        reducer.trim();
+    }
+}
+
 /// Runs `argv` traced with `opts`, or untraced when the kernel cannot trace here. Records
 /// are reduced as they are drained (reduce.rs), so memory does not grow with the length of
 /// the trace.
 pub fn run(argv: &[String], opts: &Options, hooks: Hooks<'_>) -> anyhow::Result<Run> {
-    let Hooks { note, mut event, mut progress } = hooks;
-    let (mut session, untraced_why) = match crate::trace::open(opts) {
+    let Hooks { note, event, mut progress } = hooks;
+    let (session, untraced_why) = match crate::trace::open(opts) {
         Ok(s) => (Some(s), String::new()),
         Err(e) if e.is_unavailable() => {
             note(format!("kernel tracing unavailable ({e}); running the command untraced, wall time only"));
@@ -89,66 +110,54 @@ pub fn run(argv: &[String], opts: &Options, hooks: Hooks<'_>) -> anyhow::Result<
     let start = clock::monotonic_ns();
     let mut child = Command::new(&argv[0]).args(&argv[1..]).spawn().with_context(|| format!("spawning {}", argv[0]))?;
     let root = child.id();
-    let mut reducer = session.as_ref().map(|s| Reducer::new(root, start, s.instruments(), procs::proc_comm));
-    let mut drain = |session: &mut Session, reducer: &mut Reducer, until: Option<u64>| {
-        session.drain_with(until, &mut |r| {
-            if let Some(f) = event.as_mut() {
-                f(&r.decode());
-            }
-            reducer.feed(r);
-        });
-        reducer.trim();
-    };
-    // The wait wakes the moment the command exits (its pidfd turns readable), so the window
-    // ends there and not up to a poll period later. Without pidfds (Linux < 5.3, a seccomp
-    // filter) it looks every 5 ms instead.
-    let pidfd = child::pidfd_open(root).ok();
-    let mut timeout_ms = if pidfd.is_some() { 250 } else { 5 };
-    let mut forwarded = false;
+    // Shared by the wait's two callbacks: each wake drains the rings, a Ctrl-C reads the tree.
+    let tracing = RefCell::new(session.map(|session| {
+        let reducer = Reducer::new(root, start, session.instruments(), procs::proc_comm);
+        Draining { session, reducer, event }
+    }));
     let mut last_progress = start;
-    let (status, end) = loop {
-        let mut fds = session.as_ref().map(|s| s.ring_fds()).unwrap_or_default();
-        fds.extend(pidfd.as_ref().map(|p| p.as_raw_fd()));
-        poll_any(&fds, timeout_ms);
+    let mut tick = || {
+        let mut tracing = tracing.borrow_mut();
+        let Some(t) = tracing.as_mut() else { return Sleep { period_ms: 250, fds: Vec::new() } };
         let now = clock::monotonic_ns();
-        // Looked at before draining, which can take a while: the window ends at the exit.
-        match child.try_wait() {
-            Ok(Some(st)) => break (st, now),
-            Ok(None) => {}
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e).context(format!("waiting for {}", argv[0]));
-            }
+        t.drain(Some(now));
+        if let Some(p) = progress.as_mut().filter(|_| now - last_progress >= 1_000_000_000) {
+            p(&Progress { elapsed_ns: now - start, events: t.reducer.events(), lost: t.session.lost() });
+            last_progress = now;
         }
-        if let (Some(s), Some(r)) = (&mut session, &mut reducer) {
-            drain(s, r, Some(now));
-            if pidfd.is_some() {
-                timeout_ms = drain_period_ms(s.take_fill());
-            }
-            if let Some(p) = progress.as_mut().filter(|_| now - last_progress >= 1_000_000_000) {
-                p(&Progress { elapsed_ns: now - start, events: r.events(), lost: s.lost() });
-                last_progress = now;
-            }
-        }
-        // A Ctrl-C reaches the whole foreground group; a `kill -INT probe` does not, so
-        // pass it on once, as the terminal would, to the command and every process of its
-        // tree still running (a shell waiting on its child does not act on it before the
-        // child ends), and keep tracing until the command has unwound.
-        if crate::sys::signals::interrupted() && !forwarded {
-            let tree = reducer.as_ref().map(Reducer::live_pids).unwrap_or_default();
-            for pid in std::iter::once(root).chain(tree.into_iter().filter(|&p| p != root)) {
-                // SAFETY: kill(2); the tree's pids are live (their exits are tracked).
-                unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
-            }
-            forwarded = true;
+        Sleep { period_ms: drain_period_ms(t.session.take_fill()), fds: t.session.ring_fds() }
+    };
+    // A Ctrl-C reaches the whole foreground group; a `kill -INT probe` does not, so pass it
+    // on once, as the terminal would, to the command and every process of its tree still
+    // running (a shell waiting on its child does not act on it before the child ends), and
+    // keep tracing until the command has unwound.
+    let mut forward = |root: u32| {
+        let tree = tracing.borrow_mut().as_mut().map(|t| {
+            t.drain(Some(clock::monotonic_ns()));
+            t.reducer.live_pids()
+        });
+        for pid in std::iter::once(root).chain(tree.unwrap_or_default().into_iter().filter(|&p| p != root)) {
+            // SAFETY: kill(2); the tree's pids are live (their exits are tracked).
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
         }
     };
-    let (Some(mut session), Some(mut reducer)) = (session, reducer) else {
+    // The window ends the moment the command exits (child::wait_exit wakes on its pidfd).
+    let waited = child::wait_exit(root, Waiting { tick: &mut tick, stop: &mut forward });
+    let end = clock::monotonic_ns();
+    let status = match waited.and_then(|()| child.wait()) {
+        Ok(st) => st,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e).context(format!("waiting for {}", argv[0]));
+        }
+    };
+    let Some(mut t) = tracing.into_inner() else {
         return Ok(Run { status, start, end, traced: Err(untraced_why) });
     };
-    session.stop()?;
-    drain(&mut session, &mut reducer, None);
+    t.session.stop()?;
+    t.drain(None);
+    let Draining { session, reducer, .. } = t;
     let done = reducer.finish(end);
     let traced = Traced {
         window: Window { start, end, root },
@@ -162,12 +171,4 @@ pub fn run(argv: &[String], opts: &Options, hooks: Hooks<'_>) -> anyhow::Result<
         _session: session,
     };
     Ok(Run { status, start, end, traced: Ok(traced) })
-}
-
-/// Blocks until one of `fds` is readable or `timeout_ms` passes (a signal ends it early too,
-/// so a Ctrl-C gets looked at promptly).
-fn poll_any(fds: &[std::os::fd::RawFd], timeout_ms: i32) {
-    let mut pfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
-    // SAFETY: pfds is a valid array of pollfd for its length.
-    unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
 }

@@ -1,6 +1,8 @@
 //! Opening the runtimes an experiment keeps detached containers on: each one checked
 //! before anything is measured, so a missing engine or image fails the run at once.
 
+use serde::{Deserialize, Serialize};
+
 use crate::experiment::common::open::{open_runtimes, Skipped};
 use crate::runtimes::detached::Fleet;
 use crate::ground::RuntimeKind;
@@ -16,16 +18,38 @@ pub struct FleetPlan {
     pub quiet: bool,
 }
 
+/// What a fleet experiment's probe file says by default (flattened into its Defaults).
+#[derive(Deserialize, Serialize, Clone, Debug)]
+pub struct FleetDefaults {
+    pub counts: Vec<u32>,
+    pub runtimes: Vec<String>,
+    pub command: Vec<String>,
+}
+
 impl FleetPlan {
-    /// The user's `--runtimes`, or the probe file's default names.
-    pub fn new(runtimes: Option<Vec<RuntimeKind>>, defaults: &[String], counts: Vec<u32>, command: Vec<String>, quiet: bool) -> Self {
+    /// The user's `--runtimes`, or the probe file's default names; the probe file's command.
+    pub fn new(runtimes: Option<Vec<RuntimeKind>>, counts: Vec<u32>, defaults: &FleetDefaults, quiet: bool) -> Self {
         FleetPlan {
             explicit: runtimes.is_some(),
-            runtimes: runtimes.unwrap_or_else(|| parse_kinds(defaults)),
+            runtimes: runtimes.unwrap_or_else(|| parse_kinds(&defaults.runtimes)),
             counts,
-            command,
+            command: defaults.command.clone(),
             quiet,
         }
+    }
+}
+
+/// What every fleet started, recorded under the header of a fleet experiment's report
+/// (flattened: `counts` and `command` are top-level keys).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct FleetRun {
+    pub counts: Vec<u32>,
+    pub command: Vec<String>,
+}
+
+impl FleetPlan {
+    pub fn run(&self) -> FleetRun {
+        FleetRun { counts: self.counts.clone(), command: self.command.clone() }
     }
 }
 

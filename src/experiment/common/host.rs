@@ -6,6 +6,21 @@ use serde::{Deserialize, Serialize};
 use crate::runtimes::detect::{self, RuntimeStatus};
 use crate::ground::RuntimeKind;
 
+/// What heads every experiment's report: which experiment ran, and on what host. Each Report
+/// flattens it, so `experiment` and `host` stay top-level keys of the JSON.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Header {
+    pub experiment: String,
+    pub host: HostInfo,
+}
+
+impl Header {
+    /// The host as it is now, with the status of the runtimes the experiment ran.
+    pub fn collect(experiment: &str, runtimes: &[RuntimeKind]) -> Self {
+        Header { experiment: experiment.into(), host: HostInfo::collect(runtimes) }
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct HostInfo {
     pub probe_version: String,

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::host::HostInfo;
+use super::fleets::FleetRun;
+use super::host::{Header, HostInfo};
 use super::open::Skipped;
 use crate::experiment::{cpu, io, memory, nested, scale, startup};
 use crate::ground::phase::{Counters, Phase, PhaseRecord};
@@ -16,11 +17,20 @@ use crate::measure::Sample;
 use crate::runtimes::detect::RuntimeStatus;
 
 /// Written, read, written again: the second file must equal the first.
-fn round_trip<T: Serialize + DeserializeOwned>(report: &T) {
+fn round_trip<T: Serialize + DeserializeOwned>(report: &T) -> serde_json::Value {
     let written = serde_json::to_vec_pretty(report).unwrap();
     let read: T = serde_json::from_slice(&written).expect("the report reads what was written");
     let first: serde_json::Value = serde_json::from_slice(&written).unwrap();
     assert_eq!(serde_json::to_value(&read).unwrap(), first);
+    // The header is flattened: its keys stand at the top, as in the files written before it
+    // (startup.json holds its Report under `report`).
+    let top = first.get("report").unwrap_or(&first);
+    assert!(top["experiment"].is_string() && top["host"]["kernel"].is_string(), "{first}");
+    first
+}
+
+fn header(experiment: &str) -> Header {
+    Header { experiment: experiment.into(), host: host() }
 }
 
 fn host() -> HostInfo {
@@ -69,8 +79,7 @@ fn startup() {
     let file = startup::StartupJson {
         breakdown: startup::breakdown::breakdown(&native).into_iter().collect(),
         report: startup::Report {
-            experiment: "startup".into(),
-            host: host(),
+            header: header("startup"),
             plan: Plan { argv: vec!["echo".into(), "ok".into()], reps: 2, warmup: 1 },
             results: vec![native],
             skipped: vec![Skipped { runtime: RuntimeKind::Podman, reason: "not installed".into() }],
@@ -100,16 +109,15 @@ fn startup() {
 #[test]
 fn memory() {
     let batch = memory::Batch { count: 1, baseline_mb: 100, used_mb: 101, baseline_kb: 102_400, used_kb: 103_424, delta_mb: 1, below_noise: true };
-    round_trip(&memory::Report {
-        experiment: "memory".into(),
-        host: host(),
-        counts: vec![1],
-        command: vec!["sleep".into(), "3600".into()],
+    let written = round_trip(&memory::Report {
+        header: header("memory"),
+        fleet: FleetRun { counts: vec![1], command: vec!["sleep".into(), "3600".into()] },
         noise: memory::Noise::from_reads(vec![1024, 2048, 1536]),
         results: vec![memory::RuntimeBatches { runtime: RuntimeKind::Native, batches: vec![batch] }],
         skipped: vec![],
         reference: memory::probe().reference,
     });
+    assert!(written["counts"].is_array() && written["command"].is_array(), "the fleet's keys stand at the top");
 }
 
 #[test]
@@ -137,10 +145,8 @@ fn memory_cgroup() {
     let fits = cgroup::fits(&points);
     assert!(fits.cgroup.is_some(), "the sample fits a line");
     round_trip(&cgroup::Report {
-        experiment: "memory-cgroup".into(),
-        host: host(),
-        counts: vec![0, 1, 3],
-        command: vec!["sleep".into(), "3600".into()],
+        header: header("memory-cgroup"),
+        fleet: FleetRun { counts: vec![0, 1, 3], command: vec!["sleep".into(), "3600".into()] },
         results: vec![RuntimeMemory { runtime: RuntimeKind::Docker, cgroup_na: None, points, fits }],
         skipped: vec![],
         warnings: vec![],
@@ -154,8 +160,7 @@ fn cpu() {
     let native = cpu::RuntimeCpu::new(Err("no cgroup".into()), runs(RuntimeKind::Native, cpu::Rep { wall_ms: 1.5, cpu_ms: None, cycles: Some(3), instructions: None }));
     let bare = cpu::RuntimeCpu::new(Ok(cpu::BARE_CPU.into()), runs(RuntimeKind::Bare, cpu::Rep { wall_ms: 1.25, cpu_ms: Some(1.0), cycles: None, instructions: None }));
     round_trip(&cpu::Report {
-        experiment: "cpu".into(),
-        host: host(),
+        header: header("cpu"),
         count: 1000,
         argv: vec!["sh".into()],
         reps: 1,
@@ -232,8 +237,7 @@ fn io() {
     tmpfs.disk = None;
     tmpfs.trace = None;
     round_trip(&io::Report {
-        experiment: "io".into(),
-        host: host(),
+        header: header("io"),
         params: io::Params { size: 1 << 20, block: 1 << 20, sync: SyncMode::Fdatasync, reps: 1, idle_ms: 100, dir: "/var/tmp".into() },
         traced: true,
         background: io::Background { idle_ms: 100, bytes_per_s: [("vda".to_string(), 1.5)].into(), flushes_per_s: Default::default() },
@@ -245,6 +249,7 @@ fn io() {
         warnings: vec![],
         crash_check: Some("ext4 on /dev/loop3".into()),
         reference: io::probe_file().reference,
+        incomplete: Some(Stopped { runtime: RuntimeKind::Bare, rep: 2, warmup: false, reason: "tmpfs rep 2: the worker exited 1".into() }),
     });
 }
 
@@ -267,10 +272,8 @@ fn scale() {
     let growth = scale::growth(&steps, 1.2);
     assert!(growth.is_some_and(|g| g.time_nonlinear), "the sample grows");
     round_trip(&scale::Report {
-        experiment: "scale".into(),
-        host: host(),
-        counts: vec![1, 2],
-        command: vec!["sleep".into(), "3600".into()],
+        header: header("scale"),
+        fleet: FleetRun { counts: vec![1, 2], command: vec!["sleep".into(), "3600".into()] },
         nonlinear_ratio: 1.2,
         results: vec![scale::RuntimeScale { runtime: RuntimeKind::Native, cgroup_na: None, steps, growth }],
         skipped: vec![],
@@ -313,8 +316,7 @@ fn nested() {
         security: None,
     };
     round_trip(&nested::Report {
-        experiment: "nested".into(),
-        host: host(),
+        header: header("nested"),
         results: vec![failed],
         native: vec![NativeLevel { depth: 1, success: false, samples_ms: vec![10.0], median_ms: Some(10.0), level_cost_ms: None, cause: Some(cause) }],
         leftovers: vec![],

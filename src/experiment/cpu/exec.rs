@@ -5,12 +5,11 @@
 //! against the noise its own reps show.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use nix::sys::signal::Signal;
 
-use crate::experiment::cpu::{self, Report, Rep, RuntimeCpu};
+use crate::experiment::cpu::{self, Config, Report, Rep, RuntimeCpu};
 use crate::experiment::cpu::workload;
 use crate::runtimes::detached::Fleet;
 use crate::ground::RuntimeKind;
@@ -21,16 +20,6 @@ use crate::sys::cgroup::process as cgroupfs;
 
 pub fn probe() -> cpu::Probe {
     serde_json::from_str(include_str!("../../../probes/cpu_exec.json")).expect("probes/cpu_exec.json is checked by a unit test")
-}
-
-pub struct Config {
-    pub runtimes: Vec<RuntimeKind>,
-    pub explicit: bool,
-    pub count: u64,
-    pub reps: u32,
-    pub warmup: u32,
-    pub settle: Duration,
-    pub quiet: bool,
 }
 
 /// Where an exec'd process's CPU time can be read: the container's own cgroup (exec puts
@@ -124,7 +113,7 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
             ));
         }
     }
-    Ok(cpu::report("cpu-exec", (cfg.count, cfg.reps, cfg.warmup), pmu, (results, stopped), skipped, warnings, probe().reference))
+    Ok(cpu::report("cpu-exec", &cfg, pmu, (results, stopped), skipped, warnings, probe().reference))
 }
 
 #[cfg(test)]

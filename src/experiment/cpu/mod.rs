@@ -10,6 +10,7 @@ pub mod workload;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::Context;
 use nix::sys::signal::{kill, Signal};
@@ -22,7 +23,7 @@ use crate::runtimes::cli_engine::CliEngine;
 use crate::runtimes::spawn::{RunOpts, Spawner};
 use crate::runtimes::EngineError;
 use crate::ground::RuntimeKind;
-use crate::experiment::common::host::HostInfo;
+use crate::experiment::common::host::Header;
 use crate::measure::runner::{self, Runs, Stopped};
 use crate::measure::timer::{self, HwCounts, Watch};
 use crate::measure::Sample;
@@ -175,20 +176,23 @@ const ROOTLESS_CPU_NA: &str = "rootless podman's containers have no cgroup probe
                                cgroup v1 host, and a delegated one only under systemd), and they are not probe's \
                                children, so neither a cgroup counter nor wait4 sees their CPU time";
 
+/// What `probe cpu` and `probe cpu --exec` are told, alike but for `settle`.
 pub struct Config {
     pub runtimes: Vec<RuntimeKind>,
     pub explicit: bool,
     pub count: u64,
     pub reps: u32,
     pub warmup: u32,
+    /// Experiment 7 only: wait after starting the containers.
+    pub settle: Duration,
     pub quiet: bool,
 }
 
 /// What `probe cpu` and `probe cpu --exec` (experiment "cpu-exec") report.
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Report {
-    pub experiment: String,
-    pub host: HostInfo,
+    #[serde(flatten)]
+    pub header: Header,
     pub count: u64,
     pub argv: Vec<String>,
     pub reps: u32,
@@ -341,13 +345,13 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     let source = |k: RuntimeKind| runners.iter().find(|(kind, _)| *kind == k).map(|(_, r)| cpu_source(k, r)).expect("a run of an opened runtime");
     let results: Vec<RuntimeCpu> = runs.into_iter().map(|runs| RuntimeCpu::new(source(runs.runtime), runs)).collect();
     let warnings = advice(&results, cfg.reps);
-    Ok(report("cpu", (cfg.count, cfg.reps, cfg.warmup), pmu, (results, stopped), skipped, warnings, probe().reference))
+    Ok(report("cpu", &cfg, pmu, (results, stopped), skipped, warnings, probe().reference))
 }
 
 /// Either experiment's report once its reps are done, headed by the host its runtimes ran on.
 pub fn report(
     experiment: &'static str,
-    (count, reps, warmup): (u64, u32, u32),
+    &Config { count, reps, warmup, .. }: &Config,
     pmu: Result<(), String>,
     (results, incomplete): (Vec<RuntimeCpu>, Option<Stopped>),
     skipped: Vec<Skipped>,
@@ -355,9 +359,8 @@ pub fn report(
     reference: Reference,
 ) -> Report {
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
-    let host = HostInfo::collect(&kinds);
-    let experiment = experiment.into();
-    Report { experiment, host, count, argv: workload::busy_loop(count), reps, warmup, pmu_na: pmu.err(), results, skipped, warnings, reference, incomplete }
+    let header = Header::collect(experiment, &kinds);
+    Report { header, count, argv: workload::busy_loop(count), reps, warmup, pmu_na: pmu.err(), results, skipped, warnings, reference, incomplete }
 }
 
 /// Warnings shared with Experiment 7.

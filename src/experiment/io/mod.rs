@@ -28,8 +28,8 @@ use self::protocol::SyncMode;
 use self::verdict::{FuseFacts, Outcome, Verdict};
 use crate::experiment::common::open::open_each;
 use crate::runtimes::cli_engine::StderrSink;
-use crate::experiment::common::host::HostInfo;
-use crate::measure::runner::Progress;
+use crate::experiment::common::host::Header;
+use crate::measure::runner::{self, Runs, Stopped};
 use crate::sys::clock::monotonic_ns;
 use crate::sys::diskstats;
 use crate::trace::session::{Options, Session};
@@ -197,8 +197,8 @@ pub fn default_modes() -> Vec<Mode> {
 
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Report {
-    pub experiment: String,
-    pub host: HostInfo,
+    #[serde(flatten)]
+    pub header: Header,
     pub params: Params,
     pub traced: bool,
     /// The scratch disk the crash check wrote to, e.g. "ext4 on /dev/loop3".
@@ -209,6 +209,10 @@ pub struct Report {
     pub skipped: Vec<Skipped>,
     pub warnings: Vec<String>,
     pub reference: Reference,
+    /// Set when a rep failed and the run stopped: where, and why. `results` then holds only
+    /// the reps finished before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<Stopped>,
 }
 
 pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
@@ -259,30 +263,21 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
     }
     let crash_check = scratch.as_ref().map(|s| format!("{} on {}", s.fs.name(), s.device()));
     let mut stderr = StderrSink::new().context("memfd for the worker's stderr")?;
-    let (modes, skipped) = usable_modes(&cfg, &mut launcher, &mut stderr)?;
+    let (mut modes, skipped) = usable_modes(&cfg, &mut launcher, &mut stderr)?;
     let mut session = if cfg.trace { Some(open_tracer()?) } else { None };
     let background = measure_background(p.idle_ms)?;
 
-    let progress = Progress::new(u64::from(p.reps) * modes.len() as u64, cfg.quiet);
-    let mut reps: BTreeMap<Mode, Vec<Rep>> = BTreeMap::new();
-    // Interleaved (rep 1 of every mode, then rep 2): a burst of background I/O then hits
-    // every mode alike instead of one mode's reps.
-    for i in 1..=p.reps {
-        for &m in &modes {
-            anyhow::ensure!(!interrupted(), "interrupted: stopped before {m} rep {i}; temporary files removed");
-            progress.step(format!("{m} rep {i}"));
-            let launch = launcher.launch(m, &worker_args)?;
-            let rep = measure_rep(launch, &mut stderr, session.as_mut(), scratch.as_mut(), &background, p, i)
-                .with_context(|| format!("{m} rep {i}"))?;
-            reps.entry(m).or_default().push(rep);
-        }
-    }
-    progress.finish();
+    let (runs, incomplete) = runner::interleaved(&mut modes, 0, p.reps, cfg.quiet, interrupted, |m| *m, |m, round| {
+        let launch = match launcher.launch(*m, &worker_args) {
+            Ok(l) => l,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(measure_rep(launch, &mut stderr, session.as_mut(), scratch.as_mut(), &background, p, round.n))
+    })?;
 
-    let results: Vec<ModeResult> = modes
-        .iter()
-        .map(|&m| {
-            let reps = reps.remove(&m).unwrap_or_default();
+    let results: Vec<ModeResult> = runs
+        .into_iter()
+        .map(|Runs { runtime: m, reps, .. }| {
             let (outcome, verdict) = verdict::combine(&reps.iter().map(|r| &r.verdict).collect::<Vec<_>>());
             ModeResult { mode: m, runtime: m.runtime(), metric: m.chapter_metric().into(), reps, outcome, verdict }
         })
@@ -299,8 +294,7 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
         k
     };
     Ok(Report {
-        experiment: "io".into(),
-        host: HostInfo::collect(&kinds),
+        header: Header::collect("io", &kinds),
         params: cfg.params,
         traced: cfg.trace,
         crash_check,
@@ -309,6 +303,7 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
         skipped,
         warnings,
         reference: probe_file().reference,
+        incomplete,
     })
 }
 

@@ -138,6 +138,13 @@ impl fmt::Display for Mode {
     }
 }
 
+/// The rep loop keys io's units by mode and records a stopped run's runtime from it.
+impl From<Mode> for RuntimeKind {
+    fn from(m: Mode) -> RuntimeKind {
+        m.runtime()
+    }
+}
+
 impl FromStr for Mode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -12,7 +12,8 @@ use crate::experiment::memory::footprint::{self, Snapshot};
 use crate::experiment::common::open::Skipped;
 use crate::runtimes::detached::Fleet;
 use crate::ground::RuntimeKind;
-use crate::experiment::common::host::HostInfo;
+use crate::experiment::common::fleets::{FleetDefaults, FleetRun};
+use crate::experiment::common::host::Header;
 use crate::measure::runner::Progress;
 use crate::sys::cgroup::CgroupLayout;
 use crate::ground::stats::{self, LinearFit};
@@ -21,9 +22,8 @@ pub type Probe = crate::experiment::common::reference::ProbeFile<Defaults, Refer
 
 #[derive(Deserialize, Serialize, Clone, Debug)]
 pub struct Defaults {
-    pub counts: Vec<u32>,
-    pub runtimes: Vec<String>,
-    pub command: Vec<String>,
+    #[serde(flatten)]
+    pub fleet: FleetDefaults,
     pub warmup: u32,
     pub settle_timeout_ms: u64,
 }
@@ -94,10 +94,10 @@ pub struct RuntimeMemory {
 
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Report {
-    pub experiment: String,
-    pub host: HostInfo,
-    pub counts: Vec<u32>,
-    pub command: Vec<String>,
+    #[serde(flatten)]
+    pub header: Header,
+    #[serde(flatten)]
+    pub fleet: FleetRun,
     pub results: Vec<RuntimeMemory>,
     pub skipped: Vec<Skipped>,
     pub warnings: Vec<String>,
@@ -190,10 +190,8 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     progress.finish();
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
     Ok(Report {
-        experiment: "memory-cgroup".into(),
-        host: HostInfo::collect(&kinds),
-        counts: cfg.fleet.counts.clone(),
-        command: cfg.fleet.command.clone(),
+        header: Header::collect("memory-cgroup", &kinds),
+        fleet: cfg.fleet.run(),
         warnings: advice(&results),
         results,
         skipped,
@@ -210,9 +208,9 @@ mod tests {
     #[test]
     fn probe_file_parses() {
         let p = probe();
-        assert_eq!(p.defaults.counts, vec![0, 1, 3, 5]);
+        assert_eq!(p.defaults.fleet.counts, vec![0, 1, 3, 5]);
         assert_eq!(p.reference.kb_per_container["docker"]["1"], 432.0);
-        assert_eq!(crate::experiment::common::fleets::parse_kinds(&p.defaults.runtimes).len(), p.defaults.runtimes.len());
+        assert_eq!(crate::experiment::common::fleets::parse_kinds(&p.defaults.fleet.runtimes).len(), p.defaults.fleet.runtimes.len());
     }
 
     fn point(count: u32, per_container: u64, engine_kb: u64) -> Point {

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::experiment::common::open::Skipped;
 use crate::runtimes::detached::Fleet;
 use crate::ground::RuntimeKind;
-use crate::experiment::common::host::HostInfo;
+use crate::experiment::common::fleets::{FleetDefaults, FleetRun};
+use crate::experiment::common::host::Header;
 use crate::measure::runner::Progress;
 use crate::ground::stats::{self, Summary};
 use crate::sys::procfs;
@@ -23,9 +24,8 @@ pub type Probe = crate::experiment::common::reference::ProbeFile<Defaults, Refer
 
 #[derive(Deserialize, Serialize, Clone, Debug)]
 pub struct Defaults {
-    pub counts: Vec<u32>,
-    pub runtimes: Vec<String>,
-    pub command: Vec<String>,
+    #[serde(flatten)]
+    pub fleet: FleetDefaults,
     pub noise_reads: u32,
     pub noise_interval_ms: u64,
     pub settle_ms: u64,
@@ -101,10 +101,10 @@ pub struct RuntimeBatches {
 
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Report {
-    pub experiment: String,
-    pub host: HostInfo,
-    pub counts: Vec<u32>,
-    pub command: Vec<String>,
+    #[serde(flatten)]
+    pub header: Header,
+    #[serde(flatten)]
+    pub fleet: FleetRun,
     pub noise: Noise,
     pub results: Vec<RuntimeBatches>,
     pub skipped: Vec<Skipped>,
@@ -177,10 +177,8 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     }
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
     Ok(Report {
-        experiment: "memory".into(),
-        host: HostInfo::collect(&kinds),
-        counts: cfg.fleet.counts.clone(),
-        command: cfg.fleet.command.clone(),
+        header: Header::collect("memory", &kinds),
+        fleet: cfg.fleet.run(),
         noise,
         results,
         skipped,
@@ -195,7 +193,7 @@ mod tests {
     #[test]
     fn probe_file_parses() {
         let p = probe();
-        assert_eq!(p.defaults.counts, vec![1, 5, 10, 20]);
+        assert_eq!(p.defaults.fleet.counts, vec![1, 5, 10, 20]);
         assert_eq!(p.reference.overhead_mb["docker"]["1"], -41.0);
     }
 

@@ -26,7 +26,7 @@ use self::native::NativeLevel;
 use self::probes::Probes;
 use crate::runtimes::cli_engine::{container_name, output_with_timeout, CliEngine};
 use crate::ground::{RuntimeKind, OWNER_LABEL};
-use crate::experiment::common::host::HostInfo;
+use crate::experiment::common::host::Header;
 use crate::runtimes::image::nested::{NESTED_TAG, PROBE_IN_IMAGE, TEST_ROOTFS_IN_IMAGE};
 
 #[derive(Deserialize, Serialize, Clone, Debug)]
@@ -121,8 +121,8 @@ pub struct ApproachResult {
 
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Report {
-    pub experiment: String,
-    pub host: HostInfo,
+    #[serde(flatten)]
+    pub header: Header,
     pub results: Vec<ApproachResult>,
     #[serde(default)]
     pub native: Vec<NativeLevel>,
@@ -370,8 +370,7 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool, progress: &mut dyn FnMut
     let mut kinds: Vec<RuntimeKind> = engines.iter().map(|e| e.kind()).collect();
     kinds.push(RuntimeKind::Native);
     Ok(Report {
-        experiment: "nested".into(),
-        host: HostInfo::collect(&kinds),
+        header: Header::collect("nested", &kinds),
         results,
         native,
         leftovers,

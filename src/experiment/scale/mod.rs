@@ -12,7 +12,8 @@ use crate::experiment::memory::footprint;
 use crate::experiment::common::open::Skipped;
 use crate::runtimes::detached::Fleet;
 use crate::ground::RuntimeKind;
-use crate::experiment::common::host::HostInfo;
+use crate::experiment::common::fleets::{FleetDefaults, FleetRun};
+use crate::experiment::common::host::Header;
 use crate::measure::runner::Progress;
 use crate::sys::cgroup::CgroupLayout;
 use crate::ground::stats::{self, Summary};
@@ -21,9 +22,8 @@ pub type Probe = crate::experiment::common::reference::ProbeFile<Defaults, Refer
 
 #[derive(Deserialize, Serialize, Clone, Debug)]
 pub struct Defaults {
-    pub counts: Vec<u32>,
-    pub runtimes: Vec<String>,
-    pub command: Vec<String>,
+    #[serde(flatten)]
+    pub fleet: FleetDefaults,
     pub max_count_engine: u32,
     pub max_count_native: u32,
     pub nonlinear_ratio: f64,
@@ -119,10 +119,10 @@ pub struct RuntimeScale {
 
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Report {
-    pub experiment: String,
-    pub host: HostInfo,
-    pub counts: Vec<u32>,
-    pub command: Vec<String>,
+    #[serde(flatten)]
+    pub header: Header,
+    #[serde(flatten)]
+    pub fleet: FleetRun,
     pub nonlinear_ratio: f64,
     pub results: Vec<RuntimeScale>,
     pub skipped: Vec<Skipped>,
@@ -225,10 +225,8 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
     progress.finish();
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
     Ok(Report {
-        experiment: "scale".into(),
-        host: HostInfo::collect(&kinds),
-        counts: cfg.fleet.counts.clone(),
-        command: cfg.fleet.command.clone(),
+        header: Header::collect("scale", &kinds),
+        fleet: cfg.fleet.run(),
         nonlinear_ratio: cfg.nonlinear_ratio,
         warnings: advice(&results, cfg.nonlinear_ratio),
         results,

@@ -15,7 +15,7 @@ use crate::experiment::common::open::{open_runtimes, Skipped};
 use crate::experiment::common::reference::{self, Reference};
 use crate::runtimes;
 use crate::ground::RuntimeKind;
-use crate::experiment::common::host::HostInfo;
+use crate::experiment::common::host::Header;
 use crate::measure::runner::{self, Plan, RepObserver, RuntimeResult};
 
 pub struct Config {
@@ -31,8 +31,8 @@ pub struct Config {
 
 #[derive(Serialize, Deserialize, Debug)]
 pub struct Report {
-    pub experiment: String,
-    pub host: HostInfo,
+    #[serde(flatten)]
+    pub header: Header,
     pub plan: Plan,
     pub results: Vec<RuntimeResult>,
     #[serde(default)]
@@ -78,8 +78,7 @@ pub fn run(
     let warnings = runner::advice(&cfg.plan, &results, cfg.breakdown);
     let kinds: Vec<RuntimeKind> = results.iter().map(|r| r.runtime).collect();
     Ok(Report {
-        experiment: "startup".into(),
-        host: HostInfo::collect(&kinds),
+        header: Header::collect("startup", &kinds),
         plan: cfg.plan,
         results,
         skipped,

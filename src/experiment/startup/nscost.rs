@@ -306,18 +306,7 @@ mod tests {
         }
         let t = measure(3).unwrap();
         let kinds: Vec<_> = t.iter().map(|c| c.ns).collect();
-        assert_eq!(
-            kinds,
-            [
-                NsKind::User,
-                NsKind::Pid,
-                NsKind::Mnt,
-                NsKind::Uts,
-                NsKind::Ipc,
-                NsKind::Net,
-                NsKind::Cgroup
-            ]
-        );
+        assert_eq!(kinds, NsKind::ORDER);
         for c in &t {
             assert!(
                 c.create_median_ns > 0 && c.create_p95_ns >= c.create_median_ns,

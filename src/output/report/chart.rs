@@ -4,6 +4,7 @@
 //! a timeline, nesting outcomes) and line panels (scaling vs container count).
 
 use crate::ground::phase::Phase;
+use crate::ground::RuntimeKind;
 
 pub type Rgb = (u8, u8, u8);
 
@@ -131,23 +132,15 @@ const PALETTE: [Rgb; 10] = [
     (23, 190, 207),
 ];
 
+/// Where a runtime's name stands in the order the chapter reads them (RuntimeKind::ALL).
+pub fn runtime_rank(runtime: &str) -> Option<usize> {
+    RuntimeKind::ALL.iter().position(|k| k.name() == runtime)
+}
+
 /// The same runtime keeps its colour in every chart of a report.
 pub fn runtime_color(runtime: &str) -> Rgb {
-    const ORDER: [&str; 7] = [
-        "bare",
-        "native",
-        "runc",
-        "crun",
-        "docker",
-        "podman",
-        "podman-rootless",
-    ];
     let base = runtime.split(['-', ' ']).next().unwrap_or(runtime);
-    let i = ORDER
-        .iter()
-        .position(|r| *r == runtime)
-        .or_else(|| ORDER.iter().position(|r| *r == base))
-        .unwrap_or(ORDER.len());
+    let i = runtime_rank(runtime).or_else(|| runtime_rank(base)).unwrap_or(RuntimeKind::ALL.len());
     PALETTE[i % PALETTE.len()]
 }
 

@@ -9,7 +9,7 @@ pub fn render_free(r: &memory::Report) -> String {
     let mut out = format!(
         "Experiment 2: `free -m` used before and after N idle containers (`{}`)\n\
          Noise: {} idle reads (before and after the batches) span {:.1} MB (σ {:.2} MB); a delta inside that band says nothing.\n\n",
-        r.command.join(" "),
+        r.fleet.command.join(" "),
         r.noise.reads_kb.len(),
         r.noise.band_mb(),
         s.sd
@@ -45,8 +45,8 @@ pub fn render_cgroup(r: &memory_cgroup::Report) -> String {
          KB/container = slope of the line through (count, KB). engine = the processes that exist per container\n\
          (shim, conmon, probe run, fuse-overlayfs); daemons = shared ones (dockerd, containerd, catatonit), fixed\n\
          cost = intercept; a daemon's slope moves with anyone's use of the engine (see its r²).\n\n",
-        r.command.join(" "),
-        r.counts.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+        r.fleet.command.join(" "),
+        r.fleet.counts.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
     );
     let mut t = Table::new([
         "runtime",

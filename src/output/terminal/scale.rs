@@ -9,7 +9,7 @@ pub fn render(r: &scale::Report) -> String {
         "Experiment 6: N idle containers (`{}`) started one after another\n\
          memory = the containers' own cgroups (exact) + PSS of the engine processes that exist for them (shims, conmons,\n\
          probe runs, fuse-overlayfs); the daemons' growth and free -m Δ are shown for comparison.\n\n",
-        r.command.join(" ")
+        r.fleet.command.join(" ")
     );
     let mut t = Table::new(["runtime", "N", "total s", "ms/cont", "p95 ms", "MB total", "MB/cont", "engine MB", "daemons Δ MB", "free -m Δ MB", "teardown s", "chapter s", "chapter MB"]);
     for rt in &r.results {

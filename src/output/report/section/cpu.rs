@@ -41,7 +41,7 @@ fn overhead_over_bare(r: &Report) -> Vec<(RuntimeKind, f64)> {
 pub fn add(b: &mut Builder, dir: &Path, step: &Step) -> Result<()> {
     let exec = step.id == "cpu-exec";
     let r: Report = load::json(dir, &format!("{}.json", stem(step)))?;
-    b.saw(&r.host, &r.reference.machine);
+    b.saw(&r.header.host, &r.reference.machine);
     let how = if exec {
         b.t(
             "`exec` into a container that is already running: no startup, pure CPU",

@@ -64,7 +64,7 @@ fn outcome_color(o: Option<Outcome>) -> (u8, u8, u8) {
 pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     let r: Report = load::json(dir, "io.json")?;
     let csv = load::metric_csv(dir, "io.csv")?;
-    b.saw(&r.host, &r.reference.machine);
+    b.saw(&r.header.host, &r.reference.machine);
     b.para(
         "A file written in 1 MiB blocks and synced, timed from inside the container; MB/s include the sync, like the chapter's `dd conv=fdatasync`. The verdict does not trust the speed: it counts the bytes the backing disk had received when the sync call returned.",
         "Se escribe un archivo en bloques de 1 MiB y se sincroniza, midiendo desde dentro del contenedor; los MB/s incluyen el sync, como el `dd conv=fdatasync` del capítulo. El veredicto no confía en la velocidad: cuenta los bytes que el disco había recibido cuando la llamada a sync retornó.",

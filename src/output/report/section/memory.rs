@@ -13,9 +13,9 @@ use crate::output::report::load;
 
 pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     let r: Report = load::json(dir, "memory.json")?;
-    b.saw(&r.host, &r.reference.machine);
+    b.saw(&r.header.host, &r.reference.machine);
     let half = r.noise.hiding_mb();
-    let cmd = r.command.join(" ");
+    let cmd = r.fleet.command.join(" ");
     b.para(
         format!("`free -m` `used` before and after starting N idle containers (`{cmd}`), as the chapter measured. First, {} reads of the same figure with nothing started measure the instrument's own noise: they spanned {:.1} MB.", r.noise.reads_kb.len(), r.noise.band_mb()),
         format!("`used` de `free -m` antes y después de lanzar N contenedores inactivos (`{cmd}`), como lo midió el capítulo. Antes, {} lecturas de la misma cifra sin lanzar nada miden el ruido del propio instrumento: variaron {:.1} MB.", r.noise.reads_kb.len(), r.noise.band_mb()),

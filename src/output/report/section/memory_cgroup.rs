@@ -20,8 +20,8 @@ fn chapter_kb(r: &Report, runtime: RuntimeKind) -> Option<f64> {
 
 pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     let r: Report = load::json(dir, "memory_cgroup.json")?;
-    b.saw(&r.host, &r.reference.machine);
-    let counts: Vec<String> = r.counts.iter().map(u32::to_string).collect();
+    b.saw(&r.header.host, &r.reference.machine);
+    let counts: Vec<String> = r.fleet.counts.iter().map(u32::to_string).collect();
     b.para(
         format!("Each container's own memory cgroup read at {} idle containers, and the engine's processes (daemons, shims, monitors) as PSS. The slope of a line through (count, memory) is what one more container costs; the engine's line at 0 containers is its fixed cost.", counts.join(", ")),
         format!("Se lee el cgroup de memoria propio de cada contenedor con {} contenedores inactivos, y los procesos del motor (daemons, shims, monitores) como PSS. La pendiente de la recta (cantidad, memoria) es lo que cuesta un contenedor más; la recta del motor en 0 contenedores es su costo fijo.", counts.join(", ")),

@@ -237,22 +237,6 @@ fn add(b: &mut Builder, found: &Found) -> Result<()> {
     }
 }
 
-/// Runtimes in the order the chapter reads them, the others after.
-fn runtime_rank(r: &str) -> usize {
-    [
-        "bare",
-        "native",
-        "runc",
-        "crun",
-        "docker",
-        "podman",
-        "podman-rootless",
-    ]
-    .iter()
-    .position(|x| *x == r)
-    .unwrap_or(99)
-}
-
 /// Title, the machine beside the chapter's, the summary table, the ratios, the verdicts.
 fn front_matter(b: &Builder, run: &RunFolder) -> Vec<Block> {
     let mut out = Vec::new();
@@ -316,7 +300,8 @@ fn front_matter(b: &Builder, run: &RunFolder) -> Vec<Block> {
         .iter()
         .flat_map(|r| r.cells.iter().map(|c| c.0.clone()))
         .collect();
-    runtimes.sort_by_key(|r| (runtime_rank(r), r.clone()));
+    // In the order the chapter reads them, the others after.
+    runtimes.sort_by_key(|r| (super::chart::runtime_rank(r).unwrap_or(usize::MAX), r.clone()));
     runtimes.dedup();
     let mut head = vec![b.t("Aspect", "Aspecto")];
     head.extend(runtimes.iter().cloned());

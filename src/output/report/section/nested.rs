@@ -46,7 +46,7 @@ fn seconds(a: &Approach) -> f64 {
 
 pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     let r: Report = load::json(dir, "nested.json")?;
-    b.saw(&r.host, &r.reference.machine);
+    b.saw(&r.header.host, &r.reference.machine);
     b.para(
         "Each approach starts an outer container and, inside it, an inner `echo ok`. Time is until the inner ok (or the failure). For failures, probe checks from inside the outer container which precondition was missing.",
         "Cada enfoque arranca un contenedor exterior y, dentro, un `echo ok` interior. El tiempo es hasta el ok interior (o la falla). En las fallas, probe revisa desde dentro del contenedor exterior qué precondición faltaba.",

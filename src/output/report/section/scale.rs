@@ -15,7 +15,7 @@ use crate::output::report::load;
 
 pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     let r: Report = load::json(dir, "scale.json")?;
-    b.saw(&r.host, &r.reference.machine);
+    b.saw(&r.header.host, &r.reference.machine);
     b.para(
         "N idle containers started one after another: the time the whole loop took, and what the N cost in memory (their cgroups plus the engine's growth, not `free -m`).",
         "N contenedores inactivos lanzados uno tras otro: el tiempo que tomó todo el ciclo y lo que cuestan los N en memoria (sus cgroups más el crecimiento del motor, no `free -m`).",

@@ -21,7 +21,7 @@ use crate::ground::stats::{self, Summary};
 pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
     let f: StartupJson = load::json(dir, "startup.json")?;
     let r = &f.report;
-    b.saw(&r.host, &r.reference.machine);
+    b.saw(&r.header.host, &r.reference.machine);
     let cmd = r.plan.argv.join(" ");
     let (reps, warmup) = (r.plan.reps, r.plan.warmup);
     b.para(
