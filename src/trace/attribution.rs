@@ -144,8 +144,7 @@ pub fn attribute(events: &[Event], w: Window, comm_of: &dyn Fn(u32) -> Option<St
         .iter()
         .rev()
         .find(|e| e.pid == w.root && e.short_name() == "sched_process_exec")
-        .map(|e| e.time_ns)
-        .or(Some(w.start));
+        .map(|e| e.time_ns);
     let daemon_engine = procs.by_tgid.values().any(|p| p.member && p.exe.as_deref() == Some("docker"));
     let t_engine = if daemon_engine {
         const EVIDENCE: &[&str] = &[
@@ -159,6 +158,8 @@ pub fn attribute(events: &[Event], w: Window, comm_of: &dyn Fn(u32) -> Option<St
             "cgroup_mkdir",
         ];
         ev.iter()
+            // The daemon's evidence stands on its own: without the CLI's exec it is only
+            // bounded by the window start (None < Some(_)).
             .filter(|e| Some(e.time_ns) > cli_exec && procs.is_daemon(e.pid) && EVIDENCE.contains(&e.short_name()))
             .map(|e| e.time_ns)
             .next()
@@ -231,8 +232,19 @@ pub fn attribute(events: &[Event], w: Window, comm_of: &dyn Fn(u32) -> Option<St
             && p.exe.as_deref().is_some_and(|x| !RUNTIMES.contains(&x) && !x.starts_with("runc"));
         if let (true, Some(&start)) = (hook, p.exec_ns.last()) {
             if start < before_exec {
-                let detail = format!("hook ({})", p.exe.as_deref().unwrap_or("?"));
-                overlays.push(Span::new(Phase::Runtime, Some(detail), start, p.exit_ns.unwrap_or(w.end)));
+                let exe = p.exe.as_deref().unwrap_or("?");
+                let detail = format!("hook ({exe})");
+                match p.exit_ns {
+                    Some(end) => overlays.push(Span::new(Phase::Runtime, Some(detail), start, end)),
+                    None => {
+                        // Without its exit the hook is known alive only up to its last event;
+                        // after that, up to the container's exec, nobody can say whose time it is.
+                        let seen = ev.iter().filter(|e| e.pid == p.tgid).map(|e| e.time_ns).max().unwrap_or(start);
+                        overlays.push(Span::new(Phase::Runtime, Some(detail), start, seen));
+                        let why = format!("hook ({exe}) exit not seen");
+                        overlays.push(Span::new(Phase::Unattributed, Some(why), seen, before_exec));
+                    }
+                }
             }
         }
     }
@@ -541,6 +553,71 @@ mod tests {
         let last = a.slices.last().unwrap();
         assert_eq!(last.phase, Phase::Unattributed);
         assert!(a.coverage() < 0.95);
+    }
+
+    /// A podman run: CLI 100 → conmon 200 → runc 300 → init chain 301 → 303, with a
+    /// prestart hook 400 forked by runc.
+    fn podman_run(hook_exit: bool) -> Vec<Event> {
+        let mut v = vec![
+            exec(10, 100, "/usr/bin/podman"),
+            fork(20, 100, 200, "podman"),
+            exec(21, 200, "/usr/bin/conmon"),
+            fork(22, 200, 300, "conmon"),
+            exec(23, 300, "/usr/bin/runc"),
+            fork(24, 300, 301, "runc"),
+            fork(30, 300, 400, "runc"),
+            exec(31, 400, "/usr/libexec/hook"),
+            ev(35, 400, 400, "syscalls/sys_enter_fsync", &[]),
+            fork(40, 301, 303, "runc:[1:CHILD]"),
+            ev(50, 303, 303, "syscalls/sys_enter_pivot_root", &[]),
+            ev(51, 303, 303, "syscalls/sys_exit_pivot_root", &[("ret", i(0))]),
+            ev(60, 303, 303, "syscalls/sys_enter_execve", &[]),
+            exec(61, 303, "/bin/true"),
+            ev(61, 303, 303, "syscalls/sys_exit_execve", &[("ret", i(0))]),
+            ev(70, 303, 303, "sched/sched_process_exit", &[("comm", s("true"))]),
+        ];
+        if hook_exit {
+            v.push(ev(38, 400, 400, "sched/sched_process_exit", &[("comm", s("hook"))]));
+        }
+        v.sort_by_key(|e| e.time_ns);
+        v
+    }
+
+    fn phase_at(a: &Attribution, t: u64) -> (Phase, Option<String>) {
+        let s = a.slices.iter().find(|s| s.start <= t * MS && t * MS < s.end).unwrap();
+        (s.phase, s.detail.clone())
+    }
+
+    #[test]
+    fn unseen_cli_exec_leaves_engine_unattributed() {
+        let w = Window { start: 0, end: 100 * MS, root: 100 };
+        let seen = attribute(&podman_run(true), w, &names);
+        assert_eq!(phase_at(&seen, 5).0, Phase::Client);
+        assert_eq!(phase_at(&seen, 15).0, Phase::Engine);
+        let events: Vec<Event> = podman_run(true).into_iter().filter(|e| !(e.pid == 100 && e.name.ends_with("exec"))).collect();
+        let a = attribute(&events, w, &names);
+        for t in [0, 5, 15] {
+            let (p, d) = phase_at(&a, t);
+            assert_eq!(p, Phase::Unattributed, "at {t} ms: {:?}", a.slices);
+            assert!(d.unwrap().contains("engine"), "names the missing marker");
+        }
+        assert_eq!(phase_at(&a, 25).0, Phase::Runtime, "later markers still cut");
+    }
+
+    #[test]
+    fn hook_without_exit_does_not_paint_runtime_to_the_end() {
+        let w = Window { start: 0, end: 100 * MS, root: 100 };
+        let with_exit = attribute(&podman_run(true), w, &names);
+        assert_eq!(phase_at(&with_exit, 33), (Phase::Runtime, Some("hook (hook)".into())));
+        assert_eq!(phase_at(&with_exit, 45).1, None, "after the hook's exit: the runtime's own time");
+        let a = attribute(&podman_run(false), w, &names);
+        assert_eq!(phase_at(&a, 33), (Phase::Runtime, Some("hook (hook)".into())), "alive while seen");
+        let (p, d) = phase_at(&a, 45);
+        assert_eq!(p, Phase::Unattributed, "{:?}", a.slices);
+        assert!(d.unwrap().contains("exit not seen"));
+        assert_eq!(phase_at(&a, 50).0, Phase::Mounts, "the init's own spans still show");
+        assert_eq!(phase_at(&a, 65).0, Phase::Workload, "nothing after the container's exec is painted");
+        assert_eq!(phase_at(&a, 80).0, Phase::Teardown);
     }
 
     #[test]
