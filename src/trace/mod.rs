@@ -43,6 +43,7 @@ pub fn tracefs_dir() -> Result<std::path::PathBuf, session::TraceError> {
 }
 pub mod attribution;
 pub mod command;
+pub mod critical;
 mod cut;
 pub mod event;
 pub mod format;
@@ -68,6 +69,10 @@ pub const DURATION_TRACEPOINTS: &[&str] = &[
     "sched/sched_switch",
 ];
 
+/// What the critical path (critical.rs) needs beyond sched_switch: who woke whom, and who
+/// sent a stop signal. Optional like the above: without them the path is named as missing.
+pub const CRITICAL_TRACEPOINTS: &[&str] = &["sched/sched_waking", "signal/signal_generate"];
+
 /// Page faults are sampled one in this many. Each sample costs ~0.65 µs in the faulting
 /// task (measured on a 2-vCPU VM, kernel 6.18) and a `docker run` takes ~21k faults, so
 /// sampling every fault added ~14 ms (6%) to it; one in 16 adds under 1 ms, and a count
@@ -77,7 +82,7 @@ pub const PAGE_FAULT_PERIOD: u64 = 16;
 /// What `probe startup --breakdown` and `probe trace` record unless told otherwise.
 pub fn default_options() -> session::Options {
     session::Options {
-        tracepoints: TRACEPOINTS.iter().chain(DURATION_TRACEPOINTS).map(|s| s.to_string()).collect(),
+        tracepoints: TRACEPOINTS.iter().chain(DURATION_TRACEPOINTS).chain(CRITICAL_TRACEPOINTS).map(|s| s.to_string()).collect(),
         page_fault_period: Some(PAGE_FAULT_PERIOD),
     }
 }
