@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::event::Event;
 
@@ -410,7 +410,7 @@ struct RawStep {
     waiter: Option<u32>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TaskRef {
     pub pid: u32,
     pub tid: u32,
@@ -489,9 +489,115 @@ impl CriticalPath {
         known as f64 / total as f64
     }
 
-    /// The steps clipped to [a, b].
-    pub fn within(&self, a: u64, b: u64) -> impl Iterator<Item = Step> + '_ {
-        self.steps.iter().filter(move |s| s.end > a && s.start < b).map(move |s| Step { start: s.start.max(a), end: s.end.min(b), ..s.clone() })
+    /// The path's time in [a, b] grouped into waits, largest first (Running included: a
+    /// caller that wants only the waits skips it).
+    pub fn waits(&self, a: u64, b: u64) -> Vec<Wait> {
+        let mut out: Vec<Wait> = Vec::new();
+        for s in self.steps.iter().filter(|s| s.end > a && s.start < b) {
+            let ns = s.end.min(b) - s.start.max(a);
+            let task = Some(s.task.clone());
+            let mut w = Wait { kind: WaitKind::Unknown, task: None, waiter: None, by: None, signal: None, ns, holders: Vec::new(), requests: 0, devices: Vec::new() };
+            match &s.state {
+                State::Running => w = Wait { kind: WaitKind::Running, task, ..w },
+                State::Runnable { cpu_holders } => {
+                    // Holders' time scaled to the clipped part, so a clipped step counts its share.
+                    let scale = |t: u64| (t as u128 * ns as u128 / (s.end - s.start).max(1) as u128) as u64;
+                    w = Wait { kind: WaitKind::Runnable, holders: cpu_holders.iter().map(|(t, h)| (t.clone(), scale(*h))).collect(), ..w };
+                }
+                State::Blocked { requests, devices, .. } => w = Wait { kind: WaitKind::Blocked, task, waiter: s.waiter.clone(), requests: *requests, devices: devices.clone(), ..w },
+                State::Stopped { sender, signal, .. } => w = Wait { kind: WaitKind::Stopped, task, waiter: s.waiter.clone(), by: sender.clone(), signal: *signal, ..w },
+                State::Sleeping { woken_by } => w = Wait { kind: WaitKind::Sleeping, task, by: woken_by.clone(), ..w },
+                State::Interrupt => w = Wait { kind: WaitKind::Interrupt, task, ..w },
+                State::Exited | State::Unknown => {}
+            }
+            match out.iter_mut().find(|o| o.same_cause(&w)) {
+                Some(o) => o.absorb(w),
+                None => out.push(w),
+            }
+        }
+        out.sort_by(|x, y| y.ns.cmp(&x.ns));
+        out
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitKind {
+    Running,
+    Runnable,
+    Blocked,
+    Stopped,
+    Sleeping,
+    Interrupt,
+    Unknown,
+}
+
+/// Time of the path in one kind of state: stopped (task, sender, signal), blocked in D (task,
+/// devices), runnable (with the tasks holding the CPUs), asleep with its waker unfollowed,
+/// woken by a timer/interrupt, running, or unknown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wait {
+    pub kind: WaitKind,
+    /// The process in that state (by pid; None for runnable, which groups the whole run).
+    pub task: Option<TaskRef>,
+    /// The task that was waiting on it (None: the command itself).
+    pub waiter: Option<TaskRef>,
+    /// Stopped: the signal's sender; sleeping: the waker.
+    pub by: Option<TaskRef>,
+    pub signal: Option<i64>,
+    pub ns: u64,
+    /// Runnable: the tasks on the CPUs meanwhile, most time first.
+    pub holders: Vec<(TaskRef, u64)>,
+    /// Blocked: disk requests in flight meanwhile, and their devices (major:minor).
+    pub requests: usize,
+    pub devices: Vec<String>,
+}
+
+impl Wait {
+    /// Whether `o` has the same cause (kind, process, and for a stop its sender and signal,
+    /// for a sleep its waker).
+    pub fn same_cause(&self, o: &Wait) -> bool {
+        let pid = |t: &Option<TaskRef>| t.as_ref().map(|t| t.pid);
+        self.kind == o.kind
+            && pid(&self.task) == pid(&o.task)
+            && (self.kind != WaitKind::Stopped || (pid(&self.by) == pid(&o.by) && self.signal == o.signal))
+            && (self.kind != WaitKind::Sleeping || pid(&self.by) == pid(&o.by))
+    }
+
+    /// Adds `w` (of the same cause) into this one.
+    pub fn absorb(&mut self, w: Wait) {
+        self.ns += w.ns;
+        self.requests += w.requests;
+        if self.waiter.is_none() {
+            self.waiter = w.waiter;
+        }
+        for d in w.devices {
+            if !self.devices.contains(&d) {
+                self.devices.push(d);
+            }
+        }
+        for (t, ns) in w.holders {
+            match self.holders.iter_mut().find(|(h, _)| h.pid == t.pid) {
+                Some(h) => h.1 += ns,
+                None => self.holders.push((t, ns)),
+            }
+        }
+        self.holders.sort_by(|x, y| y.1.cmp(&x.1));
+    }
+
+    pub fn is_wait(&self) -> bool {
+        !matches!(self.kind, WaitKind::Running | WaitKind::Unknown)
+    }
+}
+
+/// SIGSTOP and friends by name.
+pub fn signal_name(sig: i64) -> String {
+    match sig {
+        19 => "SIGSTOP".into(),
+        20 => "SIGTSTP".into(),
+        21 => "SIGTTIN".into(),
+        22 => "SIGTTOU".into(),
+        n => format!("signal {n}"),
     }
 }
 
@@ -574,6 +680,29 @@ mod tests {
         assert_eq!((sender.as_ref().unwrap().tid, *signal), (50, Some(19)));
         assert_eq!(stop.waiter.as_ref().unwrap().tid, 10, "dockerd waited on it");
         assert!((p.explained() - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn waits_group_the_path_by_cause() {
+        let events = [
+            switch(0, 0, 0, 0, 100),
+            switch(0, 1, 0, 0, 7),
+            switch(10, 0, 100, TASK_REPORT_MAX, 8),
+            switch(20, 0, 8, 0, 100),
+            switch(25, 0, 100, TASK_REPORT_MAX, 8),
+            switch(40, 0, 8, 0, 100),
+            waking(45, 0, 100, 9),
+        ];
+        let p = feed(&events).path(100, 0, 50 * MS, &no_names);
+        let w = p.waits(0, 50 * MS);
+        assert_eq!(w.len(), 2, "one runnable wait for both preemptions, one running: {w:?}");
+        let w: Vec<&Wait> = [WaitKind::Runnable, WaitKind::Running].iter().map(|k| w.iter().find(|w| w.kind == *k).unwrap()).collect();
+        assert_eq!((w[0].kind, w[0].ns / MS), (WaitKind::Runnable, 25));
+        let holders: Vec<(u32, u64)> = w[0].holders.iter().map(|(t, ns)| (t.pid, ns / MS)).collect();
+        assert_eq!(holders, [(7, 25), (8, 25)]);
+        assert_eq!((w[1].kind, w[1].ns / MS), (WaitKind::Running, 25));
+        let clipped = p.waits(15 * MS, 30 * MS);
+        assert_eq!(clipped.iter().find(|w| w.kind == WaitKind::Runnable).unwrap().ns / MS, 10);
     }
 
     #[test]

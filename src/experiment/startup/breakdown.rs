@@ -20,6 +20,10 @@ pub struct PhaseRow {
     /// Median time of probe's own instrumentation inside the phase, in µs. None (n/a, not 0)
     /// for engines: their phases come from the tracer and probe times nothing inside them.
     pub overhead_us: Option<f64>,
+    /// The largest wait on the critical path in this phase, its time the mean per traced rep
+    /// (None: untraced, or the path only ran there).
+    #[serde(default)]
+    pub dominant_wait: Option<crate::trace::critical::Wait>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -29,6 +33,9 @@ pub struct Breakdown {
     pub rows: Vec<PhaseRow>,
     /// Smallest fraction of a rep's wall time covered by named phases, over all reps.
     pub min_coverage: f64,
+    /// Smallest share of a traced rep whose critical-path task and state are known.
+    #[serde(default)]
+    pub min_explained: Option<f64>,
 }
 
 /// None when the runtime recorded no phases (not traced).
@@ -74,6 +81,7 @@ pub fn breakdown(result: &RuntimeResult) -> Option<Breakdown> {
             share: if total > 0.0 { median_ms / total } else { 0.0 },
             task_clock_ms: clock.map(|c| stats::median(&c)),
             overhead_us: (result.runtime == crate::ground::RuntimeKind::Native).then(|| stats::median(&over)),
+            dominant_wait: None,
         });
     }
     let coverage: Vec<f64> = result
@@ -93,6 +101,7 @@ pub fn breakdown(result: &RuntimeResult) -> Option<Breakdown> {
         total_median_ms: total,
         rows,
         min_coverage: coverage.iter().cloned().fold(f64::INFINITY, f64::min),
+        min_explained: None,
     })
 }
 

@@ -6,6 +6,7 @@ use crate::experiment::common::reference;
 use crate::experiment::startup::breakdown::{self, Breakdown, OutlierRep};
 use crate::experiment::startup::nscost;
 use crate::experiment::startup::observer::StartupTracer;
+use crate::experiment::startup::outliers;
 use crate::experiment::startup::{self, StartupJson};
 use crate::ground::RuntimeKind;
 use crate::measure::runner::{Plan, RepObserver};
@@ -61,7 +62,18 @@ pub fn run(o: Options) -> anyhow::Result<Outcome> {
         let saved = StartupJson { report, breakdown: Vec::new(), namespaces: None };
         return Ok(Outcome { saved, native_outliers: Vec::new(), tracer });
     }
-    let breakdowns: Vec<Breakdown> = report.results.iter().filter_map(breakdown::breakdown).collect();
+    let mut breakdowns: Vec<Breakdown> = report.results.iter().filter_map(breakdown::breakdown).collect();
+    if let Some(t) = &tracer {
+        let traces: Vec<_> = t.reps.iter().collect();
+        for b in &mut breakdowns {
+            let Some(result) = report.results.iter().find(|r| r.runtime == b.runtime) else { continue };
+            let (waits, explained) = outliers::dominant_waits(result, &traces);
+            b.min_explained = explained;
+            for row in &mut b.rows {
+                row.dominant_wait = waits.iter().find(|(k, _)| (k.0, &k.1) == (row.phase, &row.detail)).map(|(_, w)| w.clone());
+            }
+        }
+    }
     let has_native = breakdowns.iter().any(|b| b.runtime == RuntimeKind::Native);
     let namespaces = match has_native.then(nscost::for_breakdown) {
         Some(Err(why)) => {

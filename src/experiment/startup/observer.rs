@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::trace::attribution::{self, Attribution, Window};
+use crate::trace::critical::{CriticalPath, Tracker};
 use crate::trace::session::{Session, TraceError};
 use crate::ground::RuntimeKind;
 use crate::measure::runner::{RepObserver, RuntimeResult};
@@ -16,6 +17,8 @@ pub struct RepTrace {
     /// `Sample::start_mono_ns` of the rep: how results find their trace.
     pub start_mono_ns: u64,
     pub attribution: Attribution,
+    /// Who the rep waited on, instant by instant.
+    pub critical: CriticalPath,
     /// Records the kernel dropped during this rep (ring full): its phases are then suspect.
     pub lost: u64,
 }
@@ -72,11 +75,15 @@ impl RepObserver for StartupTracer {
             root: sample.pid,
         };
         let a = attribution::attribute(&events, window, &crate::trace::procs::proc_comm);
+        let mut tracker = Tracker::new();
+        events.iter().for_each(|e| tracker.feed(e));
+        let critical = tracker.path(window.root, window.start, window.end, &crate::trace::procs::proc_comm);
         sample.phases = a.records();
         self.reps.push(RepTrace {
             runtime,
             start_mono_ns: sample.start_mono_ns,
             attribution: a,
+            critical,
             lost: self.session.lost() - lost_before,
         });
         Ok(())

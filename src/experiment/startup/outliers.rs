@@ -7,6 +7,7 @@ use crate::experiment::startup::observer::RepTrace;
 use crate::measure::runner::RuntimeResult;
 use crate::ground::phase::Phase;
 use crate::ground::stats;
+use crate::trace::critical::Wait;
 
 /// A phase has to move by at least this much to be named (below it is timer-level noise).
 const MIN_DEVIATION_NS: f64 = 1e6;
@@ -31,6 +32,10 @@ pub struct TracedOutlier {
     pub moved: Vec<PhaseMove>,
     /// Records the kernel dropped during this rep.
     pub lost: u64,
+    /// Share of the rep whose critical-path task and state are known.
+    pub explained: f64,
+    /// The run's processes, to tell a CPU holder outside the run.
+    pub run_pids: Vec<u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -39,6 +44,9 @@ pub struct PhaseMove {
     pub ns: f64,
     pub median_ns: f64,
     pub saw: KernelSaw,
+    /// The largest wait on the critical path inside the phase (None: the path was running
+    /// or unknown throughout).
+    pub cause: Option<Wait>,
 }
 
 /// What the kernel recorded in a phase's slices of one rep; None where the tracer had no
@@ -78,7 +86,7 @@ pub fn explain(result: &RuntimeResult, traces: &[&RepTrace]) -> Vec<TracedOutlie
         let moved = devs
             .iter()
             .take(2)
-            .map(|&(phase, ns, median_ns)| PhaseMove { phase, ns, median_ns, saw: kernel_saw(t, phase) })
+            .map(|&(phase, ns, median_ns)| PhaseMove { phase, ns, median_ns, saw: kernel_saw(t, phase), cause: phase_waits(t, phase).into_iter().find(Wait::is_wait) })
             .collect();
         out.push(TracedOutlier {
             runtime: result.runtime,
@@ -87,6 +95,8 @@ pub fn explain(result: &RuntimeResult, traces: &[&RepTrace]) -> Vec<TracedOutlie
             median_ms: summary.median,
             moved,
             lost: t.lost,
+            explained: t.critical.explained(),
+            run_pids: t.attribution.procs.iter().map(|p| p.tgid).collect(),
         });
     }
     out
@@ -110,4 +120,52 @@ fn kernel_saw(t: &RepTrace, phase: Phase) -> KernelSaw {
         block_io: slices.iter().map(|s| s.stats.block_io).sum(),
         busiest: top.into_iter().max_by_key(|(_, ns)| *ns),
     }
+}
+
+/// The critical path's waits over all slices of `phase` in one rep, largest first.
+fn phase_waits(t: &RepTrace, phase: Phase) -> Vec<Wait> {
+    let spans = t.attribution.slices.iter().filter(|s| s.phase == phase).map(|s| (s.start, s.end));
+    merge_waits(spans.flat_map(|(a, b)| t.critical.waits(a, b)))
+}
+
+/// Sums waits of the same cause (as `CriticalPath::waits` groups them).
+fn merge_waits(all: impl Iterator<Item = Wait>) -> Vec<Wait> {
+    let mut out: Vec<Wait> = Vec::new();
+    for w in all {
+        match out.iter_mut().find(|o| o.same_cause(&w)) {
+            Some(o) => o.absorb(w),
+            None => out.push(w),
+        }
+    }
+    out.sort_by(|x, y| y.ns.cmp(&x.ns));
+    out
+}
+
+/// Per (phase, detail) row of a breakdown: the largest wait on the critical path, summed over
+/// the traced reps and given as its mean per rep; and the smallest explained share of a rep.
+pub fn dominant_waits(result: &RuntimeResult, traces: &[&RepTrace]) -> (Vec<((Phase, Option<String>), Wait)>, Option<f64>) {
+    let mine: Vec<&RepTrace> = result.samples.iter().filter_map(|s| traces.iter().find(|t| t.start_mono_ns == s.start_mono_ns).copied()).collect();
+    let mut keys: Vec<(Phase, Option<String>)> = Vec::new();
+    for t in &mine {
+        for s in &t.attribution.slices {
+            let k = (s.phase, s.detail.clone());
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    let rows = keys
+        .into_iter()
+        .filter_map(|k| {
+            let waits = mine.iter().flat_map(|t| {
+                let spans: Vec<(u64, u64)> = t.attribution.slices.iter().filter(|s| (s.phase, &s.detail) == (k.0, &k.1)).map(|s| (s.start, s.end)).collect();
+                spans.into_iter().flat_map(|(a, b)| t.critical.waits(a, b)).collect::<Vec<_>>()
+            });
+            let mut top = merge_waits(waits).into_iter().find(Wait::is_wait)?;
+            top.ns /= mine.len() as u64;
+            Some((k, top))
+        })
+        .collect();
+    let explained = mine.iter().map(|t| t.critical.explained()).min_by(f64::total_cmp);
+    (rows, explained)
 }
