@@ -33,6 +33,10 @@ pub struct TraceArgs {
     /// extension (a new file; an existing one is not replaced).
     #[arg(long, value_name = "FILE.svg|png", value_parser = timeline::check_path)]
     pub timeline: Option<PathBuf>,
+    /// Also print the command's critical path: from its exit backwards, which task it was
+    /// waiting for at each instant and in what state (running, runnable, D, stopped, asleep).
+    #[arg(long)]
+    pub critical_path: bool,
     /// The command to trace.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -44,7 +48,7 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
         None => trace::default_options(),
     };
     let run = trace::command::run(&a.command, &opts, &mut |n| eprintln!("note: {n}"))?;
-    terminal::trace::show(&a.command, &run, a.json, a.timeline.as_deref())?;
+    terminal::trace::show(&a.command, &run, a.json, a.critical_path, a.timeline.as_deref())?;
     Ok(exit_code(run.status))
 }
 
