@@ -127,7 +127,15 @@ impl Tracker {
     pub fn feed(&mut self, e: &Event) {
         let t = e.time_ns;
         let origin = *self.origin.get_or_insert(t);
-        self.tgid_of.insert(e.tid, e.pid);
+        // A task past exit_notify() is unhashed: perf then reports its tid as -1. It is
+        // still the task on this CPU, which sched_switch told.
+        let tid = match e.tid {
+            u32::MAX => self.on_cpu.get(&e.cpu).map_or(u32::MAX, |&(t, _)| t),
+            t => {
+                self.tgid_of.insert(t, e.pid);
+                t
+            }
+        };
         match e.short_name() {
             "sched_switch" => {
                 self.saw_switch = true;
@@ -180,9 +188,13 @@ impl Tracker {
                 if let Some(c) = e.str("comm") {
                     self.name(target, c);
                 }
-                let by = if e.tid == 0 { Wake::Interrupt } else { Wake::Task(e.tid) };
-                if e.tid != 0 {
-                    self.tasks.entry(e.tid).or_default().last_woke = Some(target);
+                let by = match tid {
+                    0 => Wake::Interrupt,
+                    u32::MAX => return,
+                    t => Wake::Task(t),
+                };
+                if tid != 0 {
+                    self.tasks.entry(tid).or_default().last_woke = Some(target);
                 }
                 let log = self.tasks.entry(target).or_default();
                 match log.cur {
@@ -208,14 +220,14 @@ impl Tracker {
                     self.name(child, c);
                 }
                 let log = self.tasks.entry(child).or_default();
-                log.forked = Some((e.tid, t));
+                log.forked = Some((tid, t));
                 log.segs.clear();
                 log.open(Mode::Runnable, t, None);
             }
             "sched_process_exec" => {
                 if let Some(f) = e.str("filename") {
                     let base = f.rsplit('/').next().unwrap_or(f).to_string();
-                    self.name(e.tid, &base);
+                    self.name(tid, &base);
                 }
             }
             "signal_generate" => {
@@ -223,7 +235,7 @@ impl Tracker {
                 let (Some(sig), Some(target)) = (e.int("sig"), e.int("pid")) else { return };
                 // result 0 = delivered; ignored or already-pending signals stop nobody new.
                 if STOP_SIGNALS.contains(&sig) && e.int("result").unwrap_or(0) == 0 {
-                    self.stop_pending.insert(target as u32, (e.tid, sig));
+                    self.stop_pending.insert(target as u32, (tid, sig));
                 }
             }
             "block_rq_issue" => {
@@ -372,9 +384,16 @@ impl Tracker {
         for &(t, since) in self.on_cpu.values() {
             add(since, b, t);
         }
-        let mut v: Vec<(u32, u64)> = per.into_iter().collect();
-        v.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
-        v
+        // One line per process: a VM's or a compiler's threads are one hog.
+        let mut by_pid: Vec<(u32, u64)> = Vec::new();
+        for (t, ns) in per {
+            match by_pid.iter_mut().find(|(o, _)| self.tgid(*o) == self.tgid(t)) {
+                Some(o) => o.1 += ns,
+                None => by_pid.push((t, ns)),
+            }
+        }
+        by_pid.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+        by_pid
     }
 
     /// Disk requests in flight at some point in [a, b], and their devices.
@@ -752,6 +771,15 @@ mod tests {
         assert!((p.explained() - 2.0 / 3.0).abs() < 1e-9);
         let without_switch = feed(&events[..1]).path(100, 0, 30 * MS, &no_names);
         assert_eq!(without_switch.explained(), 0.0, "sched_switch never seen: nothing is explained");
+    }
+
+    #[test]
+    fn a_dying_wakers_unknown_tid_is_the_task_on_its_cpu() {
+        let mut dying = waking(10, 0, 100, 1);
+        dying.tid = u32::MAX;
+        let events = [switch(0, 0, 0, 0, 100), switch(0, 1, 1, TASK_INTERRUPTIBLE, 0), dying, switch(10, 0, 100, EXIT_DEAD, 1)];
+        let p = feed(&events).path(100, 0, 15 * MS, &no_names);
+        assert_eq!(summary(&p), [(0, 10, 100, "running"), (10, 15, 1, "running")]);
     }
 
     #[test]

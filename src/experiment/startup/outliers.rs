@@ -44,9 +44,10 @@ pub struct PhaseMove {
     pub ns: f64,
     pub median_ns: f64,
     pub saw: KernelSaw,
-    /// The largest wait on the critical path inside the phase (None: the path was running
-    /// or unknown throughout).
-    pub cause: Option<Wait>,
+    /// The largest waits on the critical path inside the phase: the first, and a second
+    /// when it is at least a fifth of the phase's move (empty: the path only ran there, or
+    /// its state is unknown).
+    pub causes: Vec<Wait>,
 }
 
 /// What the kernel recorded in a phase's slices of one rep; None where the tracer had no
@@ -86,7 +87,7 @@ pub fn explain(result: &RuntimeResult, traces: &[&RepTrace]) -> Vec<TracedOutlie
         let moved = devs
             .iter()
             .take(2)
-            .map(|&(phase, ns, median_ns)| PhaseMove { phase, ns, median_ns, saw: kernel_saw(t, phase), cause: phase_waits(t, phase).into_iter().find(Wait::is_wait) })
+            .map(|&(phase, ns, median_ns)| PhaseMove { phase, ns, median_ns, saw: kernel_saw(t, phase), causes: causes(t, phase, (ns - median_ns).abs()) })
             .collect();
         out.push(TracedOutlier {
             runtime: result.runtime,
@@ -122,10 +123,14 @@ fn kernel_saw(t: &RepTrace, phase: Phase) -> KernelSaw {
     }
 }
 
-/// The critical path's waits over all slices of `phase` in one rep, largest first.
-fn phase_waits(t: &RepTrace, phase: Phase) -> Vec<Wait> {
+/// The largest waits of the critical path over all slices of `phase` in one rep.
+fn causes(t: &RepTrace, phase: Phase, moved_ns: f64) -> Vec<Wait> {
     let spans = t.attribution.slices.iter().filter(|s| s.phase == phase).map(|s| (s.start, s.end));
-    merge_waits(spans.flat_map(|(a, b)| t.critical.waits(a, b)))
+    let waits = merge_waits(spans.flat_map(|(a, b)| t.critical.waits(a, b)));
+    let mut waits = waits.into_iter().filter(Wait::is_wait);
+    let first = waits.next();
+    let second = waits.next().filter(|w| w.ns as f64 >= moved_ns / 5.0);
+    first.into_iter().chain(second).collect()
 }
 
 /// Sums waits of the same cause (as `CriticalPath::waits` groups them).

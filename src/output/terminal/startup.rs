@@ -169,7 +169,7 @@ fn traced_outlier(o: &TracedOutlier) -> String {
         .iter()
         .map(|m| {
             let (v, med) = (m.ns, m.median_ns);
-            let cause = m.cause.as_ref().map(|w| format!("{}; ", wait_words(w, &o.run_pids))).unwrap_or_default();
+            let cause: String = m.causes.iter().map(|w| format!("{}; ", wait_words(w, &o.run_pids))).collect();
             format!("{} {:+.1} ms ({} vs median {}; {cause}{})", m.phase, (v - med) / 1e6, ms_of_ns(v), ms_of_ns(med), kernel_saw(&m.saw))
         })
         .collect();
@@ -331,7 +331,7 @@ mod tests {
             rep: 2,
             wall_ms: 412.0,
             median_ms: 380.0,
-            moved: vec![outliers::PhaseMove { phase: Phase::Runtime, ns: 60e6, median_ns: 30e6, saw, cause: None }],
+            moved: vec![outliers::PhaseMove { phase: Phase::Runtime, ns: 60e6, median_ns: 30e6, saw, causes: Vec::new() }],
             lost: 7,
             explained: 0.97,
             run_pids: vec![10],

@@ -162,7 +162,7 @@ fn waiting_on(s: &State) -> String {
             let names: Vec<String> = cpu_holders.iter().take(2).map(|(t, _)| format!("{} ({})", t.comm, t.pid)).collect();
             if names.is_empty() { "a CPU".into() } else { format!("a CPU held by {}", names.join(", ")) }
         }
-        State::Blocked { requests, devices, woken_by } => format!("{requests} disk requests {}; {}", devices.join(","), wake(woken_by)),
+        State::Blocked { requests, devices, woken_by } => format!("disk ({requests} requests in flight {}); {}", devices.join(","), wake(woken_by)),
         State::Stopped { sender, signal, .. } => match (sender, signal) {
             (Some(t), Some(sig)) => format!("{} from {} ({})", crate::trace::critical::signal_name(*sig), t.comm, t.pid),
             _ => "a continue signal (stop sender not traced)".into(),

@@ -1,0 +1,172 @@
+//! The critical path names the cause of a slow rep: delays injected by the test into one rep
+//! of a real `docker run` must show in that rep's outlier line, and only there.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WARMUP: usize = 1;
+const REPS: usize = 6;
+/// The measured rep (1-based) the delay is injected into.
+const HIT: usize = 3;
+
+fn children_named(parent: u32, comm: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // "pid (comm) state ppid ..."
+            let Some((head, rest)) = stat.rsplit_once(") ") else { return false };
+            let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
+            head.ends_with(&format!("({comm}")) && ppid == Some(parent)
+        })
+        .collect()
+}
+
+/// Runs `probe startup --breakdown --runtimes docker` and calls `inject` once, shortly after
+/// the docker CLI of measured rep HIT has started. Returns probe's stdout.
+fn startup_with(inject: impl FnOnce() + Send + 'static) -> String {
+    let mut probe = Command::new(common::probe_bin())
+        .args(["startup", "--breakdown", "--runtimes", "docker", "--reps", &REPS.to_string(), "--warmup", &WARMUP.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn probe startup");
+    let probe_pid = probe.id();
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut seen: Vec<u32> = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                for pid in children_named(probe_pid, "docker") {
+                    if !seen.contains(&pid) {
+                        seen.push(pid);
+                    }
+                }
+                if seen.len() == WARMUP + HIT {
+                    // Let the CLI reach the daemon before the delay starts.
+                    std::thread::sleep(Duration::from_millis(40));
+                    inject();
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            false
+        })
+    };
+    let out = probe.wait_with_output().expect("probe startup output");
+    done.store(true, Ordering::Relaxed);
+    assert!(watcher.join().unwrap(), "never saw the docker CLI of rep {HIT}");
+    assert!(out.status.success(), "probe startup failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn outlier_line(out: &str, rep: usize) -> Option<&str> {
+    out.lines().map(str::trim).find(|l| l.starts_with(&format!("docker rep {rep} (")))
+}
+
+fn pid_of(name: &str) -> u32 {
+    let out = Command::new("pidof").args(["-s", name]).output().expect("pidof");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("no {name} running"))
+}
+
+fn kill(sig: &str, pid: u32) -> u32 {
+    let mut c = Command::new("kill").args([sig, &pid.to_string()]).spawn().expect("spawn kill");
+    let id = c.id();
+    c.wait().expect("kill");
+    id
+}
+
+#[test]
+fn a_stopped_daemon_is_named_with_its_sender() {
+    if !common::require_engine("docker") {
+        return;
+    }
+    let containerd = pid_of("containerd");
+    let sender = Arc::new(std::sync::Mutex::new(0u32));
+    let s = sender.clone();
+    let out = startup_with(move || {
+        // Continued on drop, so containerd never stays stopped, also when this panics.
+        struct Cont(u32);
+        impl Drop for Cont {
+            fn drop(&mut self) {
+                kill("-CONT", self.0);
+            }
+        }
+        let _cont = Cont(containerd);
+        *s.lock().unwrap() = kill("-STOP", containerd);
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    println!("{out}");
+    let sender = *sender.lock().unwrap();
+    let line = outlier_line(&out, HIT).unwrap_or_else(|| panic!("rep {HIT} is not explained as an outlier:\n{out}"));
+    assert!(line.contains(&format!("(pid {containerd})")) && line.contains("containerd"), "{line}");
+    assert!(line.contains("stopped by SIGSTOP"), "{line}");
+    assert!(line.contains(&format!("from pid {sender} (kill)")), "{line}");
+    for rep in (1..=REPS).filter(|&r| r != HIT) {
+        if let Some(l) = outlier_line(&out, rep) {
+            assert!(!l.contains("stopped by"), "rep {rep} had no injection: {l}");
+        }
+    }
+}
+
+#[test]
+fn cpu_hogs_make_the_run_runnable_and_are_named() {
+    if !common::require_engine("docker") {
+        return;
+    }
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let hogs = Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
+    let h = hogs.clone();
+    let out = startup_with(move || {
+        // One busy loop per CPU at nice -20 for 0.5 s; `timeout` ends them even if the test dies.
+        let started = Instant::now();
+        let mut kids: Vec<std::process::Child> = (0..cpus)
+            .map(|_| {
+                Command::new("nice")
+                    .args(["-n", "-20", "timeout", "0.5", "sh", "-c", "while :; do :; done"])
+                    .spawn()
+                    .expect("spawn busy loop")
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(20));
+        for k in &kids {
+            h.lock().unwrap().extend(children_named(k.id(), "timeout").into_iter().chain(children_named(k.id(), "sh")).chain([k.id()]));
+        }
+        for k in &mut kids {
+            let _ = k.wait();
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+    });
+    println!("{out}");
+    let line = outlier_line(&out, HIT).unwrap_or_else(|| panic!("rep {HIT} is not explained as an outlier:\n{out}"));
+    assert!(line.contains("runnable"), "{line}");
+    assert!(line.contains("(sh, not part of the run"), "the hog is named: {line}");
+    for rep in (1..=REPS).filter(|&r| r != HIT) {
+        if let Some(l) = outlier_line(&out, rep) {
+            assert!(!l.contains("(sh, not part of the run"), "rep {rep} had no injection: {l}");
+        }
+    }
+}
+
+#[test]
+fn a_normal_docker_run_is_explained() {
+    if !common::require_engine("docker") {
+        return;
+    }
+    let out = Command::new(common::probe_bin())
+        .args(["trace", "--json", "--critical-path", "--", "docker", "run", "--rm", "--network", "none", "probe-test:latest", "true"])
+        .output()
+        .expect("spawn probe trace");
+    assert!(out.status.success(), "probe trace failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["lost"], 0, "trace records lost: the path cannot be complete");
+    let explained = v["explained"].as_f64().expect("explained share");
+    assert!(explained >= 0.95, "only {:.1}% of the rep explained", explained * 100.0);
+    let steps = v["critical_path"]["steps"].as_array().unwrap();
+    assert!(steps.iter().any(|s| s["task"]["comm"] == "dockerd"), "the path goes through the daemon");
+}
