@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 const WARMUP: usize = 1;
 const REPS: usize = 6;
 /// The measured rep (1-based) the delay is injected into.
@@ -27,12 +29,13 @@ fn children_named(parent: u32, comm: &str) -> Vec<u32> {
 }
 
 /// Runs `probe startup --breakdown --runtimes docker` and calls `inject` once, shortly after
-/// the docker CLI of measured rep HIT has started. Returns probe's stdout.
-fn startup_with(inject: impl FnOnce() + Send + 'static) -> String {
-    let mut probe = Command::new(common::probe_bin())
+/// the docker CLI of measured rep HIT has started. Returns probe's stdout and, per measured
+/// rep, the waits its critical path had (from startup.json).
+fn startup_with(inject: impl FnOnce() + Send + 'static) -> (String, Vec<Vec<Value>>) {
+    let probe = Command::new(common::probe_bin())
         .args(["startup", "--breakdown", "--runtimes", "docker", "--reps", &REPS.to_string(), "--warmup", &WARMUP.to_string()])
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn probe startup");
     let probe_pid = probe.id();
@@ -61,8 +64,19 @@ fn startup_with(inject: impl FnOnce() + Send + 'static) -> String {
     let out = probe.wait_with_output().expect("probe startup output");
     done.store(true, Ordering::Relaxed);
     assert!(watcher.join().unwrap(), "never saw the docker CLI of rep {HIT}");
-    assert!(out.status.success(), "probe startup failed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "probe startup failed: {stderr}");
+    let dir = stderr.lines().find_map(|l| l.strip_prefix("results: ")).expect("results folder named on stderr");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(format!("{dir}/startup.json")).expect("startup.json")).expect("startup.json parses");
+    let reps = json["breakdown"][0]["rep_waits"].as_array().expect("rep_waits in the breakdown");
+    assert_eq!(reps.len(), REPS, "every rep traced");
+    let lost = &reps[HIT - 1]["lost"];
+    assert_eq!(lost, 0, "the kernel dropped {lost} trace records in rep {HIT}: its critical path is incomplete (the rings are drained only between reps)");
+    let waits = reps
+        .iter()
+        .map(|r| r["phases"].as_array().unwrap().iter().flat_map(|p| p["waits"].as_array().unwrap().clone()).collect())
+        .collect();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), waits)
 }
 
 fn outlier_line(out: &str, rep: usize) -> Option<&str> {
@@ -89,7 +103,7 @@ fn a_stopped_daemon_is_named_with_its_sender() {
     let containerd = pid_of("containerd");
     let sender = Arc::new(std::sync::Mutex::new(0u32));
     let s = sender.clone();
-    let out = startup_with(move || {
+    let (out, waits) = startup_with(move || {
         // Continued on drop, so containerd never stays stopped, also when this panics.
         struct Cont(u32);
         impl Drop for Cont {
@@ -103,10 +117,22 @@ fn a_stopped_daemon_is_named_with_its_sender() {
     });
     println!("{out}");
     let sender = *sender.lock().unwrap();
-    let line = outlier_line(&out, HIT).unwrap_or_else(|| panic!("rep {HIT} is not explained as an outlier:\n{out}"));
-    assert!(line.contains(&format!("(pid {containerd})")) && line.contains("containerd"), "{line}");
-    assert!(line.contains("stopped by SIGSTOP"), "{line}");
-    assert!(line.contains(&format!("from pid {sender} (kill)")), "{line}");
+    let stopped = |w: &&Value| w["kind"] == "stopped";
+    let hit: Vec<&Value> = waits[HIT - 1].iter().filter(stopped).collect();
+    let stop = hit.first().unwrap_or_else(|| panic!("rep {HIT}'s critical path has no stop: {:?}", waits[HIT - 1]));
+    assert_eq!(stop["task"]["pid"].as_u64(), Some(containerd as u64), "{stop}");
+    assert_eq!((stop["by"]["pid"].as_u64(), stop["by"]["comm"].as_str()), (Some(sender as u64), Some("kill")), "{stop}");
+    assert_eq!(stop["signal"], 19, "{stop}");
+    assert!(stop["ns"].as_u64().unwrap() >= 150_000_000, "most of the 300 ms stop is on the path: {stop}");
+    for (i, w) in waits.iter().enumerate().filter(|(i, _)| i + 1 != HIT) {
+        assert!(!w.iter().any(|w| stopped(&w)), "rep {} had no injection: {w:?}", i + 1);
+    }
+    // The rep is an outlier only if the stop stands out of this machine's noise; when it is,
+    // its line says the same.
+    if let Some(line) = outlier_line(&out, HIT) {
+        assert!(line.contains(&format!("containerd (pid {containerd})")), "{line}");
+        assert!(line.contains(&format!("stopped by SIGSTOP from pid {sender} (kill)")), "{line}");
+    }
     for rep in (1..=REPS).filter(|&r| r != HIT) {
         if let Some(l) = outlier_line(&out, rep) {
             assert!(!l.contains("stopped by"), "rep {rep} had no injection: {l}");
@@ -122,7 +148,7 @@ fn cpu_hogs_make_the_run_runnable_and_are_named() {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let hogs = Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
     let h = hogs.clone();
-    let out = startup_with(move || {
+    let (out, waits) = startup_with(move || {
         // One busy loop per CPU at nice -20 for 0.5 s; `timeout` ends them even if the test dies.
         let started = Instant::now();
         let mut kids: Vec<std::process::Child> = (0..cpus)
@@ -143,9 +169,24 @@ fn cpu_hogs_make_the_run_runnable_and_are_named() {
         assert!(started.elapsed() < Duration::from_secs(5));
     });
     println!("{out}");
-    let line = outlier_line(&out, HIT).unwrap_or_else(|| panic!("rep {HIT} is not explained as an outlier:\n{out}"));
-    assert!(line.contains("runnable"), "{line}");
-    assert!(line.contains("(sh, not part of the run"), "the hog is named: {line}");
+    let hogs = hogs.lock().unwrap().clone();
+    // Time the run's runnable waits spent behind the hogs.
+    let behind_hogs = |w: &Vec<Value>| -> u64 {
+        w.iter()
+            .filter(|w| w["kind"] == "runnable")
+            .flat_map(|w| w["holders"].as_array().unwrap().iter())
+            .filter(|h| hogs.contains(&(h[0]["pid"].as_u64().unwrap() as u32)))
+            .map(|h| h[1].as_u64().unwrap())
+            .sum()
+    };
+    let hit = behind_hogs(&waits[HIT - 1]);
+    assert!(hit >= 50_000_000, "rep {HIT} was runnable only {} ms behind the hogs {hogs:?}: {:?}", hit / 1_000_000, waits[HIT - 1]);
+    for (i, w) in waits.iter().enumerate().filter(|(i, _)| i + 1 != HIT) {
+        assert_eq!(behind_hogs(w), 0, "rep {} had no injection", i + 1);
+    }
+    if let Some(line) = outlier_line(&out, HIT) {
+        assert!(line.contains("runnable") && line.contains("(sh, not part of the run"), "the hog is named: {line}");
+    }
     for rep in (1..=REPS).filter(|&r| r != HIT) {
         if let Some(l) = outlier_line(&out, rep) {
             assert!(!l.contains("(sh, not part of the run"), "rep {rep} had no injection: {l}");

@@ -498,13 +498,16 @@ pub struct CriticalPath {
 }
 
 impl CriticalPath {
-    /// Share of the window whose task and state are known.
+    /// Share of the window whose task and state are known (a sleep counts only with its
+    /// waker).
     pub fn explained(&self) -> f64 {
         let total = self.end.saturating_sub(self.start);
         if total == 0 || !self.missing.is_empty() {
             return 0.0;
         }
-        let known: u64 = self.steps.iter().filter(|s| s.state != State::Unknown).map(|s| s.end - s.start).sum();
+        // A sleep whose wakeup was never seen says nothing of what the task waited for.
+        let unexplained = |s: &Step| matches!(s.state, State::Unknown | State::Sleeping { woken_by: None });
+        let known: u64 = self.steps.iter().filter(|s| !unexplained(s)).map(|s| s.end - s.start).sum();
         known as f64 / total as f64
     }
 
@@ -602,6 +605,12 @@ impl Wait {
             }
         }
         self.holders.sort_by(|x, y| y.1.cmp(&x.1));
+    }
+
+    /// With only its `n` largest CPU holders, for reports (a busy machine has dozens).
+    pub fn trimmed(mut self, n: usize) -> Wait {
+        self.holders.truncate(n);
+        self
     }
 
     pub fn is_wait(&self) -> bool {

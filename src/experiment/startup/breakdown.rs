@@ -36,6 +36,28 @@ pub struct Breakdown {
     /// Smallest share of a traced rep whose critical-path task and state are known.
     #[serde(default)]
     pub min_explained: Option<f64>,
+    /// Per traced rep, the largest waits of its critical path in each phase: the reasons
+    /// behind every rep, outlier or not.
+    #[serde(default)]
+    pub rep_waits: Vec<RepWaits>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct RepWaits {
+    /// 1-based, as reps are numbered for people.
+    pub rep: usize,
+    /// Share of the rep whose critical-path task and state are known.
+    pub explained: f64,
+    /// Trace records the kernel dropped during the rep: with any, its path is incomplete.
+    pub lost: u64,
+    pub phases: Vec<PhaseWaits>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PhaseWaits {
+    pub phase: Phase,
+    /// At most three, largest first; running and unknown time are not waits.
+    pub waits: Vec<crate::trace::critical::Wait>,
 }
 
 /// None when the runtime recorded no phases (not traced).
@@ -102,6 +124,7 @@ pub fn breakdown(result: &RuntimeResult) -> Option<Breakdown> {
         rows,
         min_coverage: coverage.iter().cloned().fold(f64::INFINITY, f64::min),
         min_explained: None,
+        rep_waits: Vec::new(),
     })
 }
 

@@ -67,11 +67,7 @@ pub fn run(o: Options) -> anyhow::Result<Outcome> {
         let traces: Vec<_> = t.reps.iter().collect();
         for b in &mut breakdowns {
             let Some(result) = report.results.iter().find(|r| r.runtime == b.runtime) else { continue };
-            let (waits, explained) = outliers::dominant_waits(result, &traces);
-            b.min_explained = explained;
-            for row in &mut b.rows {
-                row.dominant_wait = waits.iter().find(|(k, _)| (k.0, &k.1) == (row.phase, &row.detail)).map(|(_, w)| w.clone());
-            }
+            outliers::add_waits(b, result, &traces);
         }
     }
     let has_native = breakdowns.iter().any(|b| b.runtime == RuntimeKind::Native);

@@ -7,6 +7,7 @@ use crate::experiment::startup::observer::RepTrace;
 use crate::measure::runner::RuntimeResult;
 use crate::ground::phase::Phase;
 use crate::ground::stats;
+use crate::experiment::startup::breakdown::{Breakdown, PhaseWaits, RepWaits};
 use crate::trace::critical::Wait;
 
 /// A phase has to move by at least this much to be named (below it is timer-level noise).
@@ -123,11 +124,15 @@ fn kernel_saw(t: &RepTrace, phase: Phase) -> KernelSaw {
     }
 }
 
+/// The critical path's waits over all slices of `phase` in one rep, largest first.
+fn phase_waits(t: &RepTrace, phase: Phase) -> impl Iterator<Item = Wait> {
+    let spans = t.attribution.slices.iter().filter(|s| s.phase == phase).map(|s| (s.start, s.end));
+    merge_waits(spans.flat_map(|(a, b)| t.critical.waits(a, b))).into_iter().filter(Wait::is_wait).map(|w| w.trimmed(3))
+}
+
 /// The largest waits of the critical path over all slices of `phase` in one rep.
 fn causes(t: &RepTrace, phase: Phase, moved_ns: f64) -> Vec<Wait> {
-    let spans = t.attribution.slices.iter().filter(|s| s.phase == phase).map(|s| (s.start, s.end));
-    let waits = merge_waits(spans.flat_map(|(a, b)| t.critical.waits(a, b)));
-    let mut waits = waits.into_iter().filter(Wait::is_wait);
+    let mut waits = phase_waits(t, phase);
     let first = waits.next();
     let second = waits.next().filter(|w| w.ns as f64 >= moved_ns / 5.0);
     first.into_iter().chain(second).collect()
@@ -146,9 +151,35 @@ fn merge_waits(all: impl Iterator<Item = Wait>) -> Vec<Wait> {
     out
 }
 
-/// Per (phase, detail) row of a breakdown: the largest wait on the critical path, summed over
-/// the traced reps and given as its mean per rep; and the smallest explained share of a rep.
-pub fn dominant_waits(result: &RuntimeResult, traces: &[&RepTrace]) -> (Vec<((Phase, Option<String>), Wait)>, Option<f64>) {
+/// Fills a breakdown's reasons from the critical paths of `result`'s traced reps: per
+/// (phase, detail) row the largest wait, summed over the reps and given as its mean per rep;
+/// the smallest explained share of a rep; and each rep's largest waits per phase.
+pub fn add_waits(b: &mut Breakdown, result: &RuntimeResult, traces: &[&RepTrace]) {
+    let (rows, explained) = dominant_waits(result, traces);
+    b.min_explained = explained;
+    for row in &mut b.rows {
+        row.dominant_wait = rows.iter().find(|(k, _)| (k.0, &k.1) == (row.phase, &row.detail)).map(|(_, w)| w.clone());
+    }
+    let find = |start: u64| traces.iter().find(|t| t.start_mono_ns == start).copied();
+    b.rep_waits = result
+        .samples
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| find(s.start_mono_ns).map(|t| (i, t)))
+        .map(|(i, t)| {
+            let mut phases: Vec<Phase> = Vec::new();
+            for s in &t.attribution.slices {
+                if !phases.contains(&s.phase) {
+                    phases.push(s.phase);
+                }
+            }
+            let phases = phases.into_iter().map(|phase| PhaseWaits { phase, waits: phase_waits(t, phase).take(3).collect() }).collect();
+            RepWaits { rep: i + 1, explained: t.critical.explained(), lost: t.lost, phases }
+        })
+        .collect();
+}
+
+fn dominant_waits(result: &RuntimeResult, traces: &[&RepTrace]) -> (Vec<((Phase, Option<String>), Wait)>, Option<f64>) {
     let mine: Vec<&RepTrace> = result.samples.iter().filter_map(|s| traces.iter().find(|t| t.start_mono_ns == s.start_mono_ns).copied()).collect();
     let mut keys: Vec<(Phase, Option<String>)> = Vec::new();
     for t in &mine {
@@ -166,7 +197,7 @@ pub fn dominant_waits(result: &RuntimeResult, traces: &[&RepTrace]) -> (Vec<((Ph
                 let spans: Vec<(u64, u64)> = t.attribution.slices.iter().filter(|s| (s.phase, &s.detail) == (k.0, &k.1)).map(|s| (s.start, s.end)).collect();
                 spans.into_iter().flat_map(|(a, b)| t.critical.waits(a, b)).collect::<Vec<_>>()
             });
-            let mut top = merge_waits(waits).into_iter().find(Wait::is_wait)?;
+            let mut top = merge_waits(waits).into_iter().find(Wait::is_wait)?.trimmed(3);
             top.ns /= mine.len() as u64;
             Some((k, top))
         })
