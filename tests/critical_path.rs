@@ -12,8 +12,24 @@ use serde_json::Value;
 
 const WARMUP: usize = 1;
 const REPS: usize = 6;
-/// The measured rep (1-based) the delay is injected into.
-const HIT: usize = 3;
+/// The delay is injected once this many docker CLIs of probe's have started (probe may run
+/// the CLI for itself too, so which rep it hit is found afterwards by time).
+const NTH_CLI: usize = WARMUP + 3;
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// What a run with one injected delay left: probe's stdout, per measured rep the waits of
+/// its critical path (from startup.json), and the 1-based rep the delay fell in.
+struct Run {
+    out: String,
+    waits: Vec<Vec<Value>>,
+    hit: usize,
+}
 
 fn children_named(parent: u32, comm: &str) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
@@ -29,9 +45,9 @@ fn children_named(parent: u32, comm: &str) -> Vec<u32> {
 }
 
 /// Runs `probe startup --breakdown --runtimes docker` and calls `inject` once, shortly after
-/// the docker CLI of measured rep HIT has started. Returns probe's stdout and, per measured
-/// rep, the waits its critical path had (from startup.json).
-fn startup_with(inject: impl FnOnce() + Send + 'static) -> (String, Vec<Vec<Value>>) {
+/// the NTH_CLI-th docker CLI has started; `inject` returns when (CLOCK_MONOTONIC) the delay
+/// began.
+fn startup_with(inject: impl FnOnce() -> u64 + Send + 'static) -> Run {
     let probe = Command::new(common::probe_bin())
         .args(["startup", "--breakdown", "--runtimes", "docker", "--reps", &REPS.to_string(), "--warmup", &WARMUP.to_string()])
         .stdout(Stdio::piped())
@@ -50,33 +66,40 @@ fn startup_with(inject: impl FnOnce() + Send + 'static) -> (String, Vec<Vec<Valu
                         seen.push(pid);
                     }
                 }
-                if seen.len() == WARMUP + HIT {
+                if seen.len() == NTH_CLI {
                     // Let the CLI reach the daemon before the delay starts.
                     std::thread::sleep(Duration::from_millis(40));
-                    inject();
-                    return true;
+                    return Some(inject());
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }
-            false
+            None
         })
     };
     let out = probe.wait_with_output().expect("probe startup output");
     done.store(true, Ordering::Relaxed);
-    assert!(watcher.join().unwrap(), "never saw the docker CLI of rep {HIT}");
+    let at = watcher.join().unwrap().expect("never saw enough docker CLIs to inject into");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "probe startup failed: {stderr}");
     let dir = stderr.lines().find_map(|l| l.strip_prefix("results: ")).expect("results folder named on stderr");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(format!("{dir}/startup.json")).expect("startup.json")).expect("startup.json parses");
     let reps = json["breakdown"][0]["rep_waits"].as_array().expect("rep_waits in the breakdown");
     assert_eq!(reps.len(), REPS, "every rep traced");
-    let lost = &reps[HIT - 1]["lost"];
-    assert_eq!(lost, 0, "the kernel dropped {lost} trace records in rep {HIT}: its critical path is incomplete (the rings are drained only between reps)");
+    let samples = json["report"]["results"][0]["samples"].as_array().expect("samples");
+    let hit = 1 + samples
+        .iter()
+        .position(|s| {
+            let (start, wall) = (s["start_mono_ns"].as_u64().unwrap(), s["wall_ns"].as_u64().unwrap());
+            start <= at && at < start + wall
+        })
+        .expect("the delay fell inside a measured rep");
+    let lost = &reps[hit - 1]["lost"];
+    assert_eq!(lost, 0, "the kernel dropped {lost} trace records in rep {hit}: its critical path is incomplete (the rings are drained only between reps)");
     let waits = reps
         .iter()
         .map(|r| r["phases"].as_array().unwrap().iter().flat_map(|p| p["waits"].as_array().unwrap().clone()).collect())
         .collect();
-    (String::from_utf8_lossy(&out.stdout).into_owned(), waits)
+    Run { out: String::from_utf8_lossy(&out.stdout).into_owned(), waits, hit }
 }
 
 fn outlier_line(out: &str, rep: usize) -> Option<&str> {
@@ -103,7 +126,7 @@ fn a_stopped_daemon_is_named_with_its_sender() {
     let containerd = pid_of("containerd");
     let sender = Arc::new(std::sync::Mutex::new(0u32));
     let s = sender.clone();
-    let (out, waits) = startup_with(move || {
+    let Run { out, waits, hit: hit_rep } = startup_with(move || {
         // Continued on drop, so containerd never stays stopped, also when this panics.
         struct Cont(u32);
         impl Drop for Cont {
@@ -112,28 +135,30 @@ fn a_stopped_daemon_is_named_with_its_sender() {
             }
         }
         let _cont = Cont(containerd);
+        let at = monotonic_ns();
         *s.lock().unwrap() = kill("-STOP", containerd);
         std::thread::sleep(Duration::from_millis(300));
+        at
     });
     println!("{out}");
     let sender = *sender.lock().unwrap();
     let stopped = |w: &&Value| w["kind"] == "stopped";
-    let hit: Vec<&Value> = waits[HIT - 1].iter().filter(stopped).collect();
-    let stop = hit.first().unwrap_or_else(|| panic!("rep {HIT}'s critical path has no stop: {:?}", waits[HIT - 1]));
+    let hit: Vec<&Value> = waits[hit_rep - 1].iter().filter(stopped).collect();
+    let stop = hit.first().unwrap_or_else(|| panic!("rep {hit_rep}'s critical path has no stop: {:?}", waits[hit_rep - 1]));
     assert_eq!(stop["task"]["pid"].as_u64(), Some(containerd as u64), "{stop}");
     assert_eq!((stop["by"]["pid"].as_u64(), stop["by"]["comm"].as_str()), (Some(sender as u64), Some("kill")), "{stop}");
     assert_eq!(stop["signal"], 19, "{stop}");
     assert!(stop["ns"].as_u64().unwrap() >= 150_000_000, "most of the 300 ms stop is on the path: {stop}");
-    for (i, w) in waits.iter().enumerate().filter(|(i, _)| i + 1 != HIT) {
+    for (i, w) in waits.iter().enumerate().filter(|(i, _)| i + 1 != hit_rep) {
         assert!(!w.iter().any(|w| stopped(&w)), "rep {} had no injection: {w:?}", i + 1);
     }
     // The rep is an outlier only if the stop stands out of this machine's noise; when it is,
     // its line says the same.
-    if let Some(line) = outlier_line(&out, HIT) {
+    if let Some(line) = outlier_line(&out, hit_rep) {
         assert!(line.contains(&format!("containerd (pid {containerd})")), "{line}");
         assert!(line.contains(&format!("stopped by SIGSTOP from pid {sender} (kill)")), "{line}");
     }
-    for rep in (1..=REPS).filter(|&r| r != HIT) {
+    for rep in (1..=REPS).filter(|&r| r != hit_rep) {
         if let Some(l) = outlier_line(&out, rep) {
             assert!(!l.contains("stopped by"), "rep {rep} had no injection: {l}");
         }
@@ -148,9 +173,10 @@ fn cpu_hogs_make_the_run_runnable_and_are_named() {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let hogs = Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
     let h = hogs.clone();
-    let (out, waits) = startup_with(move || {
+    let Run { out, waits, hit: hit_rep } = startup_with(move || {
         // One busy loop per CPU at nice -20 for 0.5 s; `timeout` ends them even if the test dies.
         let started = Instant::now();
+        let at = monotonic_ns();
         let mut kids: Vec<std::process::Child> = (0..cpus)
             .map(|_| {
                 Command::new("nice")
@@ -167,6 +193,7 @@ fn cpu_hogs_make_the_run_runnable_and_are_named() {
             let _ = k.wait();
         }
         assert!(started.elapsed() < Duration::from_secs(5));
+        at
     });
     println!("{out}");
     let hogs = hogs.lock().unwrap().clone();
@@ -179,15 +206,15 @@ fn cpu_hogs_make_the_run_runnable_and_are_named() {
             .map(|h| h[1].as_u64().unwrap())
             .sum()
     };
-    let hit = behind_hogs(&waits[HIT - 1]);
-    assert!(hit >= 50_000_000, "rep {HIT} was runnable only {} ms behind the hogs {hogs:?}: {:?}", hit / 1_000_000, waits[HIT - 1]);
-    for (i, w) in waits.iter().enumerate().filter(|(i, _)| i + 1 != HIT) {
+    let hit = behind_hogs(&waits[hit_rep - 1]);
+    assert!(hit >= 50_000_000, "rep {hit_rep} was runnable only {} ms behind the hogs {hogs:?}: {:?}", hit / 1_000_000, waits[hit_rep - 1]);
+    for (i, w) in waits.iter().enumerate().filter(|(i, _)| i + 1 != hit_rep) {
         assert_eq!(behind_hogs(w), 0, "rep {} had no injection", i + 1);
     }
-    if let Some(line) = outlier_line(&out, HIT) {
+    if let Some(line) = outlier_line(&out, hit_rep) {
         assert!(line.contains("runnable") && line.contains("(sh, not part of the run"), "the hog is named: {line}");
     }
-    for rep in (1..=REPS).filter(|&r| r != HIT) {
+    for rep in (1..=REPS).filter(|&r| r != hit_rep) {
         if let Some(l) = outlier_line(&out, rep) {
             assert!(!l.contains("(sh, not part of the run"), "rep {rep} had no injection: {l}");
         }

@@ -263,16 +263,12 @@ impl Tracker {
         *self.tgid_of.get(&tid).unwrap_or(&tid)
     }
 
-    /// The task's segments up to `end`, the open one included.
-    fn segs(&self, tid: u32, end: u64) -> Vec<Seg> {
-        let Some(log) = self.tasks.get(&tid) else { return Vec::new() };
-        let mut v = log.segs.clone();
-        if let Some((mode, since, stop)) = log.cur {
-            if end > since {
-                v.push(Seg { start: since, end, mode, woken_by: None, stop });
-            }
-        }
-        v
+    /// The task's closed segments that start before `end`, and its open one cut at `end`.
+    fn segs(&self, tid: u32, end: u64) -> (&[Seg], Option<Seg>) {
+        let Some(log) = self.tasks.get(&tid) else { return (&[], None) };
+        let closed = &log.segs[..log.segs.partition_point(|s| s.start < end)];
+        let open = log.cur.filter(|&(_, since, _)| end > since).map(|(mode, since, stop)| Seg { start: since, end, mode, woken_by: None, stop });
+        (closed, open)
     }
 
     /// The critical path of [start, end] ending in task `root` (the timed command's pid), in
@@ -327,11 +323,13 @@ impl Tracker {
         let step = |start, end, mode, s: &Seg| RawStep { start, end, tid, mode, woken_by: s.woken_by, stop: s.stop, waiter };
         let unknown = Seg { start: lo, end: hi, mode: Mode::Running, woken_by: None, stop: None };
         let mut t = hi;
-        for s in self.segs(tid, hi).iter().rev() {
-            if t <= lo {
+        let (closed, open) = self.segs(tid, hi);
+        for s in open.iter().chain(closed.iter().rev()) {
+            // Segments are in time order: the first one ending before `lo` ends the walk.
+            if t <= lo || s.end <= lo {
                 break;
             }
-            if s.end <= lo || s.start >= t {
+            if s.start >= t {
                 continue;
             }
             let (a, b) = (s.start.max(lo), s.end.min(t));
