@@ -12,8 +12,8 @@ use serde_json::Value;
 
 const WARMUP: usize = 1;
 const REPS: usize = 6;
-/// The delay is injected once this many docker CLIs of probe's have started (probe may run
-/// the CLI for itself too, so which rep it hit is found afterwards by time).
+/// The delay is injected once this many `docker run`s of probe's have started (which rep it
+/// hit is then found by time, from the reps' recorded windows).
 const NTH_CLI: usize = WARMUP + 3;
 
 fn monotonic_ns() -> u64 {
@@ -61,7 +61,12 @@ fn startup_with(inject: impl FnOnce() -> u64 + Send + 'static) -> Run {
         std::thread::spawn(move || {
             let mut seen: Vec<u32> = Vec::new();
             while !done.load(Ordering::Relaxed) {
-                for pid in children_named(probe_pid, "docker") {
+                // Probe also runs the CLI for itself (queries, cleanup): only `docker run` is a rep.
+                let runs = children_named(probe_pid, "docker").into_iter().filter(|pid| {
+                    let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    argv.split(|&b| b == 0).any(|a| a == b"run")
+                });
+                for pid in runs {
                     if !seen.contains(&pid) {
                         seen.push(pid);
                     }

@@ -30,6 +30,10 @@ const TASK_REPORT_MAX: i64 = 0x100;
 /// Signals whose default action stops a task.
 const STOP_SIGNALS: &[i64] = &[19, 20, 21, 22];
 
+/// TRACE_FLAG_HARDIRQ | TRACE_FLAG_SOFTIRQ | TRACE_FLAG_NMI in common_flags: the event fired
+/// in interrupt context, on behalf of no task.
+const IRQ_CONTEXT: u64 = 0x08 | 0x10 | 0x40;
+
 /// How deep the walk follows wakers inside one sleep before naming the waker instead.
 const MAX_DEPTH: usize = 48;
 
@@ -188,13 +192,15 @@ impl Tracker {
                 if let Some(c) = e.str("comm") {
                     self.name(target, c);
                 }
+                let in_irq = e.uint(super::format::COMMON_FLAGS).is_some_and(|f| f & IRQ_CONTEXT != 0);
                 let by = match tid {
+                    _ if in_irq => Wake::Interrupt,
                     0 => Wake::Interrupt,
                     u32::MAX => return,
                     t => Wake::Task(t),
                 };
-                if tid != 0 {
-                    self.tasks.entry(tid).or_default().last_woke = Some(target);
+                if let Wake::Task(t) = by {
+                    self.tasks.entry(t).or_default().last_woke = Some(target);
                 }
                 let log = self.tasks.entry(target).or_default();
                 match log.cur {
@@ -336,8 +342,10 @@ impl Tracker {
             if b < t {
                 out.push(RawStep { mode: None, ..step(b, t, None, &unknown) });
             }
+            // A D-state sleep woken by a task (not an interrupt) was a wait on that task: a
+            // lock it held, a page it was reading in.
             let follow = match (s.mode, s.woken_by) {
-                (Mode::Sleeping, Some(Wake::Task(w))) if w != tid && waiters.len() < MAX_DEPTH && !waiters.contains(&w) => Some(w),
+                (Mode::Sleeping | Mode::Blocked, Some(Wake::Task(w))) if w != tid && waiters.len() < MAX_DEPTH && !waiters.contains(&w) => Some(w),
                 _ => None,
             };
             // An exited task's remaining time belongs to whoever its exit woke (the parent
@@ -778,6 +786,24 @@ mod tests {
         assert!((p.explained() - 2.0 / 3.0).abs() < 1e-9);
         let without_switch = feed(&events[..1]).path(100, 0, 30 * MS, &no_names);
         assert_eq!(without_switch.explained(), 0.0, "sched_switch never seen: nothing is explained");
+    }
+
+    #[test]
+    fn d_state_woken_by_a_task_follows_it_and_irq_context_is_an_interrupt() {
+        let mut irq = waking(30, 1, 7, 100);
+        irq.fields.insert(crate::trace::format::COMMON_FLAGS.into(), Value::Uint(0x10));
+        let events = [
+            switch(0, 0, 0, 0, 100),
+            switch(0, 1, 0, 0, 7),
+            switch(10, 0, 100, TASK_UNINTERRUPTIBLE, 0),
+            waking(20, 1, 7, 100),
+            switch(20, 0, 0, 0, 100),
+            switch(25, 0, 100, TASK_INTERRUPTIBLE, 0),
+            irq,
+            switch(30, 0, 0, 0, 100),
+        ];
+        let p = feed(&events).path(100, 0, 35 * MS, &no_names);
+        assert_eq!(summary(&p), [(0, 10, 100, "running"), (10, 20, 7, "running"), (20, 25, 100, "running"), (25, 30, 100, "timer/interrupt"), (30, 35, 100, "running")]);
     }
 
     #[test]
