@@ -46,6 +46,12 @@ pub struct TraceArgs {
     /// extension (a new file; an existing one is not replaced).
     #[arg(long, value_name = "FILE.svg|png", value_parser = timeline::check_path)]
     pub timeline: Option<PathBuf>,
+    /// Also print the command's critical path: from its exit backwards, which task it was
+    /// waiting for at each instant and in what state (running, runnable, D, stopped, asleep).
+    /// Adds sched/sched_waking and signal/signal_generate to the events (every wakeup on the
+    /// machine is recorded: a higher tracing cost than the defaults).
+    #[arg(long)]
+    pub critical_path: bool,
     /// The command to trace.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -56,6 +62,7 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
         Some(list) => event_options(list)?,
         None => trace::default_options(),
     };
+    let opts = if a.critical_path { with_critical(opts) } else { opts };
     let mut stream = match (&a.output, a.json) {
         (Some(path), _) => Some(terminal::trace::EventStream::file(path, &a.command)?),
         (None, true) => Some(terminal::trace::EventStream::stdout(&a.command)?),
@@ -69,7 +76,7 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
         event: on_event.as_mut().map(|f| f as &mut dyn FnMut(&trace::event::Event)),
         progress: show_progress.then_some(&mut progress as &mut dyn FnMut(&trace::command::Progress)),
     };
-    let run = trace::command::run(&a.command, &opts, hooks)?;
+    let run = trace::command::run(&a.command, &opts, a.critical_path, hooks)?;
     if show_progress {
         eprintln!();
     }
@@ -98,6 +105,16 @@ fn exit_code(status: std::process::ExitStatus) -> ExitCode {
         (None, Some(sig)) => ExitCode::from(128 + sig as u8),
         (None, None) => ExitCode::FAILURE,
     }
+}
+
+/// `opts` and what the critical path needs, each tracepoint once.
+fn with_critical(mut opts: Options) -> Options {
+    for t in trace::critical::NEEDS.iter().chain(trace::CRITICAL_TRACEPOINTS) {
+        if !opts.tracepoints.iter().any(|o| o == t) {
+            opts.tracepoints.push(t.to_string());
+        }
+    }
+    opts
 }
 
 /// Splits `--events` into tracepoints and the page-fault pseudo-event `page-faults[:N]`.

@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use crate::sys::{child, clock};
 use crate::trace::attribution::{Attribution, Window};
+use crate::trace::critical::CriticalPath;
 use crate::trace::event::Event;
 use crate::trace::procs;
 use crate::trace::reduce::Reducer;
@@ -35,6 +36,8 @@ pub struct Traced {
     /// One phase breakdown per container the command started, in the order they ended.
     pub breakdowns: Vec<Attribution>,
     pub summary: Summary,
+    /// The command's critical path (`--critical-path`).
+    pub critical: Option<CriticalPath>,
     /// Kept open: closing takes ~1.5 s (one RCU grace period per tracepoint,
     /// docs/tracing.md), which the reader need not wait for before seeing the results.
     _session: Session,
@@ -71,8 +74,8 @@ fn drain_period_ms(fill: usize) -> i32 {
 
 /// Runs `argv` traced with `opts`, or untraced when the kernel cannot trace here. Records
 /// are reduced as they are drained (reduce.rs), so memory does not grow with the length of
-/// the trace.
-pub fn run(argv: &[String], opts: &Options, hooks: Hooks<'_>) -> anyhow::Result<Run> {
+/// the trace. `critical`: also walk the command's critical path.
+pub fn run(argv: &[String], opts: &Options, critical: bool, hooks: Hooks<'_>) -> anyhow::Result<Run> {
     let Hooks { note, mut event, mut progress } = hooks;
     let (mut session, untraced_why) = match crate::trace::open(opts) {
         Ok(s) => (Some(s), String::new()),
@@ -89,7 +92,10 @@ pub fn run(argv: &[String], opts: &Options, hooks: Hooks<'_>) -> anyhow::Result<
     let start = clock::monotonic_ns();
     let mut child = Command::new(&argv[0]).args(&argv[1..]).spawn().with_context(|| format!("spawning {}", argv[0]))?;
     let root = child.id();
-    let mut reducer = session.as_ref().map(|s| Reducer::new(root, start, s.instruments(), procs::proc_comm));
+    let mut reducer = session.as_ref().map(|s| {
+        let r = Reducer::new(root, start, s.instruments(), procs::proc_comm);
+        if critical { r.with_critical_path() } else { r }
+    });
     let mut drain = |session: &mut Session, reducer: &mut Reducer, until: Option<u64>| {
         session.drain_with(until, &mut |r| {
             if let Some(f) = event.as_mut() {
@@ -159,6 +165,7 @@ pub fn run(argv: &[String], opts: &Options, hooks: Hooks<'_>) -> anyhow::Result<
         malformed: session.malformed(),
         breakdowns: done.breakdowns,
         summary: done.summary,
+        critical: done.critical,
         _session: session,
     };
     Ok(Run { status, start, end, traced: Ok(traced) })

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::attribution::{self, Attribution, Instruments, Window};
+use super::critical::{CriticalPath, Tracker};
 use super::event::{Event, FAULTS_PER_SAMPLE, PAGE_FAULT};
 use super::procs::{self, DAEMONS};
 use super::session::RawEvent;
@@ -70,6 +71,9 @@ pub struct Reducer {
     others: BTreeMap<String, u64>,
     events: u64,
     last_ns: u64,
+    /// The command's critical path, when asked for: fed every event of a kept task (the
+    /// threads above) and, of other tasks, what their waits need (critical.rs).
+    critical: Option<Tracker>,
 }
 
 impl Reducer {
@@ -92,9 +96,18 @@ impl Reducer {
             others: BTreeMap::new(),
             events: 0,
             last_ns: start,
+            critical: None,
         };
         r.proc_entry(root, start);
         r
+    }
+
+    /// Also walks the command's critical path (`probe trace --critical-path`).
+    pub fn with_critical_path(mut self) -> Self {
+        let mut t = Tracker::streaming(self.start);
+        t.watch(self.root, self.root, self.start);
+        self.critical = Some(t);
+        self
     }
 
     fn engaged(&self) -> bool {
@@ -128,6 +141,20 @@ impl Reducer {
                     self.others.insert(r.name().to_string(), 1);
                 }
             }
+            if let Some(c) = &mut self.critical {
+                let threads = &self.threads;
+                let kept = |t: u32| threads.contains_key(&t);
+                // Of other tasks: who is on each CPU, disk requests, exec names, and the
+                // wakeups and stop signals aimed at a kept task (decoded only then).
+                let wanted = match short {
+                    "sched_switch" | "sched_process_exec" | "block_rq_issue" | "block_rq_complete" => true,
+                    "sched_waking" | "signal_generate" => r.int("pid").is_some_and(|p| kept(p as u32)),
+                    _ => false,
+                };
+                if wanted {
+                    c.feed(&r.decode(), &kept);
+                }
+            }
             return;
         }
         self.apply(r.decode());
@@ -152,6 +179,11 @@ impl Reducer {
                     self.procs[i].off_cpu.add(state, e.time_ns.saturating_sub(off));
                 }
             }
+        }
+        // Before the exit below lets the task go: the path needs its last switch-out.
+        if let Some(c) = &mut self.critical {
+            let threads = &self.threads;
+            c.feed(&e, &|t| threads.contains_key(&t));
         }
         if let Some(&(parent, at, ref comm)) = self.forks.get(&e.pid) {
             if e.tid == e.pid {
@@ -227,6 +259,16 @@ impl Reducer {
                 if self.clis.is_empty() {
                     // Daemons are long-lived: found once per engagement, by name.
                     self.daemons = procs::pids_named(DAEMONS);
+                    if let Some(c) = &mut self.critical {
+                        // Their threads are kept from now: a wakeup of a thread not yet
+                        // seen running is then not missed.
+                        for &d in &self.daemons {
+                            for tid in crate::sys::procfs::threads_of(d) {
+                                self.threads.entry(tid).or_insert_with(|| Thread { tgid: d, ..Default::default() });
+                                c.watch(tid, d, e.time_ns);
+                            }
+                        }
+                    }
                 }
                 let from = if e.pid == self.root { self.start } else { p.start };
                 self.clis.insert(e.pid, from);
@@ -324,6 +366,7 @@ impl Reducer {
     /// The command ended at `end`: the analysis of everything seen. When the command itself
     /// is an engine CLI, its window is the command's (from the spawn), as before.
     pub fn finish(mut self, end: u64) -> Finished {
+        let critical = self.critical.as_ref().map(|c| c.path(self.root, self.start, end, &|p| (self.comm_of)(p)));
         let open: Vec<(u32, u64)> = self.clis.drain().collect();
         for (pid, from) in open {
             self.cut(Window { start: from, end, root: pid });
@@ -349,6 +392,7 @@ impl Reducer {
             },
             breakdowns: self.breakdowns,
             events: self.events,
+            critical,
         }
     }
 }
@@ -359,6 +403,8 @@ pub struct Finished {
     /// One phase breakdown per container start, in the order they ended.
     pub breakdowns: Vec<Attribution>,
     pub events: u64,
+    /// The command's critical path, when asked for.
+    pub critical: Option<CriticalPath>,
 }
 
 /// `prev_state` of a task switched out while it could still run (preempted): TASK_RUNNING,
