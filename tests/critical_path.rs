@@ -153,7 +153,7 @@ fn a_stopped_daemon_is_named_with_its_sender() {
     assert_eq!(stop["task"]["pid"].as_u64(), Some(containerd as u64), "{stop}");
     assert_eq!((stop["by"]["pid"].as_u64(), stop["by"]["comm"].as_str()), (Some(sender as u64), Some("kill")), "{stop}");
     assert_eq!(stop["signal"], 19, "{stop}");
-    assert!(stop["ns"].as_u64().unwrap() >= 150_000_000, "most of the 300 ms stop is on the path: {stop}");
+    assert!(stop["ns"].as_u64().unwrap() >= 150_000_000, "most of the 300 ms stop is on the path: {stop}; all waits of rep {hit_rep}: {:#?}", waits[hit_rep - 1]);
     for (i, w) in waits.iter().enumerate().filter(|(i, _)| i + 1 != hit_rep) {
         assert!(!w.iter().any(|w| stopped(&w)), "rep {} had no injection: {w:?}", i + 1);
     }

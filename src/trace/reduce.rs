@@ -110,6 +110,11 @@ impl Reducer {
         self
     }
 
+    /// The tasks the critical path keeps a log of.
+    fn kept(&self, tid: u32) -> bool {
+        self.threads.contains_key(&tid)
+    }
+
     fn engaged(&self) -> bool {
         !self.clis.is_empty()
     }
@@ -141,9 +146,8 @@ impl Reducer {
                     self.others.insert(r.name().to_string(), 1);
                 }
             }
-            if let Some(c) = &mut self.critical {
-                let threads = &self.threads;
-                let kept = |t: u32| threads.contains_key(&t);
+            if let Some(mut c) = self.critical.take() {
+                let kept = |t: u32| self.kept(t);
                 // Of other tasks: who is on each CPU, disk requests, exec names, and the
                 // wakeups and stop signals aimed at a kept task (decoded only then).
                 let wanted = match short {
@@ -154,6 +158,7 @@ impl Reducer {
                 if wanted {
                     c.feed(&r.decode(), &kept);
                 }
+                self.critical = Some(c);
             }
             return;
         }
@@ -181,9 +186,9 @@ impl Reducer {
             }
         }
         // Before the exit below lets the task go: the path needs its last switch-out.
-        if let Some(c) = &mut self.critical {
-            let threads = &self.threads;
-            c.feed(&e, &|t| threads.contains_key(&t));
+        if let Some(mut c) = self.critical.take() {
+            c.feed(&e, &|t| self.kept(t));
+            self.critical = Some(c);
         }
         if let Some(&(parent, at, ref comm)) = self.forks.get(&e.pid) {
             if e.tid == e.pid {
@@ -366,7 +371,10 @@ impl Reducer {
     /// The command ended at `end`: the analysis of everything seen. When the command itself
     /// is an engine CLI, its window is the command's (from the spawn), as before.
     pub fn finish(mut self, end: u64) -> Finished {
-        let critical = self.critical.as_ref().map(|c| c.path(self.root, self.start, end, &|p| (self.comm_of)(p)));
+        // The command's path ends at its exit: what follows is probe noticing it (a drain
+        // can be under way then), not the command's time.
+        let exited = self.procs.first().and_then(|p| p.end).filter(|&x| x > self.start && x <= end).unwrap_or(end);
+        let critical = self.critical.as_ref().map(|c| c.path(self.root, self.start, exited, &|p| (self.comm_of)(p)));
         let open: Vec<(u32, u64)> = self.clis.drain().collect();
         for (pid, from) in open {
             self.cut(Window { start: from, end, root: pid });
