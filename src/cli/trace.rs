@@ -52,6 +52,12 @@ pub struct TraceArgs {
     /// machine is recorded: a higher tracing cost than the defaults).
     #[arg(long)]
     pub critical_path: bool,
+    /// With --critical-path: record the kernel stack of every switch-out (sched_switch call
+    /// chains, symbolized from /proc/kallsyms) and name where each task of the path blocked
+    /// (futex, epoll, pipe read, disk I/O, signal stop, freezer, memory reclaim...). Off by
+    /// default: the kernel unwinds a stack at every context switch on the machine.
+    #[arg(long, requires = "critical_path")]
+    pub kernel_stacks: bool,
     /// The command to trace.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -62,7 +68,8 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
         Some(list) => event_options(list)?,
         None => trace::default_options(),
     };
-    let opts = if a.critical_path { with_critical(opts) } else { opts };
+    let mut opts = if a.critical_path { with_critical(opts) } else { opts };
+    opts.switch_stacks = a.kernel_stacks;
     let mut stream = match (&a.output, a.json) {
         (Some(path), _) => Some(terminal::trace::EventStream::file(path, &a.command)?),
         (None, true) => Some(terminal::trace::EventStream::stdout(&a.command)?),
@@ -119,7 +126,7 @@ fn with_critical(mut opts: Options) -> Options {
 
 /// Splits `--events` into tracepoints and the page-fault pseudo-event `page-faults[:N]`.
 fn event_options(list: &[String]) -> anyhow::Result<Options> {
-    let mut opts = Options { tracepoints: Vec::new(), page_fault_period: None };
+    let mut opts = Options { tracepoints: Vec::new(), page_fault_period: None, switch_stacks: false };
     for e in list {
         match e.strip_prefix(PAGE_FAULT) {
             Some("") => opts.page_fault_period = Some(trace::PAGE_FAULT_PERIOD),

@@ -88,13 +88,22 @@ pub fn run(argv: &[String], opts: &Options, critical: bool, hooks: Hooks<'_>) ->
     for m in session.iter().flat_map(|s| &s.missing) {
         note(format!("this kernel has no tracepoint {m}; not traced"));
     }
+    // Read before the command starts: ~120k symbols, tens of ms.
+    let mut syms = match (critical && opts.switch_stacks && session.is_some()).then(crate::sys::kallsyms::Kallsyms::load) {
+        Some(Ok(k)) => Some(k),
+        Some(Err(e)) => {
+            note(format!("kernel symbols unreadable ({e}): wait sites not named"));
+            None
+        }
+        None => None,
+    };
     crate::sys::signals::install();
     let start = clock::monotonic_ns();
     let mut child = Command::new(&argv[0]).args(&argv[1..]).spawn().with_context(|| format!("spawning {}", argv[0]))?;
     let root = child.id();
     let mut reducer = session.as_ref().map(|s| {
         let r = Reducer::new(root, start, s.instruments(), procs::proc_comm);
-        if critical { r.with_critical_path() } else { r }
+        if critical { r.with_critical_path(syms.take()) } else { r }
     });
     let mut drain = |session: &mut Session, reducer: &mut Reducer, until: Option<u64>| {
         session.drain_with(until, &mut |r| {

@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::event::Event;
+use crate::sys::kallsyms::Kallsyms;
 
 /// `prev_state` bits of `sched_switch` (include/linux/sched.h, TASK_REPORT).
 const TASK_INTERRUPTIBLE: i64 = 0x1;
@@ -53,6 +54,12 @@ const IRQ_CONTEXT: u64 = 0x08 | 0x10 | 0x40;
 
 /// How deep the walk follows wakers inside one sleep before naming the waker instead.
 const MAX_DEPTH: usize = 48;
+
+/// A sleep a timer ended, after which the task ran at most this long before sleeping again
+/// until woken by task W, was a wait on W too: the timer did not end the wait (a Go runtime's
+/// netpoller wakes on its timers, finds nothing, and sleeps again). Without this the walk
+/// stopped at the timer and never reached, say, a stopped containerd behind it.
+const TIMER_RUN_NS: u64 = 2_000_000;
 
 /// CPU holders kept per runnable wait: a busy machine has dozens, a report names two.
 const HOLDERS: usize = 5;
@@ -98,6 +105,9 @@ struct Seg {
     /// For Blocked: disk requests in flight meanwhile, and their devices (dev_t).
     requests: usize,
     devices: Vec<u64>,
+    /// Where in the kernel it blocked (an index into `Tracker::sites`), when stacks are
+    /// recorded.
+    site: Option<u32>,
 }
 
 #[derive(Clone, Copy)]
@@ -105,6 +115,7 @@ struct Open {
     mode: Mode,
     since: u64,
     stop: Option<(u32, i64)>,
+    site: Option<u32>,
 }
 
 #[derive(Default)]
@@ -159,6 +170,9 @@ pub struct Tracker {
     /// (issue, complete, dev) while a kept task is in D state.
     in_flight: HashMap<(u64, u64), u64>,
     done_rq: Vec<(u64, u64, u64)>,
+    /// Kernel symbols, when switch-out stacks are recorded; the wait sites met, interned.
+    syms: Option<Kallsyms>,
+    sites: Vec<String>,
     /// Whether the events a state needs were seen at all (a missing instrument is named).
     pub saw_switch: bool,
     pub saw_waking: bool,
@@ -184,6 +198,8 @@ impl Tracker {
             stop_pending: HashMap::new(),
             in_flight: HashMap::new(),
             done_rq: Vec::new(),
+            syms: None,
+            sites: Vec::new(),
             saw_switch: false,
             saw_waking: false,
             saw_signal: false,
@@ -202,6 +218,24 @@ impl Tracker {
         let mut t = Self::with_backfill(false);
         t.origin = Some(start);
         t
+    }
+
+    /// Names where each kept task blocked from the kernel call chains of its switch-outs.
+    pub fn with_stacks(mut self, syms: Kallsyms) -> Self {
+        self.syms = Some(syms);
+        self
+    }
+
+    /// The wait site of a switch-out's call chain, interned.
+    fn site(&mut self, chain: &[u64]) -> Option<u32> {
+        let words = super::waitsite::site(chain, self.syms.as_ref()?)?;
+        match self.sites.iter().position(|s| *s == words) {
+            Some(i) => Some(i as u32),
+            None => {
+                self.sites.push(words);
+                Some(self.sites.len() as u32 - 1)
+            }
+        }
     }
 
     /// Starts watching `tid` (of process `tgid`) at `t`, in a state not seen yet: the
@@ -271,7 +305,7 @@ impl Tracker {
     fn open(&mut self, tid: u32, t: u64, next: Option<(Mode, Option<(u32, i64)>)>) {
         let Some((mode, stop)) = next else { return };
         let Some(log) = self.tasks.get_mut(&tid) else { return };
-        log.cur = Some(Open { mode, since: t, stop });
+        log.cur = Some(Open { mode, since: t, stop, site: None });
         match mode {
             Mode::Runnable => {
                 self.runnable.insert(tid, t);
@@ -285,7 +319,7 @@ impl Tracker {
 
     /// The open state `cur` of `tid` as a segment ending at `end`, with what it waited on.
     fn seg(&self, tid: u32, cur: Open, end: u64) -> Seg {
-        let mut s = Seg { start: cur.since, end, mode: cur.mode, woken_by: None, stop: cur.stop, holders: Vec::new(), requests: 0, devices: Vec::new() };
+        let mut s = Seg { start: cur.since, end, mode: cur.mode, woken_by: None, stop: cur.stop, holders: Vec::new(), requests: 0, devices: Vec::new(), site: cur.site };
         match cur.mode {
             Mode::Runnable => s.holders = self.holders(tid, cur.since, end),
             Mode::Blocked => (s.requests, s.devices) = self.disk_during(cur.since, end),
@@ -359,7 +393,7 @@ impl Tracker {
                         let log = self.kept(prev, t);
                         if log.cur.is_none() {
                             let from = cpu_since.or(log.from).unwrap_or(origin);
-                            log.cur = Some(Open { mode: Mode::Running, since: from, stop: None });
+                            log.cur = Some(Open { mode: Mode::Running, since: from, stop: None, site: None });
                         }
                         let mode = match state {
                             s if s & (EXIT_DEAD | EXIT_ZOMBIE) != 0 => Mode::Exited,
@@ -372,6 +406,12 @@ impl Tracker {
                         };
                         let stop = stop.filter(|_| mode == Mode::Stopped);
                         self.set(prev, t, None, Some((mode, stop)));
+                        if matches!(mode, Mode::Sleeping | Mode::Blocked | Mode::Stopped) && !e.callchain.is_empty() {
+                            let site = self.site(&e.callchain);
+                            if let Some(c) = self.tasks.get_mut(&prev).and_then(|l| l.cur.as_mut()) {
+                                c.site = site;
+                            }
+                        }
                     } else {
                         self.unwatch(prev, t);
                     }
@@ -560,10 +600,11 @@ impl Tracker {
                     },
                     Some(Mode::Exited) => State::Exited,
                 };
-                Step { start: r.start, end: r.end, task: task(r.tid), state, waiter: r.waiter.map(task) }
+                let site = r.site.map(|i| self.sites[i as usize].clone());
+                Step { start: r.start, end: r.end, task: task(r.tid), state, waiter: r.waiter.map(task), site }
             })
             .collect();
-        CriticalPath { start, end, steps, missing: self.missing() }
+        CriticalPath { start, end, steps, missing: self.missing(), stacks: self.syms.is_some() }
     }
 
     /// The tracepoints the path needs and the trace never showed.
@@ -589,10 +630,15 @@ impl Tracker {
             holders: s.holders.clone(),
             requests: s.requests,
             devices: s.devices.clone(),
+            site: s.site,
             waiter,
         };
-        let unknown = Seg { start: lo, end: hi, mode: Mode::Running, woken_by: None, stop: None, holders: Vec::new(), requests: 0, devices: Vec::new() };
+        let unknown = Seg { start: lo, end: hi, mode: Mode::Running, woken_by: None, stop: None, holders: Vec::new(), requests: 0, devices: Vec::new(), site: None };
         let mut t = hi;
+        // The waker of the task's next sleep (walking back), carried over an earlier sleep a
+        // timer ended: see TIMER_RUN_NS.
+        let mut carry: Option<u32> = None;
+        let mut ran = 0;
         let (closed, open) = self.segs(tid, hi);
         for s in open.iter().chain(closed.iter().rev()) {
             // Segments are in time order: the first one ending before `lo` ends the walk.
@@ -608,7 +654,28 @@ impl Tracker {
             }
             // A D-state sleep woken by a task (not an interrupt) was a wait on that task: a
             // lock it held, a page it was reading in.
-            let follow = match (s.mode, s.woken_by) {
+            let woken_by = match (s.mode, s.woken_by, carry) {
+                (Mode::Sleeping, Some(Wake::Interrupt), Some(w)) => Some(Wake::Task(w)),
+                _ => s.woken_by,
+            };
+            match s.mode {
+                Mode::Sleeping => {
+                    carry = match woken_by {
+                        Some(Wake::Task(w)) => Some(w),
+                        _ => None,
+                    };
+                    ran = 0;
+                }
+                Mode::Running => {
+                    ran += s.end - s.start;
+                    if ran > TIMER_RUN_NS {
+                        carry = None;
+                    }
+                }
+                Mode::Runnable => {}
+                _ => carry = None,
+            }
+            let follow = match (s.mode, woken_by) {
                 (Mode::Sleeping | Mode::Blocked, Some(Wake::Task(w))) if w != tid && waiters.len() < MAX_DEPTH && !waiters.contains(&w) && self.tasks.contains_key(&w) => Some(w),
                 _ => None,
             };
@@ -693,6 +760,7 @@ struct RawStep {
     holders: Vec<(u32, String, u64)>,
     requests: usize,
     devices: Vec<u64>,
+    site: Option<u32>,
     waiter: Option<u32>,
 }
 
@@ -753,6 +821,9 @@ pub struct Step {
     pub state: State,
     /// The task whose sleep this step explains (None: the command itself).
     pub waiter: Option<TaskRef>,
+    /// Where in the kernel it blocked (waitsite.rs), when kernel stacks were recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -762,6 +833,9 @@ pub struct CriticalPath {
     pub steps: Vec<Step>,
     /// Tracepoints the path needed and never saw.
     pub missing: Vec<String>,
+    /// Whether kernel stacks at switch-out were recorded (the steps' wait sites).
+    #[serde(default)]
+    pub stacks: bool,
 }
 
 impl CriticalPath {
@@ -911,6 +985,7 @@ mod tests {
             tid,
             name: name.into(),
             fields: fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            callchain: Vec::new(),
         }
     }
     fn i(v: i64) -> Value {
@@ -1114,6 +1189,34 @@ mod tests {
         tr.feed(&ev(30, 0, 100, "syscalls/sys_enter_mount", &[]), &keep);
         let p = tr.path(100, 0, 40 * MS, &no_names);
         assert_eq!(summary(&p), [(0, 5, 100, "running"), (5, 10, 100, "sleeping"), (10, 40, 100, "running")]);
+    }
+
+    /// dockerd (10) sleeps from 10 ms; a timer wakes it at 30 ms, it runs 0.5 ms and sleeps
+    /// again until containerd (20) wakes it at 60 ms. containerd was stopped 15..55 ms: the
+    /// whole wait is on containerd, not a timer's up to 30 ms.
+    #[test]
+    fn a_timer_wakeup_that_changes_nothing_does_not_end_the_wait() {
+        let tick = waking(30, 0, 0, 10);
+        let events = [
+            switch(0, 0, 0, 0, 10),
+            switch(0, 1, 0, 0, 20),
+            switch(10, 0, 10, TASK_INTERRUPTIBLE, 0),
+            ev(12, 1, 50, "signal/signal_generate", &[("sig", i(19)), ("pid", i(20)), ("result", i(0))]),
+            switch(15, 1, 20, TASK_STOPPED, 0),
+            tick,
+            switch(30, 0, 0, 0, 10),
+            ev(30, 0, 10, "syscalls/sys_enter_mount", &[]),
+            switch(30, 0, 10, TASK_INTERRUPTIBLE, 0),
+            waking(55, 1, 50, 20),
+            switch(55, 1, 0, 0, 20),
+            waking(60, 1, 20, 10),
+            switch(60, 1, 20, TASK_INTERRUPTIBLE, 10),
+        ];
+        let p = feed(&events).path(10, 0, 65 * MS, &no_names);
+        let w = p.waits(0, 65 * MS);
+        let stop = w.iter().find(|w| w.kind == WaitKind::Stopped).expect("the stop is on the path");
+        assert_eq!(stop.ns / MS, 40, "{w:?}");
+        assert!(!w.iter().any(|w| w.kind == WaitKind::Interrupt), "{w:?}");
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub mod record;
 pub mod reduce;
 pub mod session;
 pub mod summary;
+pub mod waitsite;
 
 /// Exits of the syscalls whose duration matters (a phase boundary sits at their return),
 /// and `sched_switch` for time off-CPU. Not in TRACEPOINTS because they are optional extras.
@@ -85,6 +86,7 @@ pub fn default_options() -> session::Options {
     session::Options {
         tracepoints: TRACEPOINTS.iter().chain(DURATION_TRACEPOINTS).map(|s| s.to_string()).collect(),
         page_fault_period: Some(PAGE_FAULT_PERIOD),
+        switch_stacks: false,
     }
 }
 

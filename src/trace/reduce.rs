@@ -102,9 +102,13 @@ impl Reducer {
         r
     }
 
-    /// Also walks the command's critical path (`probe trace --critical-path`).
-    pub fn with_critical_path(mut self) -> Self {
+    /// Also walks the command's critical path (`probe trace --critical-path`), naming where
+    /// each task blocked from its switch-out stacks with `syms` (`--kernel-stacks`).
+    pub fn with_critical_path(mut self, syms: Option<crate::sys::kallsyms::Kallsyms>) -> Self {
         let mut t = Tracker::streaming(self.start);
+        if let Some(k) = syms {
+            t = t.with_stacks(k);
+        }
         t.watch(self.root, self.root, self.start);
         self.critical = Some(t);
         self
@@ -449,7 +453,7 @@ mod tests {
         use crate::trace::format::Value;
         let mut f: BTreeMap<String, Value> = fields.iter().map(|(k, v)| (k.to_string(), Value::Int(*v))).collect();
         f.extend(strs.iter().map(|(k, v)| (k.to_string(), Value::Str(v.to_string()))));
-        Event { time_ns: t, cpu: 0, pid, tid, name: name.into(), fields: f }
+        Event { time_ns: t, cpu: 0, pid, tid, name: name.into(), fields: f, callchain: Vec::new() }
     }
     fn switch(t: u64, prev: u32, state: i64, next: u32) -> Event {
         ev(t, prev, prev, "sched/sched_switch", &[("prev_pid", prev as i64), ("prev_state", state), ("next_pid", next as i64)], &[("next_comm", "other")])

@@ -361,7 +361,7 @@ mod tests {
             let window = Window { start, end: start + wall_ns, root: 1 };
             let attribution = Attribution { window, slices, procs: Vec::new(), container_cgroup: None, init_pid: None };
             let sample = Sample { start_mono_ns: start, pid: 1, wall_ns, user_ns: 0, sys_ns: 0, exit_code: 0, phases: Vec::new() };
-            let critical = crate::trace::critical::CriticalPath { start, end: start + wall_ns, steps: Vec::new(), missing: Vec::new() };
+            let critical = crate::trace::critical::CriticalPath { start, end: start + wall_ns, steps: Vec::new(), missing: Vec::new(), stacks: false };
             (sample, RepTrace { runtime: RuntimeKind::Docker, start_mono_ns: start, attribution, critical, lost: 2 })
         };
         let reps: Vec<_> = [(1, 10), (2, 10), (3, 10), (4, 10), (5, 40)].into_iter().map(|(i, ms)| rep(i, ms)).collect();

@@ -291,15 +291,21 @@ fn render_path(p: &CriticalPath) -> String {
             s.state.word().to_string(),
             on.clone(),
             s.waiter.as_ref().map(|w| format!("{} ({})", w.comm, w.pid)).unwrap_or_default(),
-            // Callchains at switch-out are not recorded yet: the site is a missing instrument.
-            "n/a".to_string(),
+            // Without stacks at switch-out the site is a missing instrument, not blank.
+            match (&s.site, p.stacks) {
+                (Some(site), _) => site.clone(),
+                (None, true) => String::new(),
+                (None, false) => "n/a".to_string(),
+            },
         ]);
     }
     out.push_str(&t.render());
     if folded > 0 {
         out.push_str(&format!("{folded} steps shorter than 0.1 ms not listed ({:.2} ms in all)\n", folded_ns as f64 / 1e6));
     }
-    out.push_str("kernel wait site: n/a — callchains at switch-out are not recorded\n");
+    if !p.stacks {
+        out.push_str("kernel wait site: n/a — stacks at switch-out not recorded (add --kernel-stacks)\n");
+    }
     out
 }
 
