@@ -579,8 +579,8 @@ impl Tracker {
         };
         let steps = raw
             .into_iter()
-            .map(|r: RawStep| {
-                let state = match r.mode {
+            .map(|RawStep { tid, known, seg: r, waiter }| {
+                let state = match known.then_some(r.mode) {
                     None => State::Unknown,
                     Some(Mode::Running) => State::Running,
                     Some(Mode::Runnable) => State::Runnable {
@@ -601,7 +601,7 @@ impl Tracker {
                     Some(Mode::Exited) => State::Exited,
                 };
                 let site = r.site.map(|i| self.sites[i as usize].clone());
-                Step { start: r.start, end: r.end, task: task(r.tid), state, waiter: r.waiter.map(task), site }
+                Step { start: r.start, end: r.end, task: task(tid), state, waiter: waiter.map(task), site }
             })
             .collect();
         CriticalPath { start, end, steps, missing: self.missing(), stacks: self.syms.is_some() }
@@ -620,19 +620,7 @@ impl Tracker {
     /// tasks whose sleeps this walk explains, innermost last.
     fn walk(&self, tid: u32, lo: u64, hi: u64, waiters: &mut Vec<u32>, out: &mut Vec<RawStep>) {
         let waiter = waiters.last().copied();
-        let step = |start, end, mode, s: &Seg| RawStep {
-            start,
-            end,
-            tid,
-            mode,
-            woken_by: s.woken_by,
-            stop: s.stop,
-            holders: s.holders.clone(),
-            requests: s.requests,
-            devices: s.devices.clone(),
-            site: s.site,
-            waiter,
-        };
+        let step = |start, end, mode: Option<Mode>, s: &Seg| RawStep { tid, known: mode.is_some(), seg: Seg { start, end, ..s.clone() }, waiter };
         let unknown = Seg { start: lo, end: hi, mode: Mode::Running, woken_by: None, stop: None, holders: Vec::new(), requests: 0, devices: Vec::new(), site: None };
         let mut t = hi;
         // The waker of the task's next sleep (walking back), carried over an earlier sleep a
@@ -750,17 +738,12 @@ fn wake_ref(w: Wake, task: &dyn Fn(u32) -> TaskRef) -> WakeRef {
     }
 }
 
+/// A stretch of the path: task `tid` in the state of `seg` over `seg`'s bounds (unknown
+/// when not `known`), on behalf of `waiter`.
 struct RawStep {
-    start: u64,
-    end: u64,
     tid: u32,
-    mode: Option<Mode>,
-    woken_by: Option<Wake>,
-    stop: Option<(u32, i64)>,
-    holders: Vec<(u32, String, u64)>,
-    requests: usize,
-    devices: Vec<u64>,
-    site: Option<u32>,
+    known: bool,
+    seg: Seg,
     waiter: Option<u32>,
 }
 
