@@ -253,7 +253,7 @@ fn wait_words(w: &Wait, run_pids: &[u32]) -> String {
         WaitKind::Blocked => {
             let disk = match w.requests {
                 0 => "no disk request in flight".to_string(),
-                n => format!("{n} disk requests in flight on {}", w.devices.join(", ")),
+                n => format!("{n} disk requests in flight on {} meanwhile", w.devices.join(", ")),
             };
             format!("{subject} blocked in D state, {disk}")
         }
