@@ -17,6 +17,7 @@ use crate::trace::{self, session::Options};
     sudo probe trace -- docker run --rm --network none probe-test:latest true\n  \
     sudo probe trace --events sched/sched_process_exec,cgroup/cgroup_mkdir -- podman build .\n  \
     sudo probe trace --json -- docker compose up -d > events.json\n  \
+    sudo probe trace --critical-path --kernel-stacks -- docker run --rm --network none probe-test:latest true\n  \
     sudo probe trace --output trace.json -- sh -c 'docker run --rm --network none probe-test:latest true; sleep 60'\n\n\
 Memory stays bounded however long the trace: records are reduced as they are drained, and\n\
 only the command's processes (and the engine daemons while it talks to them) are kept.\n\
