@@ -531,6 +531,27 @@ mod tests {
         assert!(r.buffer.iter().any(|e| e.time_ns == 10 * s));
     }
 
+    /// The path is fed from the reducer's own stream and ends at the command's traced exit,
+    /// not at `finish` (when probe noticed it).
+    #[test]
+    fn critical_path_ends_at_the_commands_exit() {
+        let mut r = reducer().with_critical_path(None);
+        feed(
+            &mut r,
+            vec![
+                switch(0, 7, 0, 100),
+                switch(10, 100, 1, 7),
+                switch(40, 7, 0, 100),
+                ev(60, 100, 100, "sched/sched_process_exit", &[], &[]),
+                switch(61, 100, 0x20, 7),
+            ],
+        );
+        let p = r.finish(90).critical.expect("asked for");
+        assert_eq!((p.start, p.end), (0, 60));
+        let states: Vec<(u64, u64, &str)> = p.steps.iter().map(|s| (s.start, s.end, s.state.word())).collect();
+        assert_eq!(states, [(0, 10, "running"), (10, 40, "sleeping"), (40, 60, "running")]);
+    }
+
     #[test]
     fn each_engine_cli_gets_its_own_window() {
         let mut r = reducer();
