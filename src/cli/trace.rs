@@ -17,6 +17,7 @@ use crate::trace::{self, session::Options};
     sudo probe trace -- docker run --rm --network none probe-test:latest true\n  \
     sudo probe trace --events sched/sched_process_exec,cgroup/cgroup_mkdir -- podman build .\n  \
     sudo probe trace --json -- docker compose up -d > events.json\n  \
+    sudo probe trace --critical-path --kernel-stacks -- docker run --rm --network none probe-test:latest true\n  \
     sudo probe trace --output trace.json -- sh -c 'docker run --rm --network none probe-test:latest true; sleep 60'\n\n\
 Memory stays bounded however long the trace: records are reduced as they are drained, and\n\
 only the command's processes (and the engine daemons while it talks to them) are kept.\n\
@@ -46,6 +47,18 @@ pub struct TraceArgs {
     /// extension (a new file; an existing one is not replaced).
     #[arg(long, value_name = "FILE.svg|png", value_parser = timeline::check_path)]
     pub timeline: Option<PathBuf>,
+    /// Also print the command's critical path: from its exit backwards, which task it was
+    /// waiting for at each instant and in what state (running, runnable, D, stopped, asleep).
+    /// Adds sched/sched_waking and signal/signal_generate to the events (every wakeup on the
+    /// machine is recorded: a higher tracing cost than the defaults).
+    #[arg(long)]
+    pub critical_path: bool,
+    /// With --critical-path: record the kernel stack of every switch-out (sched_switch call
+    /// chains, symbolized from /proc/kallsyms) and name where each task of the path blocked
+    /// (futex, epoll, pipe read, disk I/O, signal stop, freezer, memory reclaim...). Off by
+    /// default: the kernel unwinds a stack at every context switch on the machine.
+    #[arg(long, requires = "critical_path")]
+    pub kernel_stacks: bool,
     /// The command to trace.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -56,6 +69,8 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
         Some(list) => event_options(list)?,
         None => trace::default_options(),
     };
+    let mut opts = if a.critical_path { with_critical(opts) } else { opts };
+    opts.switch_stacks = a.kernel_stacks;
     let mut stream = match (&a.output, a.json) {
         (Some(path), _) => Some(terminal::trace::EventStream::file(path, &a.command)?),
         (None, true) => Some(terminal::trace::EventStream::stdout(&a.command)?),
@@ -69,7 +84,7 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
         event: on_event.as_mut().map(|f| f as &mut dyn FnMut(&trace::event::Event)),
         progress: show_progress.then_some(&mut progress as &mut dyn FnMut(&trace::command::Progress)),
     };
-    let run = trace::command::run(&a.command, &opts, hooks)?;
+    let run = trace::command::run(&a.command, &opts, a.critical_path, hooks)?;
     if show_progress {
         eprintln!();
     }
@@ -100,9 +115,19 @@ fn exit_code(status: std::process::ExitStatus) -> ExitCode {
     }
 }
 
+/// `opts` and what the critical path needs, each tracepoint once.
+fn with_critical(mut opts: Options) -> Options {
+    for t in trace::critical::NEEDS.iter().chain(trace::CRITICAL_TRACEPOINTS) {
+        if !opts.tracepoints.iter().any(|o| o == t) {
+            opts.tracepoints.push(t.to_string());
+        }
+    }
+    opts
+}
+
 /// Splits `--events` into tracepoints and the page-fault pseudo-event `page-faults[:N]`.
 fn event_options(list: &[String]) -> anyhow::Result<Options> {
-    let mut opts = Options { tracepoints: Vec::new(), page_fault_period: None };
+    let mut opts = Options { tracepoints: Vec::new(), page_fault_period: None, switch_stacks: false };
     for e in list {
         match e.strip_prefix(PAGE_FAULT) {
             Some("") => opts.page_fault_period = Some(trace::PAGE_FAULT_PERIOD),

@@ -6,6 +6,7 @@ pub mod block;
 pub mod child;
 pub mod clock;
 pub mod diskstats;
+pub mod kallsyms;
 pub mod mountinfo;
 pub mod procfs;
 pub mod signals;

@@ -203,6 +203,14 @@ pub fn all_pids() -> Result<Vec<u32>, ProcError> {
     Ok(entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
 }
 
+/// The threads of `pid` (tids from /proc/PID/task); empty once the process is gone.
+pub fn threads_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks.filter_map(|t| t.ok()?.file_name().to_str()?.parse().ok()).collect()
+}
+
 /// Direct children of `pid` (all its threads'), from /proc/PID/task/*/children (Linux 3.5+,
 /// CONFIG_PROC_CHILDREN); empty once the process is gone.
 // Hand-written: polled while a native start is timed; the crate opens /proc/PID and each task first.

@@ -488,6 +488,7 @@ mod tests {
             tid,
             name: name.to_string(),
             fields: fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            callchain: Vec::new(),
         }
     }
     fn s(v: &str) -> Value {

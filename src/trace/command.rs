@@ -10,6 +10,7 @@ use anyhow::Context;
 use crate::sys::child::{self, Sleep, Waiting};
 use crate::sys::clock;
 use crate::trace::attribution::{Attribution, Window};
+use crate::trace::critical::CriticalPath;
 use crate::trace::event::Event;
 use crate::trace::procs;
 use crate::trace::reduce::Reducer;
@@ -36,6 +37,8 @@ pub struct Traced {
     /// One phase breakdown per container the command started, in the order they ended.
     pub breakdowns: Vec<Attribution>,
     pub summary: Summary,
+    /// The command's critical path (`--critical-path`).
+    pub critical: Option<CriticalPath>,
     /// Kept open: closing takes ~1.5 s (one RCU grace period per tracepoint,
     /// docs/tracing.md), which the reader need not wait for before seeing the results.
     _session: Session,
@@ -92,8 +95,8 @@ impl Draining<'_> {
 
 /// Runs `argv` traced with `opts`, or untraced when the kernel cannot trace here. Records
 /// are reduced as they are drained (reduce.rs), so memory does not grow with the length of
-/// the trace.
-pub fn run(argv: &[String], opts: &Options, hooks: Hooks<'_>) -> anyhow::Result<Run> {
+/// the trace. `critical`: also walk the command's critical path.
+pub fn run(argv: &[String], opts: &Options, critical: bool, hooks: Hooks<'_>) -> anyhow::Result<Run> {
     let Hooks { note, event, mut progress } = hooks;
     let (session, untraced_why) = match crate::trace::open(opts) {
         Ok(s) => (Some(s), String::new()),
@@ -106,6 +109,15 @@ pub fn run(argv: &[String], opts: &Options, hooks: Hooks<'_>) -> anyhow::Result<
     for m in session.iter().flat_map(|s| &s.missing) {
         note(format!("this kernel has no tracepoint {m}; not traced"));
     }
+    // Read before the command starts: ~120k symbols, tens of ms.
+    let mut syms = match (critical && opts.switch_stacks && session.is_some()).then(crate::sys::kallsyms::Kallsyms::load) {
+        Some(Ok(k)) => Some(k),
+        Some(Err(e)) => {
+            note(format!("kernel symbols unreadable ({e}): wait sites not named"));
+            None
+        }
+        None => None,
+    };
     crate::sys::signals::install();
     let start = clock::monotonic_ns();
     let mut child = Command::new(&argv[0]).args(&argv[1..]).spawn().with_context(|| format!("spawning {}", argv[0]))?;
@@ -113,6 +125,7 @@ pub fn run(argv: &[String], opts: &Options, hooks: Hooks<'_>) -> anyhow::Result<
     // Shared by the wait's two callbacks: each wake drains the rings, a Ctrl-C reads the tree.
     let tracing = RefCell::new(session.map(|session| {
         let reducer = Reducer::new(root, start, session.instruments(), procs::proc_comm);
+        let reducer = if critical { reducer.with_critical_path(syms.take()) } else { reducer };
         Draining { session, reducer, event }
     }));
     let mut last_progress = start;
@@ -168,6 +181,7 @@ pub fn run(argv: &[String], opts: &Options, hooks: Hooks<'_>) -> anyhow::Result<
         malformed: session.malformed(),
         breakdowns: done.breakdowns,
         summary: done.summary,
+        critical: done.critical,
         _session: session,
     };
     Ok(Run { status, start, end, traced: Ok(traced) })

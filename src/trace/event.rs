@@ -23,6 +23,10 @@ pub struct Event {
     /// `system/name` of the tracepoint, or [`PAGE_FAULT`].
     pub name: String,
     pub fields: BTreeMap<String, Value>,
+    /// Kernel call chain (instruction pointers, innermost first) where the event records
+    /// one: `sched_switch` with `probe trace --kernel-stacks`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub callchain: Vec<u64>,
 }
 
 impl Event {

@@ -6,6 +6,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
+/// The common field holding TRACE_FLAG_* (include/linux/trace_events.h).
+pub const COMMON_FLAGS: &str = "common_flags";
+
 /// How a field's bytes are to be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldKind {
@@ -113,7 +116,9 @@ impl EventFormat {
                 id = Some(v.trim().parse().map_err(|_| err(line, "ID is not a number"))?);
             } else if line.starts_with("field:") {
                 let field = parse_field(line).ok_or_else(|| err(line, "not `field:TYPE NAME; offset:N; size:N; signed:N;`"))?;
-                if !field.name.starts_with("common_") {
+                // sched_waking keeps common_flags: whether the wakeup ran in interrupt
+                // context, where the sample's task is only the one the interrupt hit.
+                if !field.name.starts_with("common_") || (name == "sched/sched_waking" && field.name == COMMON_FLAGS) {
                     fields.push(field);
                 }
             }

@@ -43,6 +43,7 @@ pub fn tracefs_dir() -> Result<std::path::PathBuf, session::TraceError> {
 }
 pub mod attribution;
 pub mod command;
+pub mod critical;
 mod cut;
 pub mod event;
 pub mod format;
@@ -52,6 +53,7 @@ pub mod record;
 pub mod reduce;
 pub mod session;
 pub mod summary;
+pub mod waitsite;
 
 /// Exits of the syscalls whose duration matters (a phase boundary sits at their return),
 /// and `sched_switch` for time off-CPU. Not in TRACEPOINTS because they are optional extras.
@@ -69,6 +71,10 @@ pub const DURATION_TRACEPOINTS: &[&str] = &[
     "sched/sched_switch",
 ];
 
+/// What the critical path (critical.rs) needs beyond sched_switch: who woke whom, and who
+/// sent a stop signal. Optional like the above: without them the path is named as missing.
+pub const CRITICAL_TRACEPOINTS: &[&str] = &["sched/sched_waking", "signal/signal_generate"];
+
 /// Page faults are sampled one in this many. Each sample costs ~0.65 µs in the faulting
 /// task (measured on a 2-vCPU VM, kernel 6.18) and a `docker run` takes ~21k faults, so
 /// sampling every fault added ~14 ms (6%) to it; one in 16 adds under 1 ms, and a count
@@ -80,7 +86,18 @@ pub fn default_options() -> session::Options {
     session::Options {
         tracepoints: TRACEPOINTS.iter().chain(DURATION_TRACEPOINTS).map(|s| s.to_string()).collect(),
         page_fault_period: Some(PAGE_FAULT_PERIOD),
+        switch_stacks: false,
     }
+}
+
+/// The defaults and what the critical path needs: `startup --breakdown` (its outlier lines
+/// name the wait) and `probe trace --critical-path`. Not in `probe trace`'s defaults, whose
+/// cost is held to 1.05× a plain `docker run` (bench/trace_overhead.sh): `sched_waking`
+/// fires for every wakeup on the machine.
+pub fn critical_options() -> session::Options {
+    let mut o = default_options();
+    o.tracepoints.extend(CRITICAL_TRACEPOINTS.iter().map(|s| s.to_string()));
+    o
 }
 
 /// Opens a session, or says in one line why tracing is impossible here.

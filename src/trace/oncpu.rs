@@ -72,6 +72,7 @@ mod tests {
             tid: prev as u32,
             name: "sched/sched_switch".into(),
             fields: [("prev_pid".to_string(), Value::Int(prev)), ("next_pid".to_string(), Value::Int(next))].into(),
+            callchain: Vec::new(),
         }
     }
 

@@ -1,5 +1,6 @@
-//! The bytes of one perf ring-buffer record, for the one sample layout probe asks for:
-//! `PERF_SAMPLE_IDENTIFIER | TID | TIME | CPU | RAW` (perf_event_open(2), "MMAP layout").
+//! The bytes of one perf ring-buffer record, for the sample layout probe asks for:
+//! `PERF_SAMPLE_IDENTIFIER | TID | TIME | CPU | RAW`, with `CALLCHAIN` (before RAW) for the
+//! events that record one (perf_event_open(2), "MMAP layout").
 //! IDENTIFIER comes first in the record whatever else is set, which is what lets several
 //! events share one ring buffer and still be told apart.
 
@@ -22,6 +23,9 @@ pub struct RawSample<'a> {
     /// The tracepoint record, common fields included; empty for software events (the kernel
     /// writes a 4-byte zero placeholder for those, which is dropped here).
     pub raw: &'a [u8],
+    /// The call chain's instruction pointers (native-endian u64s, perf's context markers
+    /// included); empty when the event records none.
+    pub callchain: &'a [u8],
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -69,8 +73,14 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Parses a record body (everything after perf_event_header) of header type `ty`.
+/// Parses a record body (everything after perf_event_header) of header type `ty`, of an
+/// event without a call chain.
 pub fn parse(ty: u32, body: &[u8]) -> Result<PerfRecord<'_>, RecordError> {
+    parse_with(ty, body, &|_| false)
+}
+
+/// Parses a record body; `callchain` says which event ids sample a call chain.
+pub fn parse_with<'a>(ty: u32, body: &'a [u8], callchain: &dyn Fn(u64) -> bool) -> Result<PerfRecord<'a>, RecordError> {
     let mut c = Cursor { buf: body, pos: 0, ty };
     match ty {
         RECORD_SAMPLE => {
@@ -80,11 +90,17 @@ pub fn parse(ty: u32, body: &[u8]) -> Result<PerfRecord<'_>, RecordError> {
             let time = c.u64("time")?;
             let cpu = c.u32("cpu")?;
             c.u32("cpu reserved")?;
+            let chain = if callchain(id) {
+                let nr = c.u64("callchain length")? as usize;
+                c.take(nr.checked_mul(8).ok_or(RecordError { ty, len: body.len(), what: "callchain" })?, "callchain")?
+            } else {
+                &[]
+            };
             let size = c.u32("raw size")? as usize;
             let raw = c.take(size, "raw data")?;
             // A software event's RAW is the kernel's {size = 4, data = 0} placeholder.
             let raw = if size == 4 && raw == [0; 4] { &raw[..0] } else { raw };
-            Ok(PerfRecord::Sample(RawSample { id, pid, tid, time, cpu, raw }))
+            Ok(PerfRecord::Sample(RawSample { id, pid, tid, time, cpu, raw, callchain: chain }))
         }
         RECORD_LOST => Ok(PerfRecord::Lost {
             id: c.u64("lost id")?,
@@ -121,6 +137,20 @@ mod tests {
         let PerfRecord::Sample(s) = parse(RECORD_SAMPLE, &body).unwrap() else { panic!() };
         assert_eq!((s.id, s.pid, s.tid, s.time, s.cpu), (7, 100, 101, 123_456_789, 1));
         assert_eq!(s.raw.len(), 12);
+    }
+
+    #[test]
+    fn parses_a_callchain_before_the_raw_data() {
+        let mut body = sample_body(7, 100, 101, 5, 1, &[9, 9, 9, 9]);
+        // The chain goes between cpu and raw: nr, then the ips.
+        let at = 8 + 8 + 8 + 8;
+        let chain: Vec<u8> = [2u64, 0xffff_ffff_ffff_ff80, 0xffff_ffff_8100_0000].iter().flat_map(|v| v.to_ne_bytes()).collect();
+        body.splice(at..at, chain);
+        let PerfRecord::Sample(s) = parse_with(RECORD_SAMPLE, &body, &|id| id == 7).unwrap() else { panic!() };
+        assert_eq!((s.callchain.len(), s.raw), (16, &[9u8, 9, 9, 9][..]));
+        let plain = sample_body(7, 1, 1, 5, 0, &[1, 2, 3, 4]);
+        let PerfRecord::Sample(s) = parse(RECORD_SAMPLE, &plain).unwrap() else { panic!() };
+        assert!(s.callchain.is_empty());
     }
 
     #[test]

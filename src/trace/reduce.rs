@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::attribution::{self, Attribution, Instruments, Window};
+use super::critical::{CriticalPath, Tracker};
 use super::event::{Event, FAULTS_PER_SAMPLE, PAGE_FAULT};
 use super::procs::{self, DAEMONS};
 use super::session::RawEvent;
@@ -70,6 +71,9 @@ pub struct Reducer {
     others: BTreeMap<String, u64>,
     events: u64,
     last_ns: u64,
+    /// The command's critical path, when asked for: fed every event of a kept task (the
+    /// threads above) and, of other tasks, what their waits need (critical.rs).
+    critical: Option<Tracker>,
 }
 
 impl Reducer {
@@ -92,9 +96,27 @@ impl Reducer {
             others: BTreeMap::new(),
             events: 0,
             last_ns: start,
+            critical: None,
         };
         r.proc_entry(root, start);
         r
+    }
+
+    /// Also walks the command's critical path (`probe trace --critical-path`), naming where
+    /// each task blocked from its switch-out stacks with `syms` (`--kernel-stacks`).
+    pub fn with_critical_path(mut self, syms: Option<crate::sys::kallsyms::Kallsyms>) -> Self {
+        let mut t = Tracker::streaming(self.start);
+        if let Some(k) = syms {
+            t = t.with_stacks(k);
+        }
+        t.watch(self.root, self.root, self.start);
+        self.critical = Some(t);
+        self
+    }
+
+    /// The tasks the critical path keeps a log of.
+    fn kept(&self, tid: u32) -> bool {
+        self.threads.contains_key(&tid)
     }
 
     fn engaged(&self) -> bool {
@@ -128,6 +150,20 @@ impl Reducer {
                     self.others.insert(r.name().to_string(), 1);
                 }
             }
+            if let Some(mut c) = self.critical.take() {
+                let kept = |t: u32| self.kept(t);
+                // Of other tasks: who is on each CPU, disk requests, exec names, and the
+                // wakeups and stop signals aimed at a kept task (decoded only then).
+                let wanted = match short {
+                    "sched_switch" | "sched_process_exec" | "block_rq_issue" | "block_rq_complete" => true,
+                    "sched_waking" | "signal_generate" => r.int("pid").is_some_and(|p| kept(p as u32)),
+                    _ => false,
+                };
+                if wanted {
+                    c.feed(&r.decode(), &kept);
+                }
+                self.critical = Some(c);
+            }
             return;
         }
         self.apply(r.decode());
@@ -152,6 +188,11 @@ impl Reducer {
                     self.procs[i].off_cpu.add(state, e.time_ns.saturating_sub(off));
                 }
             }
+        }
+        // Before the exit below lets the task go: the path needs its last switch-out.
+        if let Some(mut c) = self.critical.take() {
+            c.feed(&e, &|t| self.kept(t));
+            self.critical = Some(c);
         }
         if let Some(&(parent, at, ref comm)) = self.forks.get(&e.pid) {
             if e.tid == e.pid {
@@ -227,6 +268,16 @@ impl Reducer {
                 if self.clis.is_empty() {
                     // Daemons are long-lived: found once per engagement, by name.
                     self.daemons = procs::pids_named(DAEMONS);
+                    if let Some(c) = &mut self.critical {
+                        // Their threads are kept from now: a wakeup of a thread not yet
+                        // seen running is then not missed.
+                        for &d in &self.daemons {
+                            for tid in crate::sys::procfs::threads_of(d) {
+                                self.threads.entry(tid).or_insert_with(|| Thread { tgid: d, ..Default::default() });
+                                c.watch(tid, d, e.time_ns);
+                            }
+                        }
+                    }
                 }
                 let from = if e.pid == self.root { self.start } else { p.start };
                 self.clis.insert(e.pid, from);
@@ -324,6 +375,10 @@ impl Reducer {
     /// The command ended at `end`: the analysis of everything seen. When the command itself
     /// is an engine CLI, its window is the command's (from the spawn), as before.
     pub fn finish(mut self, end: u64) -> Finished {
+        // The command's path ends at its exit: what follows is probe noticing it (a drain
+        // can be under way then), not the command's time.
+        let exited = self.procs.first().and_then(|p| p.end).filter(|&x| x > self.start && x <= end).unwrap_or(end);
+        let critical = self.critical.as_ref().map(|c| c.path(self.root, self.start, exited, &|p| (self.comm_of)(p)));
         let open: Vec<(u32, u64)> = self.clis.drain().collect();
         for (pid, from) in open {
             self.cut(Window { start: from, end, root: pid });
@@ -349,6 +404,7 @@ impl Reducer {
             },
             breakdowns: self.breakdowns,
             events: self.events,
+            critical,
         }
     }
 }
@@ -359,6 +415,8 @@ pub struct Finished {
     /// One phase breakdown per container start, in the order they ended.
     pub breakdowns: Vec<Attribution>,
     pub events: u64,
+    /// The command's critical path, when asked for.
+    pub critical: Option<CriticalPath>,
 }
 
 /// `prev_state` of a task switched out while it could still run (preempted): TASK_RUNNING,
@@ -395,7 +453,7 @@ mod tests {
         use crate::trace::format::Value;
         let mut f: BTreeMap<String, Value> = fields.iter().map(|(k, v)| (k.to_string(), Value::Int(*v))).collect();
         f.extend(strs.iter().map(|(k, v)| (k.to_string(), Value::Str(v.to_string()))));
-        Event { time_ns: t, cpu: 0, pid, tid, name: name.into(), fields: f }
+        Event { time_ns: t, cpu: 0, pid, tid, name: name.into(), fields: f, callchain: Vec::new() }
     }
     fn switch(t: u64, prev: u32, state: i64, next: u32) -> Event {
         ev(t, prev, prev, "sched/sched_switch", &[("prev_pid", prev as i64), ("prev_state", state), ("next_pid", next as i64)], &[("next_comm", "other")])
@@ -471,6 +529,27 @@ mod tests {
         feed(&mut r, vec![ev(10 * s, 100, 100, "sched/sched_process_exec", &[], &[("filename", "/usr/bin/docker")])]);
         feed(&mut r, (11..20).map(|i| ev(i * s, 100, 100, "syscalls/sys_enter_mount", &[], &[])).collect());
         assert!(r.buffer.iter().any(|e| e.time_ns == 10 * s));
+    }
+
+    /// The path is fed from the reducer's own stream and ends at the command's traced exit,
+    /// not at `finish` (when probe noticed it).
+    #[test]
+    fn critical_path_ends_at_the_commands_exit() {
+        let mut r = reducer().with_critical_path(None);
+        feed(
+            &mut r,
+            vec![
+                switch(0, 7, 0, 100),
+                switch(10, 100, 1, 7),
+                switch(40, 7, 0, 100),
+                ev(60, 100, 100, "sched/sched_process_exit", &[], &[]),
+                switch(61, 100, 0x20, 7),
+            ],
+        );
+        let p = r.finish(90).critical.expect("asked for");
+        assert_eq!((p.start, p.end), (0, 60));
+        let states: Vec<(u64, u64, &str)> = p.steps.iter().map(|s| (s.start, s.end, s.state.word())).collect();
+        assert_eq!(states, [(0, 10, "running"), (10, 40, "sleeping"), (40, 60, "running")]);
     }
 
     #[test]

@@ -76,6 +76,10 @@ pub struct Options {
     pub tracepoints: Vec<String>,
     /// Also sample page faults (a software event): one sample per this many faults.
     pub page_fault_period: Option<u64>,
+    /// Record the kernel call chain of every `sched_switch` (where a task left the CPU).
+    /// The kernel unwinds the stack at each switch: a cost per context switch, so off
+    /// unless asked for (`probe trace --kernel-stacks`).
+    pub switch_stacks: bool,
 }
 
 enum Source {
@@ -114,6 +118,7 @@ pub struct RawEvent<'a> {
     pub tid: u32,
     source: RawSource<'a>,
     raw: &'a [u8],
+    callchain: &'a [u8],
 }
 
 impl RawEvent<'_> {
@@ -138,13 +143,16 @@ impl RawEvent<'_> {
             RawSource::Tracepoint(f) => f.decode(self.raw).into_iter().collect(),
             RawSource::PageFaults(period) => [(FAULTS_PER_SAMPLE.to_string(), Value::Int(*period as i64))].into(),
         };
-        Event { time_ns: self.time_ns, cpu: self.cpu, pid: self.pid, tid: self.tid, name: self.name().to_string(), fields }
+        let callchain = self.callchain.chunks_exact(8).map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes"))).collect();
+        Event { time_ns: self.time_ns, cpu: self.cpu, pid: self.pid, tid: self.tid, name: self.name().to_string(), fields, callchain }
     }
 }
 
 pub struct Session {
     rings: Vec<Ring>,
     sources: HashMap<u64, Source>,
+    /// Events whose samples carry a kernel call chain.
+    chained: std::collections::HashSet<u64>,
     /// Requested tracepoints this kernel does not have (e.g. `fuse/*` before fuse loads).
     pub missing: Vec<String>,
     throttled: u64,
@@ -217,11 +225,24 @@ impl Session {
             return Err(TraceError::NoEvents);
         }
         let mut sources = HashMap::new();
+        let mut chained = std::collections::HashSet::new();
         let mut rings = Vec::new();
         for cpu in online_cpus().map_err(TraceError::Cpus)? {
             let mut counters: Vec<Counter> = Vec::new();
             for f in &formats {
-                let c = open_one(builder(cpu).event(Tracepoint::with_id(f.id)), &f.name, cpu)?;
+                let mut b = builder(cpu);
+                b.event(Tracepoint::with_id(f.id));
+                let stacks = opts.switch_stacks && f.name == "sched/sched_switch";
+                if stacks {
+                    // Where in the kernel the task blocked; its user stack is not needed.
+                    b.sample(SampleFlag::IDENTIFIER | SampleFlag::TID | SampleFlag::TIME | SampleFlag::CPU | SampleFlag::CALLCHAIN | SampleFlag::RAW)
+                        .exclude_callchain_user(true)
+                        .sample_max_stack(32);
+                }
+                let c = open_one(&mut b, &f.name, cpu)?;
+                if stacks {
+                    chained.insert(c.id());
+                }
                 sources.insert(c.id(), Source::Tracepoint(f.clone()));
                 counters.push(c);
             }
@@ -260,6 +281,7 @@ impl Session {
         let mut session = Session {
             rings,
             sources,
+            chained,
             missing,
             throttled: 0,
             malformed: 0,
@@ -329,7 +351,7 @@ impl Session {
             while pos + 4 <= ring.held.len() {
                 let len = u32::from_ne_bytes(ring.held[pos..pos + 4].try_into().expect("4 bytes")) as usize;
                 let body = &ring.held[pos + 4..pos + 4 + len];
-                let time = match record::parse(record::RECORD_SAMPLE, body) {
+                let time = match record::parse_with(record::RECORD_SAMPLE, body, &|id| self.chained.contains(&id)) {
                     Ok(PerfRecord::Sample(s)) => s.time,
                     _ => 0,
                 };
@@ -345,7 +367,7 @@ impl Session {
         order.sort_unstable_by_key(|&(t, i, pos, _)| (t, i, pos));
         for (_, i, pos, len) in order {
             let body = &self.rings[i].held[pos..pos + len];
-            let s = match record::parse(record::RECORD_SAMPLE, body) {
+            let s = match record::parse_with(record::RECORD_SAMPLE, body, &|id| self.chained.contains(&id)) {
                 Ok(PerfRecord::Sample(s)) => s,
                 _ => {
                     self.malformed += 1;
@@ -360,7 +382,7 @@ impl Session {
                     continue;
                 }
             };
-            f(&RawEvent { time_ns: s.time, cpu: s.cpu, pid: s.pid, tid: s.tid, source, raw: s.raw });
+            f(&RawEvent { time_ns: s.time, cpu: s.cpu, pid: s.pid, tid: s.tid, source, raw: s.raw, callchain: s.callchain });
         }
         for ring in &mut self.rings {
             ring.held.drain(..ring.consumed);

@@ -169,6 +169,7 @@ mod tests {
             tid: pid,
             name: name.into(),
             fields: fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            callchain: Vec::new(),
         }
     }
 

@@ -329,7 +329,7 @@ fn usable_modes(cfg: &Config, launcher: &mut Launcher, stderr: &mut StderrSink) 
 }
 
 fn open_tracer() -> Result<Session> {
-    let opts = Options { tracepoints: events::TRACEPOINTS.iter().map(|s| s.to_string()).collect(), page_fault_period: None };
+    let opts = Options { tracepoints: events::TRACEPOINTS.iter().map(|s| s.to_string()).collect(), page_fault_period: None, switch_stacks: false };
     crate::trace::open(&opts).context("--fsync-trace needs the kernel tracer (root, tracefs)")
 }
 

@@ -20,6 +20,10 @@ pub struct PhaseRow {
     /// Median time of probe's own instrumentation inside the phase, in µs. None (n/a, not 0)
     /// for engines: their phases come from the tracer and probe times nothing inside them.
     pub overhead_us: Option<f64>,
+    /// The largest wait on the critical path in this phase, its time the mean per traced rep
+    /// (None: untraced, or the path only ran there).
+    #[serde(default)]
+    pub dominant_wait: Option<crate::trace::critical::Wait>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -29,6 +33,31 @@ pub struct Breakdown {
     pub rows: Vec<PhaseRow>,
     /// Smallest fraction of a rep's wall time covered by named phases, over all reps.
     pub min_coverage: f64,
+    /// Smallest share of a traced rep whose critical-path task and state are known.
+    #[serde(default)]
+    pub min_explained: Option<f64>,
+    /// Per traced rep, the largest waits of its critical path in each phase: the reasons
+    /// behind every rep, outlier or not.
+    #[serde(default)]
+    pub rep_waits: Vec<RepWaits>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct RepWaits {
+    /// 1-based, as reps are numbered for people.
+    pub rep: usize,
+    /// Share of the rep whose critical-path task and state are known.
+    pub explained: f64,
+    /// Trace records the kernel dropped during the rep: with any, its path is incomplete.
+    pub lost: u64,
+    pub phases: Vec<PhaseWaits>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PhaseWaits {
+    pub phase: Phase,
+    /// At most three, largest first; running and unknown time are not waits.
+    pub waits: Vec<crate::trace::critical::Wait>,
 }
 
 /// None when the runtime recorded no phases (not traced).
@@ -74,6 +103,7 @@ pub fn breakdown(result: &RuntimeResult) -> Option<Breakdown> {
             share: if total > 0.0 { median_ms / total } else { 0.0 },
             task_clock_ms: clock.map(|c| stats::median(&c)),
             overhead_us: (result.runtime == crate::ground::RuntimeKind::Native).then(|| stats::median(&over)),
+            dominant_wait: None,
         });
     }
     let coverage: Vec<f64> = result
@@ -93,6 +123,8 @@ pub fn breakdown(result: &RuntimeResult) -> Option<Breakdown> {
         total_median_ms: total,
         rows,
         min_coverage: coverage.iter().cloned().fold(f64::INFINITY, f64::min),
+        min_explained: None,
+        rep_waits: Vec::new(),
     })
 }
 

@@ -65,7 +65,7 @@ pub fn run(o: Options) -> anyhow::Result<Outcome> {
         let saved = StartupJson { report, breakdown: Vec::new(), namespaces: None };
         return Ok(Outcome { saved, native_outliers: Vec::new(), tracer, without_phases: Vec::new() });
     }
-    let breakdowns: Vec<Breakdown> = report.results.iter().filter_map(breakdown::breakdown).collect();
+    let mut breakdowns: Vec<Breakdown> = report.results.iter().filter_map(breakdown::breakdown).collect();
     let without_phases = report
         .results
         .iter()
@@ -81,6 +81,13 @@ pub fn run(o: Options) -> anyhow::Result<Outcome> {
             },
         })
         .collect();
+    if let Some(t) = &tracer {
+        let traces: Vec<_> = t.reps.iter().collect();
+        for b in &mut breakdowns {
+            let Some(result) = report.results.iter().find(|r| r.runtime == b.runtime) else { continue };
+            outliers::add_waits(b, result, &traces);
+        }
+    }
     let has_native = breakdowns.iter().any(|b| b.runtime == RuntimeKind::Native);
     let namespaces = match has_native.then(nscost::for_breakdown) {
         Some(Err(why)) => {

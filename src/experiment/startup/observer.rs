@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::trace::attribution::{self, Attribution, Window};
+use crate::trace::critical::{CriticalPath, Tracker};
 use crate::trace::session::{Session, TraceError};
 use crate::ground::RuntimeKind;
 use crate::measure::runner::{RepObserver, RuntimeResult};
@@ -16,6 +17,8 @@ pub struct RepTrace {
     /// `Sample::start_mono_ns` of the rep: how results find their trace.
     pub start_mono_ns: u64,
     pub attribution: Attribution,
+    /// Who the rep waited on, instant by instant.
+    pub critical: CriticalPath,
     /// Records the kernel dropped during this rep (ring full): its phases are then suspect.
     pub lost: u64,
 }
@@ -28,7 +31,7 @@ pub struct StartupTracer {
 impl StartupTracer {
     pub fn start() -> Result<Self, TraceError> {
         Ok(StartupTracer {
-            session: crate::trace::open(&crate::trace::default_options())?,
+            session: crate::trace::open(&crate::trace::critical_options())?,
             reps: Vec::new(),
         })
     }
@@ -48,9 +51,10 @@ impl RepObserver for StartupTracer {
         // Only engine and OCI runtime reps are cut from the trace; native times itself, and recording during
         // its reps would only add the tracer's cost to its phases (sampled page faults and
         // context switches in its own process).
-        self.session.set_enabled(runtime.is_traced())?;
-        // Whatever happened between reps is not this rep's business.
+        // Whatever happened between reps is not this rep's business (recording was paused
+        // at the end of the last rep, so this is little).
         self.session.drain();
+        self.session.set_enabled(runtime.is_traced())?;
         // A docker rep's ~30k decoded events leave ~15 MB of freed heap behind. Every native
         // start clones probe, and a clone copies (and its execve tears down) the page tables
         // of all that: measured, clone3 0.19 → 0.87 ms and execve 0.21 → 0.56 ms. Handing
@@ -61,6 +65,10 @@ impl RepObserver for StartupTracer {
     }
 
     fn after_rep(&mut self, runtime: RuntimeKind, sample: &mut Sample) -> anyhow::Result<()> {
+        // Paused until the next rep: decoding and analysing a rep takes longer than the rep
+        // on a busy machine, and the system-wide events recorded meanwhile (sched_switch,
+        // sched_waking of every task) would fill the rings before the next rep began.
+        self.session.set_enabled(false)?;
         let lost_before = self.session.lost();
         let events = self.session.drain();
         if !runtime.is_traced() {
@@ -72,11 +80,16 @@ impl RepObserver for StartupTracer {
             root: sample.pid,
         };
         let a = attribution::attribute(&events, window, self.session.instruments(), &crate::trace::procs::proc_comm);
+        // A rep's trace is short and already decoded: every task of it is kept.
+        let mut tracker = Tracker::new();
+        events.iter().for_each(|e| tracker.feed(e, &|_| true));
+        let critical = tracker.path(window.root, window.start, window.end, &crate::trace::procs::proc_comm);
         sample.phases = a.records();
         self.reps.push(RepTrace {
             runtime,
             start_mono_ns: sample.start_mono_ns,
             attribution: a,
+            critical,
             lost: self.session.lost() - lost_before,
         });
         Ok(())

@@ -4,12 +4,14 @@
 
 use std::collections::BTreeMap;
 
+use crate::experiment::startup::breakdown::{Breakdown, PhaseWaits, RepWaits};
 use crate::experiment::startup::observer::RepTrace;
 use crate::ground::phase::{Counters, Phase, PhaseRecord};
 use crate::ground::stats;
 use crate::ground::RuntimeKind;
 use crate::measure::runner::RuntimeResult;
 use crate::measure::Sample;
+use crate::trace::critical::Wait;
 
 /// A traced phase has to move by at least this much to be named (below it is timer-level
 /// noise). Native's own phases are timed in-process, so any move of theirs is named.
@@ -31,6 +33,11 @@ pub struct Outlier<S> {
     pub moved: Vec<PhaseMove<S>>,
     /// Records the kernel dropped during this rep (0 where nothing was traced).
     pub lost: u64,
+    /// Share of the rep whose critical-path task and state are known (None: no path, as
+    /// for native, which times itself).
+    pub explained: Option<f64>,
+    /// The run's processes, to tell a CPU holder outside the run.
+    pub run_pids: Vec<u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -58,6 +65,10 @@ pub struct KernelSaw {
     pub block_io: u64,
     /// The process longest on CPU, with its time there.
     pub busiest: Option<(String, u64)>,
+    /// The largest waits on the critical path inside the phase: the first, and a second
+    /// when it is at least a fifth of the phase's move (empty: the path only ran there, or
+    /// its state is unknown).
+    pub causes: Vec<Wait>,
 }
 
 /// One rep's phases, from wherever they were recorded.
@@ -65,11 +76,19 @@ trait Evidence {
     type Saw;
     /// Nanoseconds per phase.
     fn per_phase(&self) -> BTreeMap<Key, u64>;
-    /// What was seen in one phase of this rep.
-    fn saw(&self, key: &Key) -> Self::Saw;
+    /// What was seen in one phase of this rep, which moved by `moved_ns` from its median.
+    fn saw(&self, key: &Key, moved_ns: f64) -> Self::Saw;
     /// Records lost while this rep was recorded.
     fn lost(&self) -> u64 {
         0
+    }
+    /// Share of the rep its critical path explains, where one was walked.
+    fn explained(&self) -> Option<f64> {
+        None
+    }
+    /// The processes of the run, where they were told.
+    fn run_pids(&self) -> Vec<u32> {
+        Vec::new()
     }
 }
 
@@ -112,9 +131,18 @@ fn explain<'a, E: Evidence>(result: &'a RuntimeResult, evidence: impl Fn(&'a Sam
         let moved = devs
             .iter()
             .take(2)
-            .map(|&(k, ns, median_ns)| PhaseMove { phase: k.0, detail: k.1.clone(), ns, median_ns, saw: e.saw(k) })
+            .map(|&(k, ns, median_ns)| PhaseMove { phase: k.0, detail: k.1.clone(), ns, median_ns, saw: e.saw(k, (ns - median_ns).abs()) })
             .collect();
-        out.push(Outlier { runtime: result.runtime, rep: i + 1, wall_ms: sample.wall_ms(), median_ms: summary.median, moved, lost: e.lost() });
+        out.push(Outlier {
+            runtime: result.runtime,
+            rep: i + 1,
+            wall_ms: sample.wall_ms(),
+            median_ms: summary.median,
+            moved,
+            lost: e.lost(),
+            explained: e.explained(),
+            run_pids: e.run_pids(),
+        });
     }
     out
 }
@@ -130,7 +158,7 @@ impl Evidence for &RepTrace {
         m
     }
 
-    fn saw(&self, key: &Key) -> KernelSaw {
+    fn saw(&self, key: &Key, moved_ns: f64) -> KernelSaw {
         let slices: Vec<_> = self.attribution.slices.iter().filter(|s| s.phase == key.0).collect();
         let sum = |f: &dyn Fn(&crate::trace::attribution::SliceStats) -> Option<u64>| -> Option<u64> {
             slices.iter().map(|s| f(&s.stats)).sum()
@@ -146,11 +174,20 @@ impl Evidence for &RepTrace {
             page_faults: sum(&|s| s.page_faults),
             block_io: slices.iter().map(|s| s.stats.block_io).sum(),
             busiest: top.into_iter().max_by_key(|(_, ns)| *ns),
+            causes: causes(self, key.0, moved_ns),
         }
     }
 
     fn lost(&self) -> u64 {
         self.lost
+    }
+
+    fn explained(&self) -> Option<f64> {
+        Some(self.critical.explained())
+    }
+
+    fn run_pids(&self) -> Vec<u32> {
+        self.attribution.procs.iter().map(|p| p.tgid).collect()
     }
 }
 
@@ -166,7 +203,7 @@ impl Evidence for &[PhaseRecord] {
     }
 
     /// The phase's counters, summed over its records; a counter any record lacks is None.
-    fn saw(&self, key: &Key) -> Counters {
+    fn saw(&self, key: &Key, _moved_ns: f64) -> Counters {
         let records: Vec<&Counters> = self.iter().filter(|p| (p.phase, p.detail.clone()) == *key).map(|p| &p.counters).collect();
         let sum = |f: fn(&Counters) -> Option<u64>| -> Option<u64> { records.iter().map(|c| f(c)).sum() };
         Counters {
@@ -178,6 +215,88 @@ impl Evidence for &[PhaseRecord] {
             instructions: sum(|c| c.instructions),
         }
     }
+}
+
+/// The critical path's waits over all slices of `phase` in one rep, largest first.
+fn phase_waits(t: &RepTrace, phase: Phase) -> impl Iterator<Item = Wait> {
+    let spans = t.attribution.slices.iter().filter(|s| s.phase == phase).map(|s| (s.start, s.end));
+    merge_waits(spans.flat_map(|(a, b)| t.critical.waits(a, b))).into_iter().filter(Wait::is_wait).map(|w| w.trimmed(3))
+}
+
+/// The largest waits of the critical path over all slices of `phase` in one rep.
+fn causes(t: &RepTrace, phase: Phase, moved_ns: f64) -> Vec<Wait> {
+    let mut waits = phase_waits(t, phase);
+    let first = waits.next();
+    let second = waits.next().filter(|w| w.ns as f64 >= moved_ns / 5.0);
+    first.into_iter().chain(second).collect()
+}
+
+/// Sums waits of the same cause (as `CriticalPath::waits` groups them).
+fn merge_waits(all: impl Iterator<Item = Wait>) -> Vec<Wait> {
+    let mut out: Vec<Wait> = Vec::new();
+    for w in all {
+        match out.iter_mut().find(|o| o.same_cause(&w)) {
+            Some(o) => o.absorb(w),
+            None => out.push(w),
+        }
+    }
+    out.sort_by(|x, y| y.ns.cmp(&x.ns));
+    out
+}
+
+/// Fills a breakdown's reasons from the critical paths of `result`'s traced reps: per
+/// (phase, detail) row the largest wait, summed over the reps and given as its mean per rep;
+/// the smallest explained share of a rep; and each rep's largest waits per phase.
+pub fn add_waits(b: &mut Breakdown, result: &RuntimeResult, traces: &[&RepTrace]) {
+    let (rows, explained) = dominant_waits(result, traces);
+    b.min_explained = explained;
+    for row in &mut b.rows {
+        row.dominant_wait = rows.iter().find(|(k, _)| (k.0, &k.1) == (row.phase, &row.detail)).map(|(_, w)| w.clone());
+    }
+    let find = |start: u64| traces.iter().find(|t| t.start_mono_ns == start).copied();
+    b.rep_waits = result
+        .samples
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| find(s.start_mono_ns).map(|t| (i, t)))
+        .map(|(i, t)| {
+            let mut phases: Vec<Phase> = Vec::new();
+            for s in &t.attribution.slices {
+                if !phases.contains(&s.phase) {
+                    phases.push(s.phase);
+                }
+            }
+            let phases = phases.into_iter().map(|phase| PhaseWaits { phase, waits: phase_waits(t, phase).take(3).collect() }).collect();
+            RepWaits { rep: i + 1, explained: t.critical.explained(), lost: t.lost, phases }
+        })
+        .collect();
+}
+
+fn dominant_waits(result: &RuntimeResult, traces: &[&RepTrace]) -> (Vec<((Phase, Option<String>), Wait)>, Option<f64>) {
+    let mine: Vec<&RepTrace> = result.samples.iter().filter_map(|s| traces.iter().find(|t| t.start_mono_ns == s.start_mono_ns).copied()).collect();
+    let mut keys: Vec<(Phase, Option<String>)> = Vec::new();
+    for t in &mine {
+        for s in &t.attribution.slices {
+            let k = (s.phase, s.detail.clone());
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    let rows = keys
+        .into_iter()
+        .filter_map(|k| {
+            let waits = mine.iter().flat_map(|t| {
+                let spans: Vec<(u64, u64)> = t.attribution.slices.iter().filter(|s| (s.phase, &s.detail) == (k.0, &k.1)).map(|s| (s.start, s.end)).collect();
+                spans.into_iter().flat_map(|(a, b)| t.critical.waits(a, b)).collect::<Vec<_>>()
+            });
+            let mut top = merge_waits(waits).into_iter().find(Wait::is_wait)?.trimmed(3);
+            top.ns /= mine.len() as u64;
+            Some((k, top))
+        })
+        .collect();
+    let explained = mine.iter().map(|t| t.critical.explained()).min_by(f64::total_cmp);
+    (rows, explained)
 }
 
 #[cfg(test)]
@@ -242,7 +361,8 @@ mod tests {
             let window = Window { start, end: start + wall_ns, root: 1 };
             let attribution = Attribution { window, slices, procs: Vec::new(), container_cgroup: None, init_pid: None };
             let sample = Sample { start_mono_ns: start, pid: 1, wall_ns, user_ns: 0, sys_ns: 0, exit_code: 0, phases: Vec::new() };
-            (sample, RepTrace { runtime: RuntimeKind::Docker, start_mono_ns: start, attribution, lost: 2 })
+            let critical = crate::trace::critical::CriticalPath { start, end: start + wall_ns, steps: Vec::new(), missing: Vec::new(), stacks: false };
+            (sample, RepTrace { runtime: RuntimeKind::Docker, start_mono_ns: start, attribution, critical, lost: 2 })
         };
         let reps: Vec<_> = [(1, 10), (2, 10), (3, 10), (4, 10), (5, 40)].into_iter().map(|(i, ms)| rep(i, ms)).collect();
         let r = RuntimeResult { runtime: RuntimeKind::Docker, warmup: vec![], samples: reps.iter().map(|(s, _)| s.clone()).collect() };

@@ -16,6 +16,7 @@ use crate::ground::RuntimeKind;
 use crate::measure::runner::RuntimeResult;
 use crate::output::results::RunDir;
 use crate::output::table::{ms, prose, terminal_width, Table};
+use crate::trace::critical::{self, TaskRef, Wait, WaitKind};
 
 /// Draws each runtime's median rep as one timeline into `path` (--timeline).
 pub fn timeline(path: &Path, o: &Outcome, dir: &RunDir) -> anyhow::Result<()> {
@@ -113,14 +114,18 @@ fn latency(report: &Report) -> String {
 }
 
 fn render_breakdown(b: &Breakdown) -> String {
+    let explained = match b.min_explained {
+        Some(e) => format!("; the critical path explains ≥ {:.1}%", e * 100.0),
+        None => String::new(),
+    };
     let head = format!(
-        "Phases of {} (median total {} ms; named phases cover ≥ {:.1}% of every rep)",
+        "Phases of {} (median total {} ms; named phases cover ≥ {:.1}% of every rep{explained})",
         b.runtime,
         ms(b.total_median_ms),
         b.min_coverage * 100.0
     );
     let mut out = prose(&head, "", "  ", terminal_width());
-    let mut t = Table::new(["phase", "detail", "median ms", "p95 ms", "share", "task-clock ms", "probe overhead µs"]);
+    let mut t = Table::new(["phase", "detail", "median ms", "p95 ms", "share", "task-clock ms", "probe overhead µs", "dominant wait (mean/rep)"]);
     for r in &b.rows {
         t.row([
             r.phase.to_string(),
@@ -130,6 +135,7 @@ fn render_breakdown(b: &Breakdown) -> String {
             format!("{:.1}%", r.share * 100.0),
             r.task_clock_ms.map(|v| format!("{v:.3}")).unwrap_or_else(|| "n/a".into()),
             r.overhead_us.map(|v| format!("{v:.1}")).unwrap_or_else(|| "n/a".into()),
+            r.dominant_wait.as_ref().map(short_wait).unwrap_or_else(|| "-".into()),
         ]);
     }
     out.push_str(&t.render());
@@ -176,7 +182,10 @@ fn traced(tracer: &StartupTracer, results: &[RuntimeResult], breakdowns: &[Break
 /// "docker rep 3 (412.0 ms vs median 380.1 ms): runtime +30.2 ms (60.0 ms vs median 30.0 ms;
 /// what the kernel saw)": traced phases to 0.1 ms.
 fn traced_outlier(o: &TracedOutlier) -> String {
-    outlier_line(o, 1, " ms", |m| kernel_saw(&m.saw))
+    outlier_line(o, 1, " ms", |m| {
+        let causes: String = m.saw.causes.iter().map(|w| format!("{}; ", wait_words(w, &o.run_pids))).collect();
+        format!("{causes}{}", kernel_saw(&m.saw))
+    })
 }
 
 /// "native rep 5 (31.00 ms vs median 3.00 ms): exec execve +29.00 ms (30.00 vs median 1.00
@@ -205,7 +214,73 @@ fn outlier_line<S>(o: &Outlier<S>, d: usize, unit: &str, saw: impl Fn(&PhaseMove
         parts.join("; ")
     };
     let lost = if o.lost > 0 { format!(" [{} trace records lost in this rep]", o.lost) } else { String::new() };
-    format!("{} rep {} ({:.d$} ms vs median {:.d$} ms): {why}{lost}", o.runtime, o.rep, o.wall_ms, o.median_ms)
+    let explained = o.explained.map(|e| format!(", {:.0}% explained", e * 100.0)).unwrap_or_default();
+    format!("{} rep {} ({:.d$} ms vs median {:.d$} ms{explained}): {why}{lost}", o.runtime, o.rep, o.wall_ms, o.median_ms)
+}
+
+fn who(t: &TaskRef) -> String {
+    format!("{} (pid {})", t.comm, t.pid)
+}
+
+/// A critical-path wait in a sentence: "dockerd (pid 10) waited 400.0 ms on containerd (pid
+/// 20), which was stopped by SIGSTOP from pid 50 (bash)".
+fn wait_words(w: &Wait, run_pids: &[u32]) -> String {
+    let d = ms_of_ns(w.ns as f64);
+    let task = w.task.as_ref().map(who).unwrap_or_else(|| "?".into());
+    let subject = match &w.waiter {
+        Some(waiter) if Some(waiter.pid) != w.task.as_ref().map(|t| t.pid) => format!("{} waited {d} on {task}, which was", who(waiter)),
+        _ => format!("{task} was {d}"),
+    };
+    match w.kind {
+        WaitKind::Stopped => {
+            let sig = w.signal.map(critical::signal_name).unwrap_or_else(|| "a stop signal".into());
+            let from = w.by.as_ref().map(|s| format!("from pid {} ({})", s.pid, s.comm)).unwrap_or_else(|| "from a sender not traced".into());
+            format!("{subject} stopped by {sig} {from}")
+        }
+        WaitKind::Runnable => {
+            let holders: Vec<String> = w
+                .holders
+                .iter()
+                .take(2)
+                .map(|(t, ns)| {
+                    let side = if run_pids.contains(&t.pid) { "part of the run" } else { "not part of the run" };
+                    format!("pid {} ({}, {side}, {})", t.pid, t.comm, ms_of_ns(*ns as f64))
+                })
+                .collect();
+            let held = if holders.is_empty() { "no other task was seen on a CPU".to_string() } else { format!("{} held the CPUs", holders.join(" and ")) };
+            format!("the run was runnable {d} while {held}")
+        }
+        WaitKind::Blocked => {
+            let disk = match w.requests {
+                0 => "no disk request in flight".to_string(),
+                n => format!("{n} disk requests in flight on {} meanwhile", w.devices.join(", ")),
+            };
+            format!("{subject} blocked in D state, {disk}")
+        }
+        WaitKind::Sleeping => match &w.by {
+            Some(by) => format!("{subject} asleep until woken by {}", who(by)),
+            None => format!("{subject} asleep, its waker not seen"),
+        },
+        WaitKind::Interrupt => format!("{subject} asleep until a timer or interrupt woke it"),
+        WaitKind::Running | WaitKind::Unknown => format!("{task}: {d} {:?}", w.kind),
+    }
+}
+
+/// The breakdown's "dominant wait" cell: "stopped: containerd 40.0 ms".
+fn short_wait(w: &Wait) -> String {
+    let d = ms_of_ns(w.ns as f64);
+    let task = w.task.as_ref().map(|t| t.comm.as_str()).unwrap_or("?");
+    match w.kind {
+        WaitKind::Runnable => match w.holders.first() {
+            Some((h, _)) => format!("runnable {d} (CPU: {})", h.comm),
+            None => format!("runnable {d}"),
+        },
+        WaitKind::Stopped => format!("stopped: {task} {d}"),
+        WaitKind::Blocked => format!("D: {task} {d} ({} disk rq)", w.requests),
+        WaitKind::Sleeping => format!("asleep: {task} {d}"),
+        WaitKind::Interrupt => format!("timer/irq: {task} {d}"),
+        WaitKind::Running | WaitKind::Unknown => format!("{task} {d}"),
+    }
 }
 
 fn kernel_saw(k: &KernelSaw) -> String {
@@ -262,6 +337,8 @@ mod tests {
                 saw: Counters { task_clock_ns: Some(1_000_000), page_faults: Some(7), ..Counters::default() },
             }],
             lost: 0,
+            explained: None,
+            run_pids: Vec::new(),
         };
         let line = native_outlier(&r);
         assert!(line.starts_with("native rep 5 (32.00 ms vs median 3.00 ms)"), "{line}");
@@ -272,7 +349,7 @@ mod tests {
 
     #[test]
     fn traced_outlier_says_what_the_kernel_saw() {
-        let saw = KernelSaw { off_cpu_ns: Some(20_000_000), page_faults: None, block_io: 3, busiest: Some(("runc".into(), 5_000_000)) };
+        let saw = KernelSaw { off_cpu_ns: Some(20_000_000), page_faults: None, block_io: 3, busiest: Some(("runc".into(), 5_000_000)), causes: Vec::new() };
         let o = TracedOutlier {
             runtime: RuntimeKind::Docker,
             rep: 2,
@@ -280,15 +357,46 @@ mod tests {
             median_ms: 380.0,
             moved: vec![PhaseMove { phase: Phase::Runtime, detail: None, ns: 60e6, median_ns: 30e6, saw }],
             lost: 7,
+            explained: Some(0.97),
+            run_pids: vec![10],
         };
         let line = traced_outlier(&o);
         assert_eq!(
             line,
-            "docker rep 2 (412.0 ms vs median 380.0 ms): runtime +30.0 ms (60.0 ms vs median 30.0 ms; \
+            "docker rep 2 (412.0 ms vs median 380.0 ms, 97% explained): runtime +30.0 ms (60.0 ms vs median 30.0 ms; \
              20.0 ms with no run process on a CPU, 3 block I/O requests, busiest: runc (5.0 ms on CPU)) \
              [7 trace records lost in this rep]"
         );
         let spread = TracedOutlier { moved: Vec::new(), lost: 0, ..o };
         assert!(traced_outlier(&spread).ends_with("no single phase moved by 1 ms or more: the extra time is spread thin"));
+    }
+
+    fn task(pid: u32, comm: &str) -> TaskRef {
+        TaskRef { pid, tid: pid, comm: comm.into() }
+    }
+
+    #[test]
+    fn waits_in_words_name_the_stopped_process_its_sender_and_the_cpu_hogs() {
+        let stop = Wait {
+            kind: WaitKind::Stopped,
+            task: Some(task(20, "containerd")),
+            waiter: Some(task(10, "dockerd")),
+            by: Some(task(50, "bash")),
+            signal: Some(19),
+            ns: 400_000_000,
+            holders: Vec::new(),
+            requests: 0,
+            devices: Vec::new(),
+        };
+        assert_eq!(
+            wait_words(&stop, &[10, 20]),
+            "dockerd (pid 10) waited 400.0 ms on containerd (pid 20), which was stopped by SIGSTOP from pid 50 (bash)"
+        );
+        assert_eq!(short_wait(&stop), "stopped: containerd 400.0 ms");
+        let hog = Wait { kind: WaitKind::Runnable, task: None, waiter: None, by: None, signal: None, holders: vec![(task(77, "sh"), 200_000_000), (task(10, "dockerd"), 9_000_000)], ..stop };
+        assert_eq!(
+            wait_words(&hog, &[10]),
+            "the run was runnable 400.0 ms while pid 77 (sh, not part of the run, 200.0 ms) and pid 10 (dockerd, part of the run, 9.0 ms) held the CPUs"
+        );
     }
 }

@@ -11,6 +11,7 @@ use crate::output::table::Table;
 use crate::output::timeline;
 use crate::trace::attribution::Attribution;
 use crate::trace::command::{Progress, Run, Traced};
+use crate::trace::critical::{CriticalPath, State, Step, WakeRef};
 use crate::trace::event::{Event, PAGE_FAULT};
 use crate::trace::summary::Summary;
 
@@ -122,10 +123,14 @@ pub fn show(argv: &[String], run: &Run, stream: Option<EventStream>, to_stdout: 
             "throttled": t.throttled, "unparsed": t.malformed,
             "coverage": own.map(Attribution::coverage), "attribution": own,
             "containers": t.breakdowns, "summary": t.summary,
+            "critical_path": t.critical, "explained": t.critical.as_ref().map(CriticalPath::explained),
         }))?;
     }
     if !to_stdout {
         print!("{}", render(t));
+        if let Some(p) = &t.critical {
+            print!("\n{}", render_path(p));
+        }
     }
     let per_cpu: Vec<String> = t.lost_per_cpu.iter().filter(|(_, n)| *n > 0).map(|(c, n)| format!("cpu{c} {n}")).collect();
     let peak = crate::sys::procfs::own_rss_kb().map_or("n/a".into(), |(_, hwm)| format!("{} MB", hwm / 1024));
@@ -248,4 +253,82 @@ fn process_table(s: &Summary) -> String {
         out.push_str(&format!("… {} more processes (probe trace --json has them all)\n", procs.len() - MAX_PROC_ROWS));
     }
     out
+}
+
+/// Steps shorter than this are folded into one line per table, so a path of thousands of
+/// context switches stays readable; their count and total are printed.
+const FOLD_NS: u64 = 100_000;
+
+fn render_path(p: &CriticalPath) -> String {
+    let mut out = format!(
+        "Critical path, from the command's exit backwards ({:.1}% of the window explained)\n",
+        p.explained() * 100.0
+    );
+    for m in &p.missing {
+        out.push_str(&format!("missing: tracepoint {m} not recorded, so the path cannot be trusted\n"));
+    }
+    // Consecutive steps of one task in one state with the same reason read as one.
+    let mut merged: Vec<(Step, String)> = Vec::new();
+    for s in &p.steps {
+        let on = waiting_on(&s.state);
+        match merged.last_mut() {
+            Some((l, lon)) if l.task.tid == s.task.tid && l.state.word() == s.state.word() && *lon == on && l.end == s.start => l.end = s.end,
+            _ => merged.push((s.clone(), on)),
+        }
+    }
+    let mut t = Table::new(["interval ms", "task", "state", "waiting on", "on behalf of", "kernel wait site"]);
+    let (mut folded, mut folded_ns) = (0usize, 0u64);
+    for (s, on) in &merged {
+        if s.end - s.start < FOLD_NS {
+            folded += 1;
+            folded_ns += s.end - s.start;
+            continue;
+        }
+        let rel = |t: u64| (t - p.start) as f64 / 1e6;
+        t.row([
+            format!("{:.2}–{:.2}", rel(s.start), rel(s.end)),
+            format!("{} ({}/{})", s.task.comm, s.task.pid, s.task.tid),
+            s.state.word().to_string(),
+            on.clone(),
+            s.waiter.as_ref().map(|w| format!("{} ({})", w.comm, w.pid)).unwrap_or_default(),
+            // Without stacks at switch-out the site is a missing instrument, not blank.
+            match (&s.site, p.stacks) {
+                (Some(site), _) => site.clone(),
+                (None, true) => String::new(),
+                (None, false) => "n/a".to_string(),
+            },
+        ]);
+    }
+    out.push_str(&t.render());
+    if folded > 0 {
+        out.push_str(&format!("{folded} steps shorter than 0.1 ms not listed ({:.2} ms in all)\n", folded_ns as f64 / 1e6));
+    }
+    if !p.stacks {
+        out.push_str("kernel wait site: n/a — stacks at switch-out not recorded (add --kernel-stacks)\n");
+    }
+    out
+}
+
+/// What a step's task was waiting on, in a few words.
+fn waiting_on(s: &State) -> String {
+    let wake = |w: &Option<WakeRef>| match w {
+        Some(WakeRef::Task(t)) => format!("woken by {} ({})", t.comm, t.pid),
+        Some(WakeRef::Interrupt) => "woken by an interrupt".into(),
+        None => String::new(),
+    };
+    match s {
+        State::Runnable { cpu_holders } => {
+            let names: Vec<String> = cpu_holders.iter().take(2).map(|(t, _)| format!("{} ({})", t.comm, t.pid)).collect();
+            if names.is_empty() { "a CPU".into() } else { format!("a CPU held by {}", names.join(", ")) }
+        }
+        State::Blocked { requests, devices, woken_by } => format!("disk ({requests} requests in flight {}); {}", devices.join(","), wake(woken_by)),
+        State::Stopped { sender, signal, .. } => match (sender, signal) {
+            (Some(t), Some(sig)) => format!("{} from {} ({})", crate::trace::critical::signal_name(*sig), t.comm, t.pid),
+            _ => "a continue signal (stop sender not traced)".into(),
+        },
+        State::Sleeping { woken_by: Some(t) } => format!("{} ({})", t.comm, t.pid),
+        State::Sleeping { woken_by: None } => "a wakeup not seen".into(),
+        State::Interrupt => "a timer or interrupt".into(),
+        State::Running | State::Exited | State::Unknown => String::new(),
+    }
 }
