@@ -394,11 +394,19 @@ impl Survived {
 }
 
 /// The modes `--crash-check` runs unless told: bare and a bind volume (durable), the
-/// kernel overlay with and without `volatile`, and podman `run --rm` with its storage on the
-/// scratch disk.
+/// kernel overlay with and without `volatile`, mounted by probe on the host and as the
+/// native container's root, and podman `run --rm` with its storage on the scratch disk.
 pub fn default_modes() -> Vec<super::mode::Mode> {
     use super::mode::Mode;
-    vec![Mode::Bare, Mode::NativeBind, Mode::Overlay, Mode::OverlayVolatile, Mode::PodmanOverlay]
+    vec![
+        Mode::Bare,
+        Mode::NativeBind,
+        Mode::Overlay,
+        Mode::OverlayVolatile,
+        Mode::NativeOverlay,
+        Mode::NativeOverlayVolatile,
+        Mode::PodmanOverlay,
+    ]
 }
 
 /// "12.0 of 12.0 MiB survived a power cut at sync return (copy 40 ms): agrees".

@@ -257,6 +257,10 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
         launcher.set_podman_storage(storage);
         _runroot = Some(runroot);
     }
+    if let Some(s) = scratch.as_ref() {
+        // The native container's upper layer on the scratch disk too, so its file is captured.
+        launcher.set_native_storage(s.dir().join("native-containers"));
+    }
     let crash_check = scratch.as_ref().map(|s| format!("{} on {}", s.fs.name(), s.device()));
     let mut stderr = StderrSink::new().context("memfd for the worker's stderr")?;
     let (modes, skipped) = usable_modes(&cfg, &mut launcher, &mut stderr)?;
