@@ -153,12 +153,16 @@ fn partitions_of_a_loop_disk_give_the_right_verdicts_and_the_power_cut_agrees() 
         assert_eq!(store["chain"]["top"]["below"][0]["name"], name.as_str(), "{fs}: partition → its loop disk");
 
         // The power cut, on a scratch loop whose file lives on this partition: a loop on a
-        // loop's partition. Every verdict must match what survived.
-        let mut modes = "bare,native-bind,overlay,overlay-volatile".to_string();
+        // loop's partition. Every verdict must match what survived. The native container's
+        // root overlay has its upper layer on the scratch disk there, with and without
+        // `volatile`.
+        let mut modes = "bare,native-bind,overlay,overlay-volatile,native-overlay,native-overlay-volatile".to_string();
         if i == 0 && succeeds("podman", &["info"]) {
             modes.push_str(",podman-overlay");
         }
         let c = io_json(&["--crash-check", "--crash-fs", fs, "--modes", &modes, "--size", "8", "--dir", dir]);
+        let ran: Vec<&str> = c["results"].as_array().unwrap().iter().map(|r| r["mode"].as_str().unwrap()).collect();
+        assert_eq!(ran.len(), modes.split(',').count(), "{fs}: every mode ran: {ran:?}");
         for r in c["results"].as_array().unwrap() {
             let mode = r["mode"].as_str().unwrap();
             let want = if mode.contains("volatile") || mode.starts_with("podman") { "not-durable" } else { "durable" };
@@ -168,6 +172,12 @@ fn partitions_of_a_loop_disk_give_the_right_verdicts_and_the_power_cut_agrees() 
             assert_eq!(crash["complete"], want == "durable", "{fs} {mode}: {crash}");
             let chain = serde_json::to_string(&r["reps"][0]["backing"]["store"]["chain"]).unwrap();
             assert!(chain.contains(&part), "{fs} {mode}: the scratch loop's file is on {part}: {chain}");
+            if mode.starts_with("native-overlay") {
+                let root = &r["reps"][0]["backing"]["root_mount"];
+                assert_eq!(root["fstype"], "overlay", "{fs} {mode}: {root}");
+                let volatile = root["super_options"].as_str().unwrap().contains("volatile");
+                assert_eq!(volatile, mode.ends_with("volatile"), "{fs} {mode}: the container's root is mounted as asked: {root}");
+            }
         }
         assert_no_crash_leftovers(&before);
         assert!(std::fs::read_dir(at).unwrap().all(|e| {
