@@ -251,6 +251,31 @@ pub enum Method {
     Copy,
 }
 
+impl Method {
+    /// Why this method comes to the copy on this host (None: dm-log-writes will be tried), or
+    /// why the method asked for cannot run here.
+    pub fn copy_reason(self) -> Result<Option<String>> {
+        match self {
+            Method::Copy => Ok(Some("asked for with --crash-method copy".into())),
+            Method::Auto => Ok(logwrites::unavailable()),
+            Method::DmLogWrites => match logwrites::unavailable() {
+                Some(why) => bail!("--crash-method dm-log-writes: {why}; use --crash-method copy (or auto)"),
+                None => Ok(None),
+            },
+        }
+    }
+}
+
+/// The copy keeps whatever the loop device received, flushed or not: it stands for a disk
+/// without a volatile cache, so it cannot judge writes that never ask for a flush and rely on
+/// none (O_DIRECT's verdict turns on the disk cache). dm-log-writes keeps only flushed writes,
+/// so it can.
+pub fn refuse_direct(copy: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "--crash-check cannot judge --sync direct with a copy of the disk ({copy}): a copy keeps every write the scratch disk received, flushed or not, so it cannot stand for a volatile disk cache; use --sync fdatasync, fsync or none, or --crash-method dm-log-writes on a kernel with device-mapper"
+    )
+}
+
 /// dm-log-writes between the scratch loop and its filesystem, with what a replay needs: the
 /// log's file and the image as it was when logging began. Drop order is field order.
 struct LogWrites {
@@ -330,15 +355,12 @@ impl Scratch {
         run(Command::new(mkfs).args(args).arg(&image))
             .with_context(|| format!("{mkfs} (install {})", if fs == ScratchFs::Ext4 { "e2fsprogs" } else { "xfsprogs / btrfs-progs" }))?;
         let disk = Loop::attach(&image)?;
-        let (log, why_copy) = match method {
-            Method::Copy => (None, "asked for with --crash-method copy".to_string()),
-            Method::DmLogWrites => (Some(LogWrites::create(&base, &image, &disk).context("--crash-method dm-log-writes")?), String::new()),
-            Method::Auto => match logwrites::unavailable() {
-                Some(why) => (None, why),
-                None => match LogWrites::create(&base, &image, &disk) {
-                    Ok(l) => (Some(l), String::new()),
-                    Err(e) => (None, format!("dm-log-writes failed: {e:#}")),
-                },
+        let (log, why_copy) = match method.copy_reason()? {
+            Some(why) => (None, why),
+            None => match LogWrites::create(&base, &image, &disk) {
+                Ok(l) => (Some(l), String::new()),
+                Err(e) if method == Method::Auto => (None, format!("dm-log-writes failed: {e:#}")),
+                Err(e) => return Err(e.context("--crash-method dm-log-writes")),
             },
         };
         let (dev, method) = match &log {

@@ -110,16 +110,18 @@ fn dmsetup(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Why this host cannot use dm-log-writes, or None when it can try: the kernel has
-/// device-mapper (its control node) and dmsetup is installed.
+/// Why this host cannot use dm-log-writes, or None when it can try: `dmsetup version` gets
+/// an answer from the kernel's device-mapper driver (a /dev/mapper/control node alone proves
+/// nothing: packages create it on kernels without the driver).
 pub fn unavailable() -> Option<String> {
-    if !Path::new("/dev/mapper/control").exists() {
-        return Some("this kernel has no device-mapper (/dev/mapper/control is missing)".into());
+    match Command::new("dmsetup").arg("version").output() {
+        Err(e) => Some(format!("dmsetup cannot run ({e}): install the dmsetup package")),
+        Ok(o) if o.status.success() => None,
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            Some(format!("no usable device-mapper here (`dmsetup version`: {})", err.lines().next().unwrap_or("failed").trim()))
+        }
     }
-    if Command::new("dmsetup").arg("version").output().map_or(true, |o| !o.status.success()) {
-        return Some("dmsetup is not installed or fails (install the dmsetup package)".into());
-    }
-    None
 }
 
 /// A log-writes device over `data`, logging to `log`; removed when dropped.

@@ -234,16 +234,14 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
                 fs.name(),
                 fs.scratch_bytes() >> 21
             );
+            if let Some(why) = method.copy_reason()?.filter(|_| p.sync == SyncMode::Direct) {
+                return Err(crash::refuse_direct(&why));
+            }
             let s = crash::Scratch::create(&p.dir, fs, method).context("--crash-check: making the scratch disk")?;
-            // The copy keeps whatever the loop device received, flushed or not: it stands for
-            // a disk without a volatile cache, so it cannot judge writes that never ask for a
-            // flush and rely on none (O_DIRECT's verdict turns on the disk cache).
-            // dm-log-writes keeps only flushed writes, so it can.
-            anyhow::ensure!(
-                p.sync != SyncMode::Direct || s.models_disk_cache(),
-                "--crash-check cannot judge --sync direct with {}: that capture keeps every write the scratch disk received, flushed or not, so it cannot stand for a volatile disk cache; use --sync fdatasync, fsync or none, or dm-log-writes where the kernel has device-mapper",
-                s.method
-            );
+            // Auto falls back to the copy when dm-log-writes cannot be made.
+            if p.sync == SyncMode::Direct && !s.models_disk_cache() {
+                return Err(crash::refuse_direct(&s.method));
+            }
             Some(s)
         }
         None => None,
