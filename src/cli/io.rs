@@ -25,7 +25,9 @@ A verdict is `durable` when ≥ 95% of the file reached the backing disk (per /p
 background writes subtracted) before the sync call returned. docs/io.md explains the evidence.")]
 pub struct IoArgs {
     /// Storage modes, comma-separated: bare, tmpfs, docker-overlay, docker-volume,
-    /// podman-overlay, podman-volume, rootless-fuse-overlayfs, rootless-volume, native-overlay,
+    /// podman-overlay, podman-volume, rootless-fuse-overlayfs, rootless-volume, native-overlay
+    /// (probe's own container, its root a kernel overlay with the upper on disk),
+    /// native-overlay-volatile (the same mounted `volatile`, as podman's `run --rm`),
     /// native-fuse-overlayfs, native-bind, overlay, overlay-volatile (a kernel overlay probe
     /// mounts with its upper in --dir). Default: all that work here (others listed as skipped).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
@@ -53,14 +55,23 @@ pub struct IoArgs {
     #[arg(long)]
     pub fsync_trace: bool,
     /// Prove each verdict by a simulated power cut: write to a scratch loop disk made in
-    /// --dir, copy it when the sync returns, mount the copy and read the file back.
-    /// Default modes then: bare, native-bind, overlay, overlay-volatile, podman-overlay;
-    /// default --size 16. Not with --sync direct (the capture cannot model a disk cache).
+    /// --dir, capture it when the sync returns (--crash-method), mount the capture and read
+    /// the file back.
+    /// Default modes then: bare, native-bind, overlay, overlay-volatile, native-overlay,
+    /// native-overlay-volatile (the native container's upper layer on the scratch disk too),
+    /// podman-overlay;
+    /// default --size 16. --sync direct only with dm-log-writes (a copy cannot model a disk
+    /// cache).
     #[arg(long)]
     pub crash_check: bool,
     /// The scratch disk's filesystem for --crash-check.
     #[arg(long, value_enum, default_value_t = ScratchFs::Ext4, requires = "crash_check")]
     pub crash_fs: ScratchFs,
+    /// How --crash-check captures the disk at sync return: dm-log-writes (xfstests' way: a
+    /// mark in a device-mapper write log, replayed up to it; only flushed writes count), copy
+    /// (the loop's backing file), or auto: dm-log-writes where the kernel has device-mapper.
+    #[arg(long, value_enum, default_value_t = crash::Method::Auto, requires = "crash_check")]
+    pub crash_method: crash::Method,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -83,7 +94,7 @@ pub fn run(a: IoArgs) -> anyhow::Result<ExitCode> {
             modes: a.modes.clone().unwrap_or_else(|| if a.crash_check { crash::default_modes() } else { io::default_modes() }),
             params,
             trace: a.fsync_trace,
-            crash_check: a.crash_check.then_some(a.crash_fs),
+            crash_check: a.crash_check.then_some((a.crash_fs, a.crash_method)),
             quiet: a.output.quiet,
         },
         &crate::sys::signals::interrupted,

@@ -24,11 +24,18 @@ pub struct RunArgs {
     /// How the root filesystem is built: `overlay` (kernel overlayfs over the image, fresh
     /// upper/work in /run/probe on a private tmpfs: writes stay in memory), `overlay-disk`
     /// (the same with upper/work on disk under /var/lib/probe/containers, like Docker's
-    /// overlay2: use it when the command's disk I/O matters), `fuse-overlayfs` (overlay in
-    /// user space, upper on disk), `bind` (the image itself, read-only) or `tmpfs` (a full
-    /// copy of the image in memory, no overlay).
+    /// overlay2: use it when the command's disk I/O matters), `overlay-disk-volatile` (the
+    /// same mounted `volatile`, as podman mounts `run --rm` containers: fsync inside is a
+    /// no-op), `fuse-overlayfs` (overlay in user space, upper on disk), `bind` (the image
+    /// itself, read-only) or `tmpfs` (a full copy of the image in memory, no overlay).
     #[arg(long, default_value = "overlay", value_name = "MODE")]
     pub storage: Storage,
+
+    /// Where overlay-disk, overlay-disk-volatile and fuse-overlayfs make the container's
+    /// upper and work directories (removed after) [default: /var/lib/probe/containers,
+    /// rootless: $XDG_RUNTIME_DIR/probe-containers].
+    #[arg(long, value_name = "DIR")]
+    pub storage_dir: Option<PathBuf>,
 
     /// Namespaces to create, comma-separated, from user, pid, mnt, uts, ipc, net, cgroup (or
     /// `all`, which is all but user). mnt is required. Without net the container shares the
@@ -152,6 +159,7 @@ fn parse_cpus(s: &str) -> Result<f64, String> {
 pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let mut spec = ContainerSpec::default_for(a.command);
     spec.storage = a.storage;
+    spec.storage_dir = a.storage_dir;
     spec.namespaces = a.namespaces;
     spec.limits = Limits {
         memory_bytes: a.memory,

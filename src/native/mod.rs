@@ -41,6 +41,9 @@ pub struct ContainerSpec {
     /// The image's root filesystem (lower layer, or the bind source).
     pub rootfs: PathBuf,
     pub storage: Storage,
+    /// Where the disk-backed storages make the container's upper and work directories
+    /// (None: `rootfs::containers_base`).
+    pub storage_dir: Option<PathBuf>,
     /// Namespaces to create; rootless mode adds `user` by itself.
     pub namespaces: NsSet,
     pub limits: Limits,
@@ -66,6 +69,7 @@ impl ContainerSpec {
         ContainerSpec {
             rootfs: crate::ground::rootfs_dir(),
             storage: Storage::Overlay,
+            storage_dir: None,
             namespaces: NsSet::all(),
             limits: Limits::default(),
             argv,

@@ -25,6 +25,9 @@ pub enum Storage {
     /// Kernel overlayfs with upper/work on disk, in /var/lib/probe/containers/<name>: what
     /// Docker's overlay2 does, and what a disk experiment inside the container needs.
     OverlayDisk,
+    /// overlay-disk mounted `volatile`, as podman mounts a `run --rm` container's root: the
+    /// upper layer is on disk, but fsync inside the container is a no-op.
+    OverlayDiskVolatile,
     /// The overlay done in user space by /usr/bin/fuse-overlayfs (rootless podman's way),
     /// upper/work on disk like overlay-disk.
     FuseOverlayfs,
@@ -40,9 +43,10 @@ pub enum Storage {
 pub const FUSE_OVERLAYFS: &str = "/usr/bin/fuse-overlayfs";
 
 impl Storage {
-    pub const ALL: [Storage; 5] = [
+    pub const ALL: [Storage; 6] = [
         Storage::Overlay,
         Storage::OverlayDisk,
+        Storage::OverlayDiskVolatile,
         Storage::FuseOverlayfs,
         Storage::Bind,
         Storage::Tmpfs,
@@ -52,6 +56,7 @@ impl Storage {
         match self {
             Storage::Overlay => "overlay",
             Storage::OverlayDisk => "overlay-disk",
+            Storage::OverlayDiskVolatile => "overlay-disk-volatile",
             Storage::FuseOverlayfs => "fuse-overlayfs",
             Storage::Bind => "bind",
             Storage::Tmpfs => "tmpfs",
@@ -71,7 +76,10 @@ impl FromStr for Storage {
         Storage::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown storage '{s}': choose from overlay, overlay-disk, fuse-overlayfs, bind, tmpfs"))
+            .ok_or_else(|| {
+                let names: Vec<_> = Storage::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown storage '{s}': choose from {}", names.join(", "))
+            })
     }
 }
 
@@ -176,7 +184,8 @@ pub fn containers_base(rootless: bool) -> PathBuf {
     }
 }
 
-/// `volatile` only where the upper layer is thrown-away RAM anyway (see `prepare`).
+/// `volatile` where the upper layer is thrown-away RAM anyway, or where asked for
+/// (overlay-disk-volatile: see `prepare`).
 fn overlay_opts(
     lower: &Path,
     upper: &Path,
@@ -197,7 +206,8 @@ fn overlay_opts(
     }
     // `volatile` turns every fsync/fdatasync/syncfs inside the container into a no-op (and
     // skips the syncfs at umount): right for an upper layer on a tmpfs, which no sync can make
-    // durable anyway, wrong for one on disk, whose syncs must reach the disk as overlay2's do.
+    // durable anyway, wrong for one on disk, whose syncs must reach the disk as overlay2's do
+    // (overlay-disk-volatile asks for it on disk only to show what podman's `--rm` does).
     let volatile = if volatile { ",volatile" } else { "" };
     // `userxattr` is what makes overlay mountable inside a user namespace (kernel ≥ 5.11).
     let userxattr = if rootless { ",userxattr" } else { "" };
@@ -210,12 +220,14 @@ fn overlay_opts(
 }
 
 /// Parent side: checks the image rootfs and, for the disk-backed modes, makes the container
-/// directory. Runs before the clone; the returned guard removes the directory when dropped.
+/// directory (under `storage_dir`, default `containers_base`). Runs before the clone; the
+/// returned guard removes the directory when dropped.
 pub fn prepare(
     storage: Storage,
     rootfs: &Path,
     name: &str,
     rootless: bool,
+    storage_dir: Option<&Path>,
 ) -> Result<Prepared, RootfsError> {
     let meta = std::fs::metadata(rootfs).map_err(|error| RootfsError::BadRootfs {
         path: rootfs.to_path_buf(),
@@ -235,10 +247,11 @@ pub fn prepare(
             path: rootfs.to_path_buf(),
         });
     }
+    let base = storage_dir.map_or_else(|| containers_base(rootless), Path::to_path_buf);
     let dir = if in_ram {
         Path::new(RAM_BASE).join("probe").join(name)
     } else {
-        containers_base(rootless).join(name)
+        base.join(name)
     };
     let (merged, upper, work) = (dir.join("merged"), dir.join("upper"), dir.join("work"));
     // The guard exists before any directory is made, so a failed mkdir removes the rest;
@@ -278,8 +291,7 @@ pub fn prepare(
             src: cstring(rootfs),
             dirs: ram_dirs(&[]),
         },
-        Storage::OverlayDisk | Storage::FuseOverlayfs => {
-            let base = containers_base(rootless);
+        Storage::OverlayDisk | Storage::OverlayDiskVolatile | Storage::FuseOverlayfs => {
             let mkdir = |p: &Path| {
                 std::fs::create_dir(p).map_err(|error| RootfsError::Mkdir {
                     path: p.to_path_buf(),
@@ -309,10 +321,11 @@ pub fn prepare(
                     ),
                 }
             } else {
+                // Upper on disk, like overlay2: fsync inside stays real unless asked otherwise.
+                let volatile = storage == Storage::OverlayDiskVolatile;
                 Plan::Overlay {
                     ram: None,
-                    // Upper on disk, like overlay2: fsync inside must stay real.
-                    opts: CString::new(overlay_opts(rootfs, &upper, &work, rootless, false)?)
+                    opts: CString::new(overlay_opts(rootfs, &upper, &work, rootless, volatile)?)
                         .expect("no NUL"),
                 }
             }
@@ -558,7 +571,7 @@ mod tests {
         let o = overlay_opts(Path::new("/img"), Path::new("/u"), Path::new("/w"), true, true)
             .unwrap();
         assert!(matches!(
-            prepare(Storage::Overlay, Path::new("/run"), "probe-y", false),
+            prepare(Storage::Overlay, Path::new("/run"), "probe-y", false, None),
             Err(RootfsError::UnderRun { .. })
         ));
         assert!(o.ends_with(",userxattr"));
@@ -575,6 +588,7 @@ mod tests {
             Path::new("/nonexistent-probe-rootfs"),
             "probe-x",
             false,
+            None,
         )
         .err()
         .unwrap()

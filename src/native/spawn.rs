@@ -326,7 +326,7 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     );
-    let rootfs = rootfs::prepare(spec.storage, &spec.rootfs, &name, rootless)?;
+    let rootfs = rootfs::prepare(spec.storage, &spec.rootfs, &name, rootless, spec.storage_dir.as_deref())?;
     let mounts = mounts::Plan::new(
         &rootfs.merged,
         rootless,
@@ -585,6 +585,7 @@ mod tests {
         let spec = ContainerSpec {
             rootfs: root.clone(),
             storage: Storage::Overlay,
+            storage_dir: None,
             namespaces: NsSet::all(),
             limits: Default::default(),
             argv: vec!["/bin/true".into()],

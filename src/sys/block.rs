@@ -210,14 +210,19 @@ impl<'a> Stack<'a> {
     }
 
     /// The filesystem's block device: its major:minor when that is a block device; else the
-    /// mount's source (btrfs gives every filesystem an anonymous 0:N device).
+    /// mount's source (btrfs gives every filesystem an anonymous 0:N device): a kernel name
+    /// (`/dev/loop0p2`), or a device-mapper name (`/dev/mapper/vg-home`: dm/name in sysfs).
     fn device_of_mount(&self, m: &Mount) -> Result<(u32, u32), String> {
         if self.index.contains_key(&(m.major, m.minor)) {
             return Ok((m.major, m.minor));
         }
         let by_source = m.source.strip_prefix("/dev/").and_then(|n| {
-            let n = n.rsplit('/').next().unwrap_or(n);
-            self.index.iter().find(|(_, e)| e.name == n).map(|(d, _)| *d)
+            let last = n.rsplit('/').next().unwrap_or(n);
+            let mapper = n.strip_prefix("mapper/");
+            self.index
+                .iter()
+                .find(|(_, e)| e.name == last || mapper.is_some_and(|d| read_trim(&e.dir.join("dm/name")).as_deref() == Some(d)))
+                .map(|(d, _)| *d)
         });
         by_source.ok_or_else(|| {
             format!(
@@ -363,6 +368,9 @@ mod tests {
         let c = chain(s.of_mount(&lvm).unwrap());
         assert_eq!(c.describe(), "xfs on dm-0 (LVM) → nvme0n1p3 → nvme0n1, write cache volatile");
         assert!(matches!(&c.top.kind, Kind::DeviceMapper { dm_name, .. } if dm_name == "vg-data"));
+        // btrfs on LVM: an anonymous device, found by its /dev/mapper source's dm name.
+        let btrfs = mount("32 1 0:48 / /srv rw - btrfs /dev/mapper/vg-data rw");
+        assert_eq!(chain(s.of_mount(&btrfs).unwrap()).top.name, "dm-0");
     }
 
     #[test]

@@ -225,6 +225,7 @@ fn io() {
         crash: Some(crate::experiment::io::crash::Survived {
             file: "/probe-io/data".into(),
             copy_ms: 40.0,
+            method: "dm-log-writes replayed to the mark".into(),
             found: true,
             file_bytes: 1 << 20,
             intact_bytes: 0,

@@ -8,8 +8,13 @@
 //! Why a copy of the backing file is the disk's state: what the loop device has received is
 //! exactly what is in its backing file (the loop writes each request into it before
 //! completing it); what the scratch filesystem still holds in its own page cache is not.
-//! Kernels with device-mapper would use dm-log-writes with a mark at sync return (what
-//! xfstests does); this one has none, hence the copy.
+//!
+//! Where the kernel has device-mapper, the default is what xfstests does instead
+//! (logwrites.rs): dm-log-writes between the loop and the filesystem, a mark put in its log
+//! at sync return, and the log replayed up to the mark onto the image as it was when the
+//! log began. That log holds a write only once a cache flush covered it, so the capture is
+//! what a disk with a volatile write cache keeps, which the copy cannot model. Kernels
+//! without device-mapper (and `--crash-method copy`) get the copy.
 //!
 //! What could change the backing file while it is copied, and how it is held off:
 //! - the writer: paused by the worker protocol at `synced` until the copy is done;
@@ -28,11 +33,12 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::logwrites;
 use super::protocol::Target;
 use super::verdict::Outcome;
 use crate::sys::mountinfo;
@@ -232,12 +238,102 @@ impl Drop for WritebackHeld {
     }
 }
 
-/// The scratch disk: a loop file in `--dir`, a filesystem on it, mounted; all of it (and
-/// the writeback setting) undone when dropped, in reverse order of creation.
+/// How the disk is captured at sync return.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// dm-log-writes where the kernel has device-mapper, else the copy.
+    Auto,
+    /// A mark in a dm-log-writes log at sync return, the log replayed up to it (xfstests'
+    /// way): only writes a cache flush covered count, as on a disk with a volatile cache.
+    DmLogWrites,
+    /// The loop's backing file copied at sync return: every write the loop received counts.
+    Copy,
+}
+
+impl Method {
+    /// Why this method comes to the copy on this host (None: dm-log-writes will be tried), or
+    /// why the method asked for cannot run here.
+    pub fn copy_reason(self) -> Result<Option<String>> {
+        match self {
+            Method::Copy => Ok(Some("asked for with --crash-method copy".into())),
+            Method::Auto => Ok(logwrites::unavailable()),
+            Method::DmLogWrites => match logwrites::unavailable() {
+                Some(why) => bail!("--crash-method dm-log-writes: {why}; use --crash-method copy (or auto)"),
+                None => Ok(None),
+            },
+        }
+    }
+}
+
+/// The copy keeps whatever the loop device received, flushed or not: it stands for a disk
+/// without a volatile cache, so it cannot judge writes that never ask for a flush and rely on
+/// none (O_DIRECT's verdict turns on the disk cache). dm-log-writes keeps only flushed writes,
+/// so it can.
+pub fn refuse_direct(copy: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "--crash-check cannot judge --sync direct with a copy of the disk ({copy}): a copy keeps every write the scratch disk received, flushed or not, so it cannot stand for a volatile disk cache; use --sync fdatasync, fsync or none, or --crash-method dm-log-writes on a kernel with device-mapper"
+    )
+}
+
+/// dm-log-writes between the scratch loop and its filesystem, with what a replay needs: the
+/// log's file and the image as it was when logging began. Drop order is field order.
+struct LogWrites {
+    dev: logwrites::Device,
+    log_disk: Loop,
+    log_file: PathBuf,
+    start: PathBuf,
+}
+
+/// The log's size: sparse, so only what is logged takes space; room for every write of a
+/// long check (each rep's file, metadata and journal, podman's layers).
+const LOG_BYTES: u64 = 8 << 30;
+
+impl LogWrites {
+    fn create(base: &Path, image: &Path, disk: &Loop) -> Result<LogWrites> {
+        let start = base.join("start.img");
+        copy_sparse(image, &start).with_context(|| format!("copying {} to {}", image.display(), start.display()))?;
+        let log_file = base.join("log.img");
+        let f = std::fs::File::create_new(&log_file).with_context(|| format!("creating {}", log_file.display()))?;
+        f.set_len(LOG_BYTES).with_context(|| format!("sizing {}", log_file.display()))?;
+        drop(f);
+        let log_disk = Loop::attach(&log_file)?;
+        let sectors = std::fs::metadata(image).with_context(|| format!("stat {}", image.display()))?.len() / 512;
+        let name = base.file_name().expect("named by create").to_string_lossy().into_owned();
+        let dev = logwrites::Device::create(&name, &disk.0, &log_disk.0, sectors)?;
+        Ok(LogWrites { dev, log_disk, log_file, start })
+    }
+
+    /// The capture for `mark`: the starting image with the log replayed up to the mark.
+    /// The kernel writes the log from a thread of its own, so a mark made a moment ago may
+    /// not be in the file yet: retried for a few seconds.
+    fn replay(&self, mark: &str, out: &Path) -> Result<logwrites::Replayed> {
+        let started = Instant::now();
+        loop {
+            let _ = std::fs::remove_file(out);
+            copy_sparse(&self.start, out).with_context(|| format!("copying {} to {}", self.start.display(), out.display()))?;
+            match logwrites::replay(&self.log_file, out, mark) {
+                Ok(r) => return Ok(r),
+                Err(e) if started.elapsed() > Duration::from_secs(5) => {
+                    return Err(e).with_context(|| format!("replaying {} on {}", self.log_file.display(), self.log_disk.0))
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+/// The scratch disk: a loop file in `--dir`, a filesystem on it, mounted (through
+/// dm-log-writes when that is the method); all of it (and the writeback setting) undone when
+/// dropped, in reverse order of creation.
 pub struct Scratch {
     pub fs: ScratchFs,
-    // Field order is drop order: unmount, detach, remove the files, restore writeback.
+    /// How captures are made, and why that way: for the report.
+    pub method: String,
+    // Field order is drop order: unmount, remove the dm device, detach, remove the files,
+    // restore writeback.
     mounted: Mounted,
+    log: Option<LogWrites>,
     disk: Loop,
     base: Removed,
     _writeback: WritebackHeld,
@@ -246,7 +342,7 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    pub fn create(dir: &Path, fs: ScratchFs) -> Result<Scratch> {
+    pub fn create(dir: &Path, fs: ScratchFs, method: Method) -> Result<Scratch> {
         let base = dir.join(format!("{}io-crash-{}", crate::ground::NAME_PREFIX, std::process::id()));
         std::fs::create_dir(&base).with_context(|| format!("creating {} (pass --dir DIR on a writable disk)", base.display()))?;
         let base_guard = Removed(base.clone());
@@ -259,8 +355,23 @@ impl Scratch {
         run(Command::new(mkfs).args(args).arg(&image))
             .with_context(|| format!("{mkfs} (install {})", if fs == ScratchFs::Ext4 { "e2fsprogs" } else { "xfsprogs / btrfs-progs" }))?;
         let disk = Loop::attach(&image)?;
-        let mounted = Mounted::mount(&disk.0, &base.join("mnt"), fs.name(), fs.mount_options())?;
-        Ok(Scratch { fs, mounted, disk, base: base_guard, _writeback: writeback, image, copies: 0 })
+        let (log, why_copy) = match method.copy_reason()? {
+            Some(why) => (None, why),
+            None => match LogWrites::create(&base, &image, &disk) {
+                Ok(l) => (Some(l), String::new()),
+                Err(e) if method == Method::Auto => (None, format!("dm-log-writes failed: {e:#}")),
+                Err(e) => return Err(e.context("--crash-method dm-log-writes")),
+            },
+        };
+        let (dev, method) = match &log {
+            Some(l) => (
+                l.dev.path(),
+                format!("dm-log-writes {} over {} (log on {}), a mark at each sync return", l.dev.path(), disk.0, l.log_disk.0),
+            ),
+            None => (disk.0.clone(), format!("copy of {}'s backing file at each sync return ({why_copy})", disk.0)),
+        };
+        let mounted = Mounted::mount(&dev, &base.join("mnt"), fs.name(), fs.mount_options())?;
+        Ok(Scratch { fs, method, mounted, log, disk, base: base_guard, _writeback: writeback, image, copies: 0 })
     }
 
     /// Where the modes write.
@@ -268,25 +379,61 @@ impl Scratch {
         &self.mounted.0
     }
 
-    pub fn device(&self) -> &str {
-        &self.disk.0
+    /// The device the scratch filesystem is mounted from.
+    pub fn device(&self) -> String {
+        self.log.as_ref().map_or_else(|| self.disk.0.clone(), |l| l.dev.path())
     }
 
-    /// The disk at this instant, as a file beside it. Called with the writer paused.
+    /// Whether a capture keeps only what a cache flush covered (dm-log-writes), so that it
+    /// stands for a disk with a volatile cache; the copy keeps every write received.
+    pub fn models_disk_cache(&self) -> bool {
+        self.log.is_some()
+    }
+
+    /// The disk at this instant: a mark in the log, or a copy beside it. Called with the
+    /// writer paused.
     pub fn capture(&mut self) -> Result<Capture> {
         self.copies += 1;
-        let path = self.base.0.join(format!("capture-{}.img", self.copies));
-        let guard = Removed(path.clone());
+        let n = self.copies;
         let start = Instant::now();
-        copy_sparse(&self.image, &path).with_context(|| format!("copying {} to {}", self.image.display(), path.display()))?;
-        Ok(Capture { file: guard, copy_ms: start.elapsed().as_secs_f64() * 1e3 })
+        let at = match &self.log {
+            Some(l) => {
+                let mark = format!("probe-sync-{n}");
+                l.dev.mark(&mark).context("marking the dm-log-writes log")?;
+                Captured::Mark(mark)
+            }
+            None => {
+                let path = self.base.0.join(format!("capture-{n}.img"));
+                let guard = Removed(path.clone());
+                copy_sparse(&self.image, &path).with_context(|| format!("copying {} to {}", self.image.display(), path.display()))?;
+                Captured::Copy(guard)
+            }
+        };
+        Ok(Capture { n, at, ms: start.elapsed().as_secs_f64() * 1e3 })
     }
 
     /// Mounts a capture as the first boot after the power cut would, and reads `rel` (a path
     /// inside the scratch filesystem) back.
     pub fn read_back(&self, capture: Capture, rel: &Path, size: u64) -> Result<Survived> {
-        let disk = Loop::attach(&capture.file.0)?;
-        let at = self.base.0.join(format!("check-{}", self.copies));
+        let (file, method) = match capture.at {
+            Captured::Copy(f) => (f, format!("copy of the loop's backing file, {:.0} ms with the writer paused", capture.ms)),
+            Captured::Mark(mark) => {
+                let l = self.log.as_ref().expect("marks are made only with a log");
+                let path = self.base.0.join(format!("capture-{}.img", capture.n));
+                let guard = Removed(path.clone());
+                let r = l.replay(&mark, &path)?;
+                let how = format!(
+                    "dm-log-writes replayed to the mark made at sync return ({:.0} ms): {} flushed write(s), {:.1} MiB, {} flush(es) since the log began",
+                    capture.ms,
+                    r.writes,
+                    r.bytes as f64 / (1u64 << 20) as f64,
+                    r.flushes
+                );
+                (guard, how)
+            }
+        };
+        let disk = Loop::attach(&file.0)?;
+        let at = self.base.0.join(format!("check-{}", capture.n));
         let mounted = Mounted::mount(&disk.0, &at, self.fs.name(), self.fs.copy_options())
             .context("mounting the capture (journal replay, as after a reboot)")?;
         let path = at.join(rel.strip_prefix("/").unwrap_or(rel));
@@ -309,9 +456,11 @@ impl Scratch {
         };
         drop(mounted);
         drop(disk);
+        drop(file);
         Ok(Survived {
             file: rel.display().to_string(),
-            copy_ms: capture.copy_ms,
+            copy_ms: capture.ms,
+            method,
             found,
             file_bytes,
             intact_bytes,
@@ -359,10 +508,18 @@ fn copy_sparse(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A copy of the scratch disk, removed when dropped.
+/// The disk as it stood at one sync return: a copy (removed when dropped), or a mark in the
+/// log that `read_back` replays up to.
 pub struct Capture {
-    file: Removed,
-    copy_ms: f64,
+    n: u32,
+    at: Captured,
+    /// How long making it took, with the writer paused.
+    ms: f64,
+}
+
+enum Captured {
+    Copy(Removed),
+    Mark(String),
 }
 
 /// What the capture held of the file.
@@ -370,8 +527,11 @@ pub struct Capture {
 pub struct Survived {
     /// The file's path inside the scratch filesystem.
     pub file: String,
-    /// How long the copy took, with the writer paused.
+    /// How long the capture (a copy, or a mark in the log) took, with the writer paused.
     pub copy_ms: f64,
+    /// How the disk was captured and read back (dm-log-writes or a copy).
+    #[serde(default)]
+    pub method: String,
     pub found: bool,
     pub file_bytes: u64,
     /// Bytes holding what the worker wrote.
@@ -394,11 +554,19 @@ impl Survived {
 }
 
 /// The modes `--crash-check` runs unless told: bare and a bind volume (durable), the
-/// kernel overlay with and without `volatile`, and podman `run --rm` with its storage on the
-/// scratch disk.
+/// kernel overlay with and without `volatile`, mounted by probe on the host and as the
+/// native container's root, and podman `run --rm` with its storage on the scratch disk.
 pub fn default_modes() -> Vec<super::mode::Mode> {
     use super::mode::Mode;
-    vec![Mode::Bare, Mode::NativeBind, Mode::Overlay, Mode::OverlayVolatile, Mode::PodmanOverlay]
+    vec![
+        Mode::Bare,
+        Mode::NativeBind,
+        Mode::Overlay,
+        Mode::OverlayVolatile,
+        Mode::NativeOverlay,
+        Mode::NativeOverlayVolatile,
+        Mode::PodmanOverlay,
+    ]
 }
 
 /// "12.0 of 12.0 MiB survived a power cut at sync return (copy 40 ms): agrees".
@@ -414,7 +582,8 @@ pub fn describe(c: &Survived, written: u64) -> String {
         Some(false) => "DISAGREES with the counters",
         None => "the counters did not decide",
     };
-    format!("{held} a power cut at sync return ({} in the capture, copied in {:.0} ms): {agrees}", c.file, c.copy_ms)
+    let how = if c.method.is_empty() { format!("copied in {:.0} ms", c.copy_ms) } else { c.method.clone() };
+    format!("{held} a power cut at sync return ({} in the capture; {how}): {agrees}", c.file)
 }
 
 /// Where the worker's file is inside the scratch filesystem, from what the worker reported:
@@ -462,7 +631,7 @@ mod tests {
 
     #[test]
     fn agreement_follows_the_outcome() {
-        let s = Survived { file: "/f".into(), copy_ms: 1.0, found: true, file_bytes: 8, intact_bytes: 8, complete: true, agrees: None };
+        let s = Survived { file: "/f".into(), copy_ms: 1.0, method: String::new(), found: true, file_bytes: 8, intact_bytes: 8, complete: true, agrees: None };
         assert_eq!(s.agreement(Outcome::Durable), Some(true));
         assert_eq!(s.agreement(Outcome::NotDurable), Some(false));
         assert_eq!(s.agreement(Outcome::Undecided), None);

@@ -9,6 +9,7 @@ pub mod backing;
 pub mod crash;
 pub mod events;
 pub mod handshake;
+pub mod logwrites;
 pub mod mode;
 pub mod protocol;
 pub mod verdict;
@@ -43,7 +44,7 @@ pub struct Config {
     pub trace: bool,
     /// Write to a scratch disk with this filesystem and prove each verdict by a simulated
     /// power cut (`--crash-check`).
-    pub crash_check: Option<crash::ScratchFs>,
+    pub crash_check: Option<(crash::ScratchFs, crash::Method)>,
     pub quiet: bool,
 }
 
@@ -228,14 +229,7 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
         "--pause".into(),
     ];
     let mut scratch = match cfg.crash_check {
-        Some(fs) => {
-            // The copy keeps whatever the loop device received, flushed or not: it stands for
-            // a disk without a volatile cache, so it cannot judge writes that never ask for a
-            // flush and rely on none (O_DIRECT's verdict turns on the disk cache).
-            anyhow::ensure!(
-                p.sync != SyncMode::Direct,
-                "--crash-check cannot judge --sync direct: its capture keeps every write the scratch disk received, flushed or not, so it cannot stand for a volatile disk cache; use --sync fdatasync, fsync or none"
-            );
+        Some((fs, method)) => {
             anyhow::ensure!(
                 p.size <= fs.scratch_bytes() / 2,
                 "--size {} MiB is too large for the crash check's {} MiB {} scratch disk: use --size {} or less",
@@ -244,7 +238,15 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
                 fs.name(),
                 fs.scratch_bytes() >> 21
             );
-            Some(crash::Scratch::create(&p.dir, fs).context("--crash-check: making the scratch disk")?)
+            if let Some(why) = method.copy_reason()?.filter(|_| p.sync == SyncMode::Direct) {
+                return Err(crash::refuse_direct(&why));
+            }
+            let s = crash::Scratch::create(&p.dir, fs, method).context("--crash-check: making the scratch disk")?;
+            // Auto falls back to the copy when dm-log-writes cannot be made.
+            if p.sync == SyncMode::Direct && !s.models_disk_cache() {
+                return Err(crash::refuse_direct(&s.method));
+            }
+            Some(s)
         }
         None => None,
     };
@@ -261,7 +263,11 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool) -> Result<Report> {
         launcher.set_podman_storage(storage);
         _runroot = Some(runroot);
     }
-    let crash_check = scratch.as_ref().map(|s| format!("{} on {}", s.fs.name(), s.device()));
+    if let Some(s) = scratch.as_ref() {
+        // The native container's upper layer on the scratch disk too, so its file is captured.
+        launcher.set_native_storage(s.dir().join("native-containers"));
+    }
+    let crash_check = scratch.as_ref().map(|s| format!("{} on {}; capture: {}", s.fs.name(), s.device(), s.method));
     let mut stderr = StderrSink::new().context("memfd for the worker's stderr")?;
     let (mut modes, skipped) = usable_modes(&cfg, &mut launcher, &mut stderr)?;
     let mut session = if cfg.trace { Some(open_tracer()?) } else { None };

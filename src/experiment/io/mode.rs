@@ -29,7 +29,12 @@ pub enum Mode {
     PodmanVolume,
     RootlessFuseOverlayfs,
     RootlessVolume,
+    /// `probe run --storage overlay-disk`: the native container's root is a kernel overlay
+    /// with its upper on disk, mounted as overlay2 mounts it.
     NativeOverlay,
+    /// The same mounted `volatile` (`--storage overlay-disk-volatile`), as podman mounts a
+    /// `run --rm` container's root.
+    NativeOverlayVolatile,
     NativeFuseOverlayfs,
     NativeBind,
     /// Kernel overlayfs mounted by probe on the host, upper and work in --dir, the worker
@@ -50,7 +55,7 @@ const IMAGE_PROBE: &str = "/usr/local/bin/probe";
 pub const SHM_DIR: &str = "/dev/shm";
 
 impl Mode {
-    pub const ALL: [Mode; 13] = [
+    pub const ALL: [Mode; 14] = [
         Mode::Bare,
         Mode::Tmpfs,
         Mode::DockerOverlay,
@@ -60,6 +65,7 @@ impl Mode {
         Mode::RootlessFuseOverlayfs,
         Mode::RootlessVolume,
         Mode::NativeOverlay,
+        Mode::NativeOverlayVolatile,
         Mode::NativeFuseOverlayfs,
         Mode::NativeBind,
         Mode::Overlay,
@@ -77,6 +83,7 @@ impl Mode {
             Mode::RootlessFuseOverlayfs => "rootless-fuse-overlayfs",
             Mode::RootlessVolume => "rootless-volume",
             Mode::NativeOverlay => "native-overlay",
+            Mode::NativeOverlayVolatile => "native-overlay-volatile",
             Mode::NativeFuseOverlayfs => "native-fuse-overlayfs",
             Mode::NativeBind => "native-bind",
             Mode::Overlay => "overlay",
@@ -90,7 +97,7 @@ impl Mode {
             Mode::DockerOverlay | Mode::DockerVolume => RuntimeKind::Docker,
             Mode::PodmanOverlay | Mode::PodmanVolume => RuntimeKind::Podman,
             Mode::RootlessFuseOverlayfs | Mode::RootlessVolume => RuntimeKind::PodmanRootless,
-            Mode::NativeOverlay | Mode::NativeFuseOverlayfs | Mode::NativeBind => RuntimeKind::Native,
+            Mode::NativeOverlay | Mode::NativeOverlayVolatile | Mode::NativeFuseOverlayfs | Mode::NativeBind => RuntimeKind::Native,
         }
     }
 
@@ -100,6 +107,7 @@ impl Mode {
             Mode::Bare => "io_write",
             Mode::Tmpfs => "io_tmpfs",
             Mode::DockerOverlay | Mode::PodmanOverlay | Mode::RootlessFuseOverlayfs | Mode::NativeOverlay => "io_overlay",
+            Mode::NativeOverlayVolatile => "io_overlay_volatile",
             Mode::NativeFuseOverlayfs => "io_fuse_overlayfs",
             Mode::DockerVolume | Mode::PodmanVolume | Mode::RootlessVolume => "io_volume",
             Mode::NativeBind => "io_bind",
@@ -251,17 +259,24 @@ pub struct Launcher {
     exe: PathBuf,
     disk_dir: PathBuf,
     podman_storage: Option<PodmanStorage>,
+    /// `probe run --storage-dir`: where the native container's upper layer goes.
+    native_storage: Option<PathBuf>,
 }
 
 impl Launcher {
     pub fn new(disk_dir: PathBuf) -> Result<Launcher> {
         let exe = std::env::current_exe().context("locating the probe binary")?;
-        Ok(Launcher { runtimes: vec![Spawner::Bare], exe, disk_dir, podman_storage: None })
+        Ok(Launcher { runtimes: vec![Spawner::Bare], exe, disk_dir, podman_storage: None, native_storage: None })
     }
 
     /// Rootful podman's containers go to `storage` from now on.
     pub fn set_podman_storage(&mut self, storage: PodmanStorage) {
         self.podman_storage = Some(storage);
+    }
+
+    /// The native container's upper and work directories go under `dir` from now on.
+    pub fn set_native_storage(&mut self, dir: PathBuf) {
+        self.native_storage = Some(dir);
     }
 
     /// Rootful podman's image store (its graph root), for `PodmanStorage::image_store`.
@@ -319,15 +334,21 @@ impl Launcher {
         worker.extend(worker_args.iter().cloned());
         worker.extend(["--path".into(), format!("{in_container_dir}/{FILE_NAME}")]);
         let volume = dir.as_ref().filter(|_| rt != RuntimeKind::Bare).map(|d| format!("{}:{VOLUME_MOUNT}", d.path().display()));
-        let native: &[&str] = match mode {
+        let storage = match mode {
             // overlay-disk: upper and work on disk as Docker's overlay2 (plain `overlay`
             // keeps them on a tmpfs, which would make this a second tmpfs control).
-            Mode::NativeOverlay => &["--storage", "overlay-disk", "--ns", "all"],
-            Mode::NativeFuseOverlayfs => &["--storage", "fuse-overlayfs", "--ns", "all"],
+            Mode::NativeOverlay => "overlay-disk",
+            Mode::NativeOverlayVolatile => "overlay-disk-volatile",
+            Mode::NativeFuseOverlayfs => "fuse-overlayfs",
             // native-bind writes to its volume; the root is the default, as docker's
             // volume mode keeps its overlay2 root.
-            _ => &["--storage", "overlay", "--ns", "all"],
+            _ => "overlay",
         };
+        let storage_dir = self.native_storage.as_ref().map(|d| d.display().to_string());
+        let mut native = vec!["--storage", storage, "--ns", "all"];
+        if let Some(d) = storage_dir.as_deref() {
+            native.extend(["--storage-dir", d]);
+        }
         // The worker is this binary on the host, the image's copy in a container.
         let program = if rt == RuntimeKind::Bare { self.exe.display().to_string() } else { IMAGE_PROBE.to_string() };
         let argv: Vec<String> = std::iter::once(program).chain(worker).collect();
@@ -336,7 +357,7 @@ impl Launcher {
             engine_flags.extend(["--root".into(), s.root.display().to_string(), "--runroot".into(), s.runroot.display().to_string()]);
             engine_flags.extend(["--storage-opt".into(), format!("overlay.imagestore={}", s.image_store)]);
         }
-        let opts = RunOpts { volume: volume.as_deref(), interactive: true, cgroup_parent: None, native, engine_flags: &engine_flags };
+        let opts = RunOpts { volume: volume.as_deref(), interactive: true, cgroup_parent: None, native: &native, engine_flags: &engine_flags };
         let cmd = self.runtime(rt).command(&argv, &opts);
         Ok(Launch { cmd, overlay, dir })
     }

@@ -43,6 +43,9 @@ pub fn render(report: &Report) -> String {
             .collect();
         out.push_str(&format!("\nbackground writes while idle ({} ms), subtracted: {}\n", report.background.idle_ms, bg.join(", ")));
     }
+    if let Some(c) = &report.crash_check {
+        out.push_str(&format!("crash check: scratch disk {c}\n"));
+    }
     for r in &report.results {
         out.push_str(&evidence(r));
     }
