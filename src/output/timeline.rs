@@ -396,6 +396,85 @@ fn draw<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::attribution::Window;
+    use crate::trace::critical::{Step, WakeRef};
+
+    fn task(tid: u32, comm: &str) -> TaskRef {
+        TaskRef { pid: tid, tid, comm: comm.into() }
+    }
+
+    fn step(start: u64, end: u64, t: &TaskRef, state: State) -> Step {
+        Step { start, end, task: t.clone(), state, waiter: None, site: None }
+    }
+
+    /// A command `sh` (10) that runs, waits for a CPU, then for `dd` (11) in D state, a gap
+    /// no step covers, then containerd (12) stopped by a signal, asleep on a task, asleep on a
+    /// timer, and asleep with its waker unseen.
+    fn path() -> CriticalPath {
+        let (sh, dd, ctr) = (task(10, "sh"), task(11, "dd"), task(12, "containerd"));
+        let steps = vec![
+            step(100, 200, &sh, State::Running),
+            step(200, 300, &sh, State::Running),
+            step(300, 350, &sh, State::Runnable { cpu_holders: vec![(task(99, "hog"), 50)] }),
+            step(350, 400, &sh, State::Running),
+            step(400, 500, &dd, State::Blocked { requests: 2, devices: vec!["8:0".into()], woken_by: Some(WakeRef::Interrupt) }),
+            step(550, 600, &ctr, State::Stopped { sender: Some(task(13, "bash")), signal: Some(19), woken_by: None }),
+            step(600, 650, &ctr, State::Sleeping { woken_by: Some(task(14, "shim")) }),
+            step(650, 700, &ctr, State::Interrupt),
+            step(700, 800, &ctr, State::Sleeping { woken_by: None }),
+        ];
+        CriticalPath { start: 100, end: 800, steps, missing: Vec::new(), stacks: false }
+    }
+
+    #[test]
+    fn lane_joins_a_tasks_neighbours_clips_and_leaves_gaps_unexplained() {
+        let got: Vec<(u64, u64, Option<u32>, Reason)> =
+            lane(&path(), 150, 750).into_iter().map(|s| (s.start, s.end, s.task.map(|t| t.tid), s.reason)).collect();
+        assert_eq!(
+            got,
+            [
+                // Clipped at the window's start, and two running steps of sh joined.
+                (150, 300, Some(10), Reason::Running),
+                (300, 350, Some(10), Reason::Runnable),
+                (350, 400, Some(10), Reason::Running),
+                (400, 500, Some(11), Reason::Disk),
+                // No step: nobody absorbs it.
+                (500, 550, None, Reason::Unexplained),
+                (550, 600, Some(12), Reason::Stopped),
+                (600, 650, Some(12), Reason::OnTask),
+                (650, 700, Some(12), Reason::Timer),
+                // A sleep whose waker was not seen explains nothing; clipped at the end.
+                (700, 750, Some(12), Reason::Unexplained),
+            ]
+        );
+        // A window past the path's end is all unexplained.
+        let tail = lane(&path(), 700, 900);
+        assert_eq!(tail.last().map(|s| (s.start, s.end, s.task.is_none(), s.reason)), Some((800, 900, true, Reason::Unexplained)));
+    }
+
+    #[test]
+    fn lane_drawn_with_its_legend_in_both_languages() {
+        let a = Attribution::from_records(Window { start: 100, end: 800, root: 10 }, &[]);
+        let p = path();
+        let runs: Vec<Drawn> = vec![("sh".into(), &a, Some(&p))];
+        for lang in [Lang::En, Lang::Es] {
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, (WIDTH, height(&runs, lang))).into_drawing_area();
+                render(&root, &runs, lang).unwrap();
+            }
+            // The lane names the path's tasks where they fit: sh, then dd.
+            let mut words = vec![lang.pick("critical path", "camino crítico"), lang.pick("phases", "fases"), "sh 10", "dd 11"];
+            words.extend(Reason::ALL.iter().map(|r| r.label(lang)));
+            for w in words {
+                assert!(svg.contains(w), "{lang:?}: no {w:?} in the SVG");
+            }
+        }
+        // The legend's rows fit the chart's width.
+        for row in legend(Lang::Es, true) {
+            assert!(10 + row.iter().map(|(k, _)| key_width(k)).sum::<i32>() <= WIDTH as i32 || row.len() == 1, "{row:?}");
+        }
+    }
 
     #[test]
     fn timeline_paths() {
