@@ -91,12 +91,13 @@ impl Reason {
 
     fn color(self) -> RGBColor {
         let (r, g, b) = match self {
-            Reason::Running => (0x33, 0xa0, 0x2c),
+            // None the same as a phase's or a process bar's, which share the chart.
+            Reason::Running => (0x00, 0x6d, 0x2c),
             Reason::Runnable => (0xff, 0x7f, 0x00),
             Reason::Disk => (0x6a, 0x3d, 0x9a),
-            Reason::OnTask => (0xa6, 0xce, 0xe3),
-            Reason::Stopped => (0xe3, 0x1a, 0x1c),
-            Reason::Timer => (0xff, 0xe0, 0x66),
+            Reason::OnTask => (0x1f, 0x78, 0xb4),
+            Reason::Stopped => (0xc5, 0x1b, 0x7d),
+            Reason::Timer => (0xbf, 0x81, 0x2d),
             Reason::Exited => (0x99, 0x99, 0x99),
             // White, as an unattributed phase is: nothing is claimed there.
             Reason::Unexplained => (0xff, 0xff, 0xff),
@@ -349,7 +350,7 @@ fn draw<DB: DrawingBackend>(
                     // By thread id: the one the path follows, always known.
                     let label = format!("{} {}", t.comm, t.tid);
                     if (x1 - x0) as usize > 7 * label.chars().count() {
-                        let ink = if matches!(s.reason, Reason::Running | Reason::Disk | Reason::Stopped) { WHITE } else { BLACK };
+                        let ink = if matches!(s.reason, Reason::Running | Reason::Disk | Reason::Stopped | Reason::OnTask) { WHITE } else { BLACK };
                         root.draw(&Text::new(label, (x0 + 2, y + 2), text(10).color(&ink)))?;
                     }
                 }
