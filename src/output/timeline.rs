@@ -341,9 +341,11 @@ fn draw<DB: DrawingBackend>(
                 // outline's grey; the lane gets one outline below.
                 root.draw(&bar(x0, x1, y, ROW - 2, s.reason.color()))?;
                 let tid = s.task.as_ref().map(|t| t.tid);
-                // A heavier line where the path moves to another task: who it waited on.
-                if last.is_some() && tid != last {
-                    root.draw(&PathElement::new([(x0, y - 2), (x0, y + ROW)], BLACK.stroke_width(2)))?;
+                // A line where the path moves to another task (who it waited on), for
+                // stretches of a few pixels: a busy docker rep changes task hundreds of
+                // times, and a line at each blacked out the lane.
+                if last.is_some() && tid != last && x1 - x0 >= 3 {
+                    root.draw(&PathElement::new([(x0, y - 2), (x0, y + ROW)], BLACK.stroke_width(1)))?;
                 }
                 last = tid;
                 if let Some(t) = &s.task {
