@@ -23,7 +23,8 @@ use crate::trace::critical::{self, TaskRef, Wait, WaitKind};
 /// critical path where the rep was traced, its words in `lang`.
 pub fn timeline(path: &Path, o: &Outcome, dir: &RunDir, lang: Lang) -> anyhow::Result<()> {
     let runs = StartupTracer::timeline_runs(o.tracer.as_ref(), &o.saved.report.results);
-    let runs: Vec<crate::output::timeline::Drawn> = runs.iter().map(|(t, a, p)| (t.clone(), a, p.as_ref())).collect();
+    let title = |rt: &RuntimeKind, ms: f64| lang.pick(format!("{rt} — median rep, {ms:.1} ms"), format!("{rt} — repetición mediana, {ms:.1} ms"));
+    let runs: Vec<crate::output::timeline::Drawn> = runs.iter().map(|(rt, ms, a, p)| (title(rt, *ms), a, p.as_ref())).collect();
     anyhow::ensure!(!runs.is_empty(), "--timeline: no rep has phases to draw (the results are saved in {})", dir.path().display());
     crate::output::timeline::write(path, &runs, lang)?;
     eprintln!("timeline: {}", path.display());
