@@ -530,3 +530,55 @@ fn a_normal_podman_run_is_explained() {
     }
     explained_run("podman", "conmon");
 }
+
+/// The fill of each critical-path state on the timeline (output/timeline.rs), by the state's
+/// name in the JSON; None for the states drawn white (unexplained), which the background shares.
+fn lane_fill(step: &Value) -> Option<&'static str> {
+    match step["state"]["state"].as_str()? {
+        "running" => Some("#006D2C"),
+        "runnable" => Some("#FF7F00"),
+        "blocked" => Some("#6A3D9A"),
+        "sleeping" if !step["state"]["woken_by"].is_null() => Some("#1F78B4"),
+        "stopped" => Some("#C51B7D"),
+        "interrupt" => Some("#BF812D"),
+        "exited" => Some("#999999"),
+        _ => None,
+    }
+}
+
+/// `probe trace --critical-path --timeline` draws the path as a lane under the phases: every
+/// state the path has (from the same run's JSON) is drawn on the lane as well as in the
+/// legend, the sleeping task is named on it, and the legend names every state, in English
+/// and in Spanish.
+#[test]
+fn the_timeline_draws_the_critical_path() {
+    if !common::require_root() {
+        return;
+    }
+    let dir = common::TempDir::new("critical-timeline");
+    let english = ["critical path", "running (on CPU)", "runnable, waiting for a CPU", "blocked in D state (I/O)", "asleep until woken by a task", "stopped (signal)", "asleep until a timer/interrupt", "unexplained"];
+    let spanish = ["camino crítico", "en ejecución (en CPU)", "lista, esperando una CPU", "bloqueada en estado D (E/S)", "dormida hasta que otra tarea la despierta", "detenida (señal)", "dormida hasta un temporizador/interrupción", "sin explicar"];
+    for (lang, words) in [("en", english), ("es", spanish)] {
+        let (svg, json) = (dir.0.join(format!("t-{lang}.svg")), dir.0.join(format!("t-{lang}.json")));
+        let out = common::probe(&[
+            "trace", "--critical-path", "--output", json.to_str().unwrap(), "--timeline", svg.to_str().unwrap(), "--lang", lang, "--", "sh", "-c", "sleep 0.05",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let body = std::fs::read_to_string(&svg).expect("timeline written");
+        assert!(body.starts_with("<svg"), "{}", &body[..body.len().min(200)]);
+        for w in words {
+            assert!(body.contains(w), "{lang}: no {w:?} in the timeline");
+        }
+        // The lane's label of the sleep, "sleep TID" (its process row is "sleep [PID]").
+        let on_lane = body.lines().map(str::trim).any(|l| l.strip_prefix("sleep ").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())));
+        assert!(on_lane, "{lang}: the sleep task is not named on the lane");
+        let trace: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let steps = trace["critical_path"]["steps"].as_array().expect("critical path in the JSON");
+        let fills: std::collections::BTreeSet<&str> = steps.iter().filter_map(lane_fill).collect();
+        assert!(fills.contains("#006D2C"), "{lang}: the path never ran: {steps:?}");
+        for fill in fills {
+            let n = body.matches(&format!("fill=\"{fill}\"")).count();
+            assert!(n >= 2, "{lang}: a state of the path ({fill}) is only in the legend, not on the lane");
+        }
+    }
+}

@@ -9,6 +9,7 @@ use super::OutputArgs;
 use crate::experiment::startup::command::{self, Options};
 use crate::ground::RuntimeKind;
 use crate::output::emit::{emit, fail_if_stopped, finish, save};
+use crate::output::report::lang::Lang;
 use crate::output::{results, run_files, seed_csv, terminal};
 
 #[derive(Args, Debug)]
@@ -32,6 +33,9 @@ pub struct StartupArgs {
     /// (a new file; an existing one is not replaced).
     #[arg(long, value_name = "FILE.svg|png", requires = "breakdown", value_parser = crate::output::timeline::check_path)]
     pub timeline: Option<PathBuf>,
+    /// Language of the timeline's words (its phases, critical-path states and legend).
+    #[arg(long, value_enum, default_value_t = Lang::En, requires = "timeline")]
+    pub lang: Lang,
     #[command(flatten)]
     pub output: OutputArgs,
     /// Command to run in each container [default: echo ok].
@@ -56,7 +60,7 @@ pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
     files.extend(phases.as_deref().map(|p| ("phases.csv", p)));
     let dir = save(&a.output.results, "startup", &files)?;
     if let Some(path) = &a.timeline {
-        terminal::startup::timeline(path, &o, &dir)?;
+        terminal::startup::timeline(path, &o, &dir, a.lang)?;
     }
     emit(a.output.format, &terminal::startup::render(&o), &csv, &json);
     let code = finish(&o.saved.report.warnings, &o.saved.report.skipped, &dir)?;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
+use crate::output::report::lang::Lang;
 use crate::output::{terminal, timeline};
 use crate::trace::event::PAGE_FAULT;
 use crate::trace::{self, session::Options};
@@ -47,6 +48,9 @@ pub struct TraceArgs {
     /// extension (a new file; an existing one is not replaced).
     #[arg(long, value_name = "FILE.svg|png", value_parser = timeline::check_path)]
     pub timeline: Option<PathBuf>,
+    /// Language of the timeline's words (its phases, critical-path states and legend).
+    #[arg(long, value_enum, default_value_t = Lang::En, requires = "timeline")]
+    pub lang: Lang,
     /// Also print the command's critical path: from its exit backwards, which task it was
     /// waiting for at each instant and in what state (running, runnable, D, stopped, asleep).
     /// Adds sched/sched_waking and signal/signal_generate to the events (every wakeup on the
@@ -88,7 +92,7 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
     if show_progress {
         eprintln!();
     }
-    terminal::trace::show(&a.command, &run, stream, a.json, a.timeline.as_deref())?;
+    terminal::trace::show(&a.command, &run, stream, a.json, a.timeline.as_deref(), a.lang)?;
     Ok(exit_code(run.status))
 }
 

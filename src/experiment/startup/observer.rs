@@ -116,18 +116,19 @@ impl StartupTracer {
     }
 
     /// Each runtime's median rep among those with phases, as the timeline draws them:
-    /// traced engines with their processes, native from its in-process phase records.
-    pub fn timeline_runs(tracer: Option<&Self>, results: &[RuntimeResult]) -> Vec<(String, Attribution)> {
+    /// traced engines with their processes and critical path, native from its in-process
+    /// phase records; with the rep's runtime and wall time in ms, for the title.
+    pub fn timeline_runs(tracer: Option<&Self>, results: &[RuntimeResult]) -> Vec<(RuntimeKind, f64, Attribution, Option<CriticalPath>)> {
         let mut runs = Vec::new();
         for r in results {
             let mut timed: Vec<&Sample> = r.samples.iter().filter(|s| !s.phases.is_empty()).collect();
             timed.sort_by_key(|s| s.wall_ns);
             let Some(s) = timed.get(timed.len() / 2) else { continue };
-            let a = match tracer.and_then(|t| t.trace_of(s)) {
-                Some(t) => t.attribution.clone(),
-                None => Attribution::from_records(Window { start: s.start_mono_ns, end: s.start_mono_ns + s.wall_ns, root: s.pid }, &s.phases),
+            let (a, critical) = match tracer.and_then(|t| t.trace_of(s)) {
+                Some(t) => (t.attribution.clone(), Some(t.critical.clone())),
+                None => (Attribution::from_records(Window { start: s.start_mono_ns, end: s.start_mono_ns + s.wall_ns, root: s.pid }, &s.phases), None),
             };
-            runs.push((format!("{} — median rep, {:.1} ms", r.runtime, s.wall_ms()), a));
+            runs.push((r.runtime, s.wall_ms(), a, critical));
         }
         runs
     }

@@ -14,16 +14,19 @@ use crate::experiment::startup::Report;
 use crate::ground::stats;
 use crate::ground::RuntimeKind;
 use crate::measure::runner::RuntimeResult;
+use crate::output::report::lang::Lang;
 use crate::output::results::RunDir;
 use crate::output::table::{ms, prose, terminal_width, Table};
 use crate::trace::critical::{self, TaskRef, Wait, WaitKind};
 
-/// Draws each runtime's median rep as one timeline into `path` (--timeline).
-pub fn timeline(path: &Path, o: &Outcome, dir: &RunDir) -> anyhow::Result<()> {
+/// Draws each runtime's median rep as one timeline into `path` (--timeline), with its
+/// critical path where the rep was traced, its words in `lang`.
+pub fn timeline(path: &Path, o: &Outcome, dir: &RunDir, lang: Lang) -> anyhow::Result<()> {
     let runs = StartupTracer::timeline_runs(o.tracer.as_ref(), &o.saved.report.results);
-    let runs: Vec<(String, &_)> = runs.iter().map(|(t, a)| (t.clone(), a)).collect();
+    let title = |rt: &RuntimeKind, ms: f64| lang.pick(format!("{rt} — median rep, {ms:.1} ms"), format!("{rt} — repetición mediana, {ms:.1} ms"));
+    let runs: Vec<crate::output::timeline::Drawn> = runs.iter().map(|(rt, ms, a, p)| (title(rt, *ms), a, p.as_ref())).collect();
     anyhow::ensure!(!runs.is_empty(), "--timeline: no rep has phases to draw (the results are saved in {})", dir.path().display());
-    crate::output::timeline::write(path, &runs)?;
+    crate::output::timeline::write(path, &runs, lang)?;
     eprintln!("timeline: {}", path.display());
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::output::report::lang::Lang;
 use crate::output::table::Table;
 use crate::output::timeline;
 use crate::trace::attribution::Attribution;
@@ -96,8 +97,8 @@ pub fn progress(p: &Progress) {
 }
 
 /// Prints what `probe trace` shows of `run` (and ends `stream`'s document with the
-/// analysis), then draws the timeline if asked.
-pub fn show(argv: &[String], run: &Run, stream: Option<EventStream>, to_stdout: bool, timeline_path: Option<&Path>) -> anyhow::Result<()> {
+/// analysis), then draws the timeline if asked, its words in `lang`.
+pub fn show(argv: &[String], run: &Run, stream: Option<EventStream>, to_stdout: bool, timeline_path: Option<&Path>, lang: Lang) -> anyhow::Result<()> {
     let t = match &run.traced {
         Err(why) => {
             let ms = (run.end - run.start) as f64 / 1e6;
@@ -150,8 +151,10 @@ pub fn show(argv: &[String], run: &Run, stream: Option<EventStream>, to_stdout: 
         } else {
             t.breakdowns.iter().enumerate().map(|(i, a)| (format!("container start {} (pid {})", i + 1, a.window.root), a.clone())).collect()
         };
-        let runs: Vec<(String, &Attribution)> = titled.iter().map(|(n, a)| (n.clone(), a)).collect();
-        timeline::write(path, &runs)?;
+        // The command's path, clipped to each drawn window (its own start, or each start
+        // it made): what the command waited for meanwhile.
+        let runs: Vec<timeline::Drawn> = titled.iter().map(|(n, a)| (n.clone(), a, t.critical.as_ref())).collect();
+        timeline::write(path, &runs, lang)?;
         eprintln!("timeline: {}", path.display());
     }
     Ok(())
