@@ -363,11 +363,15 @@ impl Tracker {
         };
         let kept = |tr: &Self, tid: u32| keep(tid) || tr.tasks.get(&tid).is_some_and(|l| l.dying);
         if tid != 0 && tid != u32::MAX {
+            // The unhashed task's pid is -1 too: its process stays what was learnt before.
+            let pid = (e.pid != u32::MAX).then_some(e.pid);
             if let Some(c) = self.on_cpu.get_mut(&e.cpu).filter(|c| c.tid == tid) {
-                c.tgid = Some(e.pid);
+                c.tgid = pid.or(c.tgid);
             }
             if kept(self, tid) {
-                self.tgid_of.insert(tid, e.pid);
+                if let Some(pid) = pid {
+                    self.tgid_of.insert(tid, pid);
+                }
                 self.seen_running(tid, e.cpu, t);
             }
         }
@@ -544,7 +548,7 @@ impl Tracker {
 
     /// Names `tid`, the task `e` fired in, from what its CPU's last switch said.
     fn name_from_cpu(&mut self, tid: u32, e: &Event) {
-        if tid == 0 || tid == u32::MAX {
+        if tid == 0 || tid == u32::MAX || e.pid == u32::MAX {
             return;
         }
         self.tgid_of.entry(tid).or_insert(e.pid);
@@ -1129,9 +1133,12 @@ mod tests {
     fn a_dying_wakers_unknown_tid_is_the_task_on_its_cpu() {
         let mut dying = waking(10, 0, 100, 1);
         dying.tid = u32::MAX;
+        dying.pid = u32::MAX;
         let events = [switch(0, 0, 0, 0, 100), switch(0, 1, 1, TASK_INTERRUPTIBLE, 0), dying, switch(10, 0, 100, EXIT_DEAD, 1)];
         let p = feed(&events).path(100, 0, 15 * MS, &no_names);
         assert_eq!(summary(&p), [(0, 10, 100, "running"), (10, 15, 1, "running")]);
+        // Its pid, -1 as well, is not taken for its process.
+        assert!(p.steps.iter().all(|s| s.task.pid != u32::MAX), "{:?}", p.steps);
     }
 
     /// Only task 100 is kept, as under `probe trace`: the hogs 7 and 8 get no log, yet are
