@@ -22,13 +22,14 @@
 # naming it. The guest image is built once per machine and cached
 # (/var/cache/probe-second-host): ~15 min the first time under TCG, 0 after.
 #
-# Usage: scripts/second-host-ci.sh [--binary PATH] [--no-fleet]   (as root; default binary:
-#        target/debug/probe, built with `cargo build` when missing)
+# Usage: scripts/second-host-ci.sh [--binary PATH] [--no-fleet]   (as root; the guest's binary
+#        is PATH or else target/debug/probe after `cargo build`; the fleet test always ships
+#        target/debug/probe)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-BINARY=target/debug/probe FLEET=1
+BINARY="" FLEET=1
 while [ $# -gt 0 ]; do
     case $1 in
         --binary) BINARY=${2:?--binary needs a path}; shift 2 ;;
@@ -38,7 +39,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "second-host-ci: run as root (qemu, the image cache)" >&2; exit 2; }
-[ -x "$BINARY" ] || cargo build --locked
+# The default is this tree's build, brought up to date: a stale one would run in the guest.
+[ -n "$BINARY" ] || { cargo build --locked; BINARY=target/debug/probe; }
+[ -x "$BINARY" ] || { echo "second-host-ci: not an executable: $BINARY" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "second-host-ci: needs python3 to read the run folders" >&2; exit 2; }
 
 t0=$(date +%s)
@@ -227,8 +230,10 @@ EOF
 
 fleet=0
 if [ "$FLEET" = 1 ]; then
-    # The fleet's localhost runs on this machine's test image: up to date with this build.
-    "$BINARY" image build
+    # The fleet's localhost runs on this machine's test image: up to date with the build the
+    # test ships (its own, target/debug/probe).
+    cargo build --locked
+    target/debug/probe image build
     PROBE_GUEST_SSH_PORT=$port cargo test --locked --test fleet -- --test-threads=1 || fleet=$?
     echo "second-host-ci: fleet test finished with status $fleet"
 fi
