@@ -5,6 +5,7 @@
 # a 6.12 kernel with device-mapper and md, a partitioned disk: root on /dev/vda1).
 #
 # Usage: scripts/second-host.sh [OPTIONS] [run] -- PROBE ARGS... [--then PROBE ARGS...]...
+#        scripts/second-host.sh [OPTIONS] exec -- PROBE ARGS... [--then PROBE ARGS...]...
 #        scripts/second-host.sh [OPTIONS] build | ssh-up | ssh-down | clean
 #
 #   run       (the default) boot the guest, run each probe command line in it as root (one
@@ -12,6 +13,8 @@
 #             RESULTS/<guest hostname>/, power off. Prints the guest's stdout and stderr as they
 #             come; exits with the first failing command's status (124: timeout, 125: the
 #             guest ended without one).
+#   exec      the same as run, in the guest ssh-up started on --ssh-port (no boot of its own,
+#             no power-off): one boot serves several callers
 #   build     only build the guest image, or say it is cached (it is built by `run` if missing)
 #   ssh-up    boot the guest in the background, sshd on 127.0.0.1:PORT (default 2222), and
 #             print how to log in (root or probe-rootless, key in the cache): for Ansible.
@@ -21,14 +24,16 @@
 #
 # Options:
 #   --rebuild            rebuild the image even if a cached one matches this script
-#   --keep-going         run the next --then command line even after one failed
+#   --keep-going         run the next --then command line even after one failed (run, exec)
 #   --binary PATH        probe binary to copy in (default: target/release/probe, else
 #                        target/debug/probe of this repository)
 #   --results DIR        where the guest's run folders go (default: <repo>/results)
-#   --ssh-port PORT      also forward 127.0.0.1:PORT to the guest's sshd (run, ssh-up, ssh-down)
+#   --ssh-port PORT      also forward 127.0.0.1:PORT to the guest's sshd (run, ssh-up); the
+#                        ssh-up guest to use or stop (exec, ssh-down)
 #   --boot-timeout SECS  kill qemu if the guest has not reached the script by then
 #                        (default 1200 under TCG, 300 under KVM)
-#   --run-timeout SECS   kill qemu if the command lines have not finished by then (default 10800)
+#   --run-timeout SECS   kill qemu (run) or the ssh session (exec) if the command lines have
+#                        not finished by then (default 10800)
 #   --memory MIB         guest memory (default 4096)      --cpus N   guest CPUs (default 2)
 #   -h, --help           this text
 #
@@ -254,7 +259,7 @@ while [ $# -gt 0 ]; do
         --cpus) need_val "$@"; CPUS=$2; shift ;;
         -h|--help) usage; exit 0 ;;
         --) shift; ARGS=("$@"); break ;;
-        build|run|ssh-up|ssh-down|clean)
+        build|run|exec|ssh-up|ssh-down|clean)
             [ -z "$CMD" ] || die "two subcommands: $CMD and $1"
             CMD=$1 ;;
         *) die "unknown argument: $1 (probe's arguments go after --; try --help)" ;;
@@ -270,7 +275,7 @@ done
 IMG_DIR="$CACHE/images/$(image_key)"
 
 # ------------------------------------------------------------------ cleanup
-TMP="" QEMU_PID="" TAIL_PIDS=() BUILD_WORK="" KEEP_QEMU=0
+TMP="" QEMU_PID="" TAIL_PIDS=() BUILD_WORK="" KEEP_QEMU=0 EXEC_PID=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -281,6 +286,8 @@ cleanup() {
         wait "$QEMU_PID" 2>/dev/null || true
         log "qemu (pid $QEMU_PID) killed"
     fi
+    # exec's ssh runs in the background, where Ctrl-C does not reach it.
+    [ -n "$EXEC_PID" ] && kill "$EXEC_PID" 2>/dev/null || true
     local p
     for p in "${TAIL_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     [ -n "$TMP" ] && rm -rf "$TMP"
@@ -490,14 +497,15 @@ resolve_binary() {
     fi
 }
 
-# The guest side of `run`: versions, engines up, each command line, results to the share.
+# The guest side of `run` and `exec`: versions, engines up, each command line, results to
+# GUEST_DIR (the 9p share's root for `run`, a folder of its own in it for each `exec`).
 write_run_script() {
-    local out=$1 line arg
+    local out=$1 guest_dir=$2 line arg
     {
         cat <<EOF
 #!/bin/bash
 set -u
-SHARE=/mnt/probe
+SHARE=$guest_dir
 KEEP_GOING=$KEEP_GOING
 EOF
         cat <<'EOF'
@@ -517,8 +525,8 @@ docker info >/dev/null 2>&1 || { note "dockerd did not come up"; systemctl statu
     echo "os: $(. /etc/os-release; echo "$PRETTY_NAME") ($(cat /etc/debian_version))"
     echo "kernel: $(uname -r)"
     echo "cmdline: $(cat /proc/cmdline)"
-    echo "systemd: $(first_line systemctl --version) -- boot state $(cat "$SHARE/boot-state")"
-    echo "failed units: $(awk '{print $1}' "$SHARE/failed-units" | tr '\n' ' ')"
+    echo "systemd: $(first_line systemctl --version) -- boot state $(cat /mnt/probe/boot-state)"
+    echo "failed units: $(awk '{print $1}' /mnt/probe/failed-units | tr '\n' ' ')"
     echo "cgroup: /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null)"
     echo "glibc: $(first_line ldd --version)"
     echo "docker: $(docker version --format 'client {{.Client.Version}}, server {{.Server.Version}}' 2>&1)"
@@ -622,42 +630,32 @@ start_qemu_bg() {   # DIR [DISK FORMAT KERNEL_DIR], as qemu_cmd
     QEMU_PID=$!
 }
 
-do_run() {
-    [ ${#ARGS[@]} -gt 0 ] || die "nothing to run: give probe's arguments after -- (e.g. -- doctor)"
-    local t_all rc stamp hn dest logs d
-    t_all=$(now_ns)
-    build_image
-    resolve_binary
-    pick_accel
-    TMP=$(mktemp -d /tmp/probe-second-host.XXXXXX)
-    prepare_guest_dir "$TMP"
-    cp "$BINARY" "$TMP/share/probe"
-    write_run_script "$TMP/share/cmd.sh"
-    start_qemu_bg "$TMP"
-    tail -q -n +1 -s 0.5 -f --pid="$QEMU_PID" "$TMP/share/stdout" &
+# stream_output SHARE PID: the guest's stdout and stderr, as they come, while PID lives.
+stream_output() {
+    tail -q -n +1 -s 0.5 -f --pid="$2" "$1/stdout" &
     TAIL_PIDS+=($!)
-    tail -q -n +1 -s 0.5 -f --pid="$QEMU_PID" "$TMP/share/stderr" >&2 &
+    tail -q -n +1 -s 0.5 -f --pid="$2" "$1/stderr" >&2 &
     TAIL_PIDS+=($!)
-    wait_guest "$TMP"
-    rc=0; wait "$QEMU_PID" 2>/dev/null || rc=$?
-    local t_end; t_end=$(now_ns)
-    QEMU_PID=""
+}
+
+# bring_home SHARE CONSOLE T_ALL [TIMING...]: the run folders the guest script left in SHARE,
+# under RESULTS/<guest hostname>/, with this run's logs; then the timings.
+bring_home() {
+    local share=$1 console=$2 t_all=$3 hn dest logs d f
+    shift 3
+    local p
     for p in "${TAIL_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     TAIL_PIDS=()
-    [ -z "$TIMED_OUT" ] && [ "$rc" -ne 0 ] && { warn "qemu exited with status $rc:"; sed 's/^/  /' "$TMP/qemu.log" >&2; }
-
-    # Bring the run folders home, under the guest's host name, with this boot's logs.
-    hn=$(cat "$TMP/share/hostname" 2>/dev/null || echo "$GUEST_HOSTNAME")
+    hn=$(cat "$share/hostname" 2>/dev/null || echo "$GUEST_HOSTNAME")
     dest="$RESULTS/$hn"
-    stamp=$(date +%Y%m%d-%H%M%S)
-    logs="$dest/second-host-logs/$stamp"
+    logs="$dest/second-host-logs/$(date +%Y%m%d-%H%M%S)"
     mkdir -p "$logs"
-    cp "$TMP/console.log" "$logs/"
+    cp "$console" "$logs/"
     for f in guest-info.txt commands.tsv stdout stderr failed-units boot-state cmd.sh; do
-        [ -e "$TMP/share/$f" ] && cp "$TMP/share/$f" "$logs/" || true
+        [ -e "$share/$f" ] && cp "$share/$f" "$logs/" || true
     done
-    if [ -d "$TMP/share/results" ]; then
-        for d in "$TMP/share/results"/*; do
+    if [ -d "$share/results" ]; then
+        for d in "$share/results"/*; do
             [ -e "$d" ] || [ -L "$d" ] || continue
             if [ -L "$d" ]; then
                 ln -sfn "$(readlink "$d")" "$dest/$(basename "$d")"
@@ -667,19 +665,43 @@ do_run() {
             fi
         done
     fi
-    if [ -n "${SUDO_UID:-}" ]; then chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$RESULTS/$hn" || true; fi
+    if [ -n "${SUDO_UID:-}" ]; then chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$dest" || true; fi
 
-    # Timings.
-    local summary="boot to script $( [ -n "$T_STARTED" ] && secs "$T_START" "$T_STARTED" || echo '-') s"
-    if [ -s "$TMP/share/commands.tsv" ]; then
+    local summary="$1" n r ms cmdline
+    shift
+    if [ -s "$share/commands.tsv" ]; then
         while IFS=$'\t' read -r n r ms cmdline; do
             summary+="; [$n] $cmdline: $(awk -v m="$ms" 'BEGIN{printf "%.1f", m/1000}') s, exit $r"
-        done <"$TMP/share/commands.tsv"
+        done <"$share/commands.tsv"
     fi
-    [ -n "$T_DONE" ] && summary+="; power-off $(secs "$T_DONE" "$t_end") s"
+    for f in "$@"; do summary+="; $f"; done
     summary+="; total $(secs "$t_all" "$(now_ns)") s"
     log "timings: $summary"
     log "logs: $logs"
+}
+
+do_run() {
+    [ ${#ARGS[@]} -gt 0 ] || die "nothing to run: give probe's arguments after -- (e.g. -- doctor)"
+    local t_all rc
+    t_all=$(now_ns)
+    build_image
+    resolve_binary
+    pick_accel
+    TMP=$(mktemp -d /tmp/probe-second-host.XXXXXX)
+    prepare_guest_dir "$TMP"
+    cp "$BINARY" "$TMP/share/probe"
+    write_run_script "$TMP/share/cmd.sh" /mnt/probe
+    start_qemu_bg "$TMP"
+    stream_output "$TMP/share" "$QEMU_PID"
+    wait_guest "$TMP"
+    rc=0; wait "$QEMU_PID" 2>/dev/null || rc=$?
+    local t_end; t_end=$(now_ns)
+    QEMU_PID=""
+    [ -z "$TIMED_OUT" ] && [ "$rc" -ne 0 ] && { warn "qemu exited with status $rc:"; sed 's/^/  /' "$TMP/qemu.log" >&2; }
+
+    bring_home "$TMP/share" "$TMP/console.log" "$t_all" \
+        "boot to script $( [ -n "$T_STARTED" ] && secs "$T_START" "$T_STARTED" || echo '-') s" \
+        ${T_DONE:+"power-off $(secs "$T_DONE" "$t_end") s"}
 
     [ -z "$TIMED_OUT" ] || exit 124
     if [ ! -e "$TMP/share/rc" ]; then
@@ -690,11 +712,50 @@ do_run() {
     exit "$(cat "$TMP/share/rc")"
 }
 
+# `exec`: the same command lines as `run`, in the guest `ssh-up` started, without a boot of
+# their own (one boot then serves several callers: scripts/second-host-ci.sh runs its subset
+# and the fleet test in it). The script goes through the 9p share that stays mounted in that
+# guest, in a folder of its own; ssh only starts it and carries its exit status.
+do_exec() {
+    [ ${#ARGS[@]} -gt 0 ] || die "nothing to run: give probe's arguments after -- (e.g. -- doctor)"
+    SSH_PORT=${SSH_PORT:-2222}
+    local st t_all rc name
+    st=$(ssh_state)
+    [ -f "$st/qemu.pid" ] && kill -0 "$(cat "$st/qemu.pid")" 2>/dev/null \
+        || die "no guest is up on port $SSH_PORT: start one with \`$0 ssh-up --ssh-port $SSH_PORT\`"
+    t_all=$(now_ns)
+    resolve_binary
+    name=exec-$(date +%Y%m%d-%H%M%S)-$$
+    TMP="$st/share/$name"   # removed by cleanup: the results are copied home first
+    mkdir -p "$TMP"
+    : >"$TMP/stdout"; : >"$TMP/stderr"
+    cp "$BINARY" "$TMP/probe"
+    cp "$st/share/hostname" "$st/share/boot-state" "$st/share/failed-units" "$TMP/"
+    write_run_script "$TMP/cmd.sh" "/mnt/probe/$name"
+    ssh_opts
+    log "exec: in the guest on 127.0.0.1:$SSH_PORT (qemu pid $(cat "$st/qemu.pid"))"
+    # The output goes to the share from the guest side, as in `run`: a dropped ssh session
+    # then loses nothing of it.
+    timeout --kill-after=10 "$RUN_TIMEOUT" "${SSH[@]}" root@127.0.0.1 \
+        "bash /mnt/probe/$name/cmd.sh >>/mnt/probe/$name/stdout 2>>/mnt/probe/$name/stderr" &
+    EXEC_PID=$!
+    stream_output "$TMP" "$EXEC_PID"
+    rc=0; wait "$EXEC_PID" || rc=$?
+    EXEC_PID=""
+    bring_home "$TMP" "$st/console.log" "$t_all" "no boot (ssh-up guest)"
+    case $rc in
+        124|137) log "TIMEOUT: the commands did not finish within $RUN_TIMEOUT s (--run-timeout)"; exit 124 ;;
+        255) log "ssh to 127.0.0.1:$SSH_PORT failed (status 255)"; exit 125 ;;
+    esac
+    exit "$rc"
+}
+
 # ------------------------------------------------------------------ ssh-up / ssh-down
 ssh_state() { echo "$CACHE/ssh/port-$SSH_PORT"; }
 ssh_opts() {
     SSH=(ssh -i "$CACHE/ssh/id_ed25519" -p "$SSH_PORT" -o BatchMode=yes -o ConnectTimeout=5
-        -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
+        -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
+        -o ServerAliveInterval=30 -o ServerAliveCountMax=10)
 }
 
 do_ssh_up() {
@@ -770,6 +831,7 @@ main() {
             build_image
             ls -l "$IMG_DIR" >&2 ;;
         run) do_run ;;
+        exec) do_exec ;;
         ssh-up) do_ssh_up ;;
         ssh-down) do_ssh_down ;;
         clean)

@@ -18,4 +18,6 @@ if [ "$(id -u)" -ne 0 ]; then
     export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="sudo -E"
 fi
 # One test at a time: leak checks count mounts, cgroups and containers machine-wide.
+# tests/fleet.rs is not among them (Cargo.toml: test = false): it needs the qemu guest, and
+# scripts/second-host-ci.sh runs it in the same boot as the guest subset.
 cargo test --locked --no-fail-fast -- --test-threads=1 "$@"
