@@ -140,10 +140,10 @@ pub fn fast_path() -> Option<anyhow::Result<ExitCode>> {
     if args.next()? != "run" {
         return None;
     }
-    // Even the run-only parser costs ~0.16 ms (perf trace: from the runtime's last start-up
-    // syscall to the first after parsing; building its arguments and their help, and the
-    // page faults of clap's code), a sixth of what `probe run -- /bin/true` adds to
-    // `unshare` (bench/native_vs_unshare_runc.sh). The plain form needs none of it.
+    // Even the run-only parser costs ~0.09 ms (building its arguments and their help, and
+    // the page faults of clap's code; tracepoints, std's start-up to probe's first syscall:
+    // 186 → 100 µs), a tenth of what `probe run -- /bin/true` adds to `unshare`
+    // (bench/native_vs_unshare_runc.sh). The plain form needs none of it.
     if let Some(command) = plain_command(&args.collect::<Vec<_>>()) {
         return Some(run(RunArgs::plain(command)));
     }
