@@ -18,10 +18,8 @@
 //!   parent: at its own edges (rootfs prepare, cgroup create, clone3, workload, teardown) when
 //!   they start, and for phases that run in the init (mounts, security, exec) when the parent
 //!   reads the init's mark for that phase from the report pipe — the nearest edge the parent
-//!   observes (it reads the marks once the init has exec'd or died, so the init is further by
-//!   then; a report pipe too small to hold them all is read as it fills). The init cannot
-//!   signal probe itself: in its pid namespace getppid() is 0 and probe's pid is not
-//!   addressable.
+//!   observes (the init may be a step further by then). The init cannot signal probe itself:
+//!   in its pid namespace getppid() is 0 and probe's pid is not addressable.
 //!
 //! Every matching edge fires, not just the first, so every rep of a run is affected.
 
