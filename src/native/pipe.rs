@@ -179,44 +179,6 @@ fn write_record(fd: RawFd, rec: &Record) {
     unsafe { libc::write(fd, (rec as *const Record).cast(), size) };
 }
 
-/// More records than an init writes: one per phase edge (~20: a v1 attach per hierarchy, one
-/// per namespace, the mounts, security, exec) and a failure.
-const MAX_RECORDS: usize = 40;
-
-/// Whether the pipe `fd` holds every record an init may write with nobody reading, so the
-/// parent can sleep until the init is done (`wait_closed`) instead of reading as it goes.
-/// A smaller pipe (an unprivileged user over fs.pipe-user-pages-soft gets two pages) would
-/// block the init mid-setup.
-pub fn holds_all_records(fd: RawFd) -> bool {
-    // SAFETY: F_GETPIPE_SZ only reads the pipe's capacity.
-    let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
-    usize::try_from(size).is_ok_and(|s| s >= MAX_RECORDS * std::mem::size_of::<Record>())
-}
-
-/// Blocks until end of file on `fd`, a pipe nobody writes to: until its last write end is
-/// closed, by the init's execve (O_CLOEXEC) or its death.
-pub fn wait_closed(fd: RawFd) -> std::io::Result<()> {
-    let mut b = [0u8; 1];
-    loop {
-        // SAFETY: a one-byte read into a local buffer.
-        match unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) } {
-            0 => return Ok(()),
-            n if n > 0 => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "a byte on the pipe only its closing should end",
-                ))
-            }
-            _ => {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-        }
-    }
-}
-
 /// Reads one record; Ok(None) at end of file (execve succeeded, or the init died).
 pub fn read_record(fd: RawFd) -> std::io::Result<Option<Record>> {
     let mut rec = Record::zeroed();
@@ -260,21 +222,6 @@ mod tests {
         let mut b = [0u8; 6];
         fill(&mut b, format_args!("ab{}", "éé"));
         assert_eq!(cstr_field(&b), "abé");
-    }
-
-    #[test]
-    fn done_pipe_ends_at_close_and_small_pipes_are_read_live() {
-        use std::os::fd::AsRawFd;
-        let (r, w) = nix::unistd::pipe().unwrap();
-        assert!(holds_all_records(r.as_raw_fd()), "a default pipe holds 64 KiB");
-        // SAFETY: resizing our own pipe.
-        assert!(unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) } >= 0);
-        assert!(!holds_all_records(r.as_raw_fd()));
-        drop(w);
-        assert!(wait_closed(r.as_raw_fd()).is_ok());
-        let (r, w) = nix::unistd::pipe().unwrap();
-        nix::unistd::write(&w, &[1]).unwrap();
-        assert!(wait_closed(r.as_raw_fd()).is_err(), "data is not the end");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use nix::sched::CloneFlags;
 
 use crate::native::cgroup::{self, ContainerCgroup};
 use crate::sys::cgroup::CgroupLayout;
-use crate::native::pipe::{self, read_record, Reporter, SETUP_FAILED_EXIT};
+use crate::native::pipe::{read_record, Reporter, SETUP_FAILED_EXIT};
 use crate::native::rootfs::{self, Prepared};
 use crate::native::edges::{Snap, Source, Timeline};
 use crate::native::timing::{now_ns, CounterGroup, Snapshot, Target};
@@ -369,8 +369,6 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
     tl.mark(Phase::Namespaces, clone_detail.trim_end());
     fault::at(Phase::Namespaces, clone_detail.trim_end())?;
     let (report_r, report_w) = pipe()?;
-    // Never written: it reaches end of file when the init execs or dies (O_CLOEXEC).
-    let (done_r, done_w) = pipe()?;
     let sync = if rootless { Some(pipe()?) } else { None };
     let null = match spec.stdio {
         StdioMode::Null => Some(
@@ -421,7 +419,7 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
     };
     interrupt::set_child(init.pidfd.as_raw_fd(), spec.stdio == StdioMode::Inherit);
     drop(plan);
-    drop((report_w, done_w));
+    drop(report_w);
     if let Some((sync_r, sync_w)) = sync {
         drop(sync_r);
         write_id_maps(init.pid)?;
@@ -438,18 +436,6 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
         .then(|| CounterGroup::open(Target::PidFromExec(init.pid)))
         .flatten();
 
-    // Sleeping until the init is done, rather than reading each record as it comes, keeps
-    // the parent from waking on the init's CPU and preempting it at its phase edges
-    // (sched_switch: ~4 times per start); the records wait in the pipe.
-    let mut t_done = None;
-    if pipe::holds_all_records(report_r.as_raw_fd()) {
-        pipe::wait_closed(done_r.as_raw_fd()).map_err(|error| RuntimeError::Io {
-            phase: Phase::Exec,
-            what: "done pipe".into(),
-            error,
-        })?;
-        t_done = Some(now_ns());
-    }
     let mut failure = None;
     let mut reached_exec = false;
     loop {
@@ -478,7 +464,7 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
             }
         }
     }
-    let t_exec_done = t_done.unwrap_or_else(now_ns);
+    let t_exec_done = now_ns();
     if failure.is_none() && reached_exec {
         fault::at(Phase::Workload, "")?;
         let (s, cost) = timed_snapshot(exec_group.as_ref());
@@ -522,7 +508,7 @@ pub fn run(spec: &ContainerSpec) -> Result<Outcome, RuntimeError> {
     let cgroup_removed = cgroup.map(ContainerCgroup::remove).transpose();
     tl.mark(Phase::Teardown, "rootfs cleanup");
     let rootfs_removed = rootfs.remove();
-    drop((report_r, done_r, null));
+    drop((report_r, null));
     let stopped = interrupt::stop_requested().then(|| interrupted(&tl));
     let phases = tl.finish();
 
