@@ -1,6 +1,7 @@
 //! `probe run`: run any command in a native container, interactively or not, with its exit
 //! status passed through — a tool of its own, like unshare(1) with a whole container around it.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,7 +29,7 @@ pub struct RunArgs {
     /// same mounted `volatile`, as podman mounts `run --rm` containers: fsync inside is a
     /// no-op), `fuse-overlayfs` (overlay in user space, upper on disk), `bind` (the image
     /// itself, read-only) or `tmpfs` (a full copy of the image in memory, no overlay).
-    #[arg(long, default_value = "overlay", value_name = "MODE")]
+    #[arg(long, default_value = STORAGE_DEFAULT, value_name = "MODE")]
     pub storage: Storage,
 
     /// Where overlay-disk, overlay-disk-volatile and fuse-overlayfs make the container's
@@ -41,7 +42,7 @@ pub struct RunArgs {
     /// `all`, which is all but user). mnt is required. Without net the container shares the
     /// host's network. `user` means rootless mode (your uid mapped to root, no cgroup); a
     /// non-root user always gets it.
-    #[arg(long = "ns", default_value = "all", value_name = "LIST")]
+    #[arg(long = "ns", default_value = NS_DEFAULT, value_name = "LIST")]
     pub namespaces: NsSet,
 
     /// Memory limit, in bytes or with a K, M or G suffix (powers of 1024), e.g. 256M.
@@ -88,6 +89,43 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+/// The defaults of `--storage` and `--ns`, shared by clap and the plain form below.
+const STORAGE_DEFAULT: &str = "overlay";
+const NS_DEFAULT: &str = "all";
+
+impl RunArgs {
+    /// `probe run -- CMD...`: every option at its default.
+    fn plain(command: Vec<String>) -> RunArgs {
+        RunArgs {
+            storage: STORAGE_DEFAULT.parse().expect("the default storage parses"),
+            storage_dir: None,
+            namespaces: NS_DEFAULT.parse().expect("the default namespace list parses"),
+            memory: None,
+            pids: None,
+            cpus: None,
+            rootfs: None,
+            cgroup_parent: None,
+            volumes: Vec::new(),
+            privileged: false,
+            phases: false,
+            command,
+        }
+    }
+}
+
+/// The command of the plain form, `probe run -- CMD...` (the arguments after `run`): nothing
+/// for clap to parse. None for anything else, which clap parses (or rejects, e.g. a
+/// command that is not UTF-8) as always.
+fn plain_command(args: &[OsString]) -> Option<Vec<String>> {
+    match args {
+        [dashes, command @ ..] if dashes == "--" && !command.is_empty() => command
+            .iter()
+            .map(|a| a.to_str().map(str::to_string))
+            .collect(),
+        _ => None,
+    }
+}
+
 /// `probe` with `run` as its only subcommand. clap's derive builds every subcommand's
 /// arguments before it parses anything, which a `probe run` paid on every start: 0.13 ms of
 /// its ~3.6 ms (perf stat -r 400: `probe --version` 1.34 ms, `probe run --version` 1.20 ms).
@@ -106,8 +144,16 @@ enum RunOnlyCommand {
 /// `probe run ...` parsed and run without building the rest of the CLI; None for any other
 /// command line. Same arguments, help and errors as through `probe`'s full parser.
 pub fn fast_path() -> Option<anyhow::Result<ExitCode>> {
-    if std::env::args_os().nth(1)? != "run" {
+    let mut args = std::env::args_os().skip(1);
+    if args.next()? != "run" {
         return None;
+    }
+    // Even the run-only parser costs ~0.09 ms (building its arguments and their help, and
+    // the page faults of clap's code; tracepoints, std's start-up to probe's first syscall:
+    // 186 → 100 µs), a tenth of what `probe run -- /bin/true` adds to `unshare`
+    // (bench/native_vs_unshare_runc.sh). The plain form needs none of it.
+    if let Some(command) = plain_command(&args.collect::<Vec<_>>()) {
+        return Some(run(RunArgs::plain(command)));
     }
     let RunOnlyCommand::Run(a) = <RunOnly as clap::Parser>::parse().command;
     Some(run(a))
@@ -211,6 +257,24 @@ mod tests {
         assert!(parse_size("M").is_err());
         assert!(parse_size("0").is_err());
         assert!(parse_size("99999999999G").is_err());
+    }
+
+    #[test]
+    fn plain_form_is_what_clap_parses() {
+        for command in [vec!["/bin/true"], vec!["sh", "-c", "echo --phases"], vec!["--"]] {
+            let argv: Vec<OsString> = ["--"].iter().chain(&command).map(OsString::from).collect();
+            let fast = plain_command(&argv).expect("the plain form");
+            let full = ["probe", "run"].into_iter().map(OsString::from).chain(argv);
+            let RunOnlyCommand::Run(parsed) = <RunOnly as clap::Parser>::try_parse_from(full).unwrap().command;
+            assert_eq!(format!("{:?}", RunArgs::plain(fast)), format!("{parsed:?}"));
+        }
+        let not_plain = |args: &[&str]| plain_command(&args.iter().map(OsString::from).collect::<Vec<_>>());
+        assert_eq!(not_plain(&["--"]), None, "no command: clap says what is missing");
+        assert_eq!(not_plain(&["--phases", "--", "true"]), None);
+        assert_eq!(not_plain(&["true"]), None);
+        use std::os::unix::ffi::OsStringExt;
+        let bad = OsString::from_vec(vec![0xff]);
+        assert_eq!(plain_command(&[OsString::from("--"), bad]), None, "not UTF-8: clap's error");
     }
 
     #[test]

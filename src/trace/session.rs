@@ -387,6 +387,12 @@ impl Session {
         for ring in &mut self.rings {
             ring.held.drain(..ring.consumed);
             ring.consumed = 0;
+            // An emptied buffer keeps its capacity, ~1.5 MB per CPU after a docker rep, which
+            // stays resident and is copied into every process probe clones (each native
+            // rep's init) until the next fill: free it.
+            if ring.held.is_empty() {
+                ring.held = Vec::new();
+            }
         }
     }
 
