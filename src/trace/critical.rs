@@ -341,6 +341,18 @@ impl Tracker {
         if matches!(cur.mode, Mode::Running | Mode::Exited) {
             return;
         }
+        // sched_waking fires in the waker's own context (try_to_wake_up()), on the waker's
+        // CPU, so a sleep that ends with none recorded, the task back on a CPU whose last
+        // record is its idle task, was ended in that idle CPU's context: an interrupt or
+        // timer, as a waking seen there says. This VM's kernel (6.18) delivers no switch from
+        // CPU 1's idle task and no waking in its context (`perf record -a` misses them too),
+        // so this is common here. The sleep then lasts until the task's first own event, not its switch-in.
+        if cur.mode == Mode::Sleeping && self.on_cpu.get(&cpu).is_some_and(|c| c.tid == 0) {
+            self.set(tid, t, Some(Wake::Interrupt), Some((Mode::Running, None)));
+            let comm = self.comm.get(&tid).cloned().unwrap_or_default();
+            self.on_cpu.insert(cpu, CpuRun { tid, tgid: self.tgid_of.get(&tid).copied(), comm, since: t });
+            return;
+        }
         let since = match self.on_cpu.get(&cpu) {
             Some(c) if c.tid == 0 => c.since.max(cur.since).min(t),
             Some(c) if c.tid == tid => c.since.max(cur.since).min(t),
@@ -1237,6 +1249,21 @@ mod tests {
         assert!(p.steps.iter().all(|s| s.task.tid != 20 || s.start >= 40 * MS), "{:?}", summary(&p));
         assert!(p.steps.iter().any(|s| s.state.word() == "timer/interrupt" && s.start == 10 * MS), "{:?}", summary(&p));
         assert!(p.explained() > 0.99, "{:?}", summary(&p));
+    }
+
+    /// Task 100 sleeps on CPU 1 at 10 ms, which goes idle; no waking is recorded, and its next
+    /// own event is at 30 ms there: the idle CPU's context woke it (an interrupt or timer),
+    /// and it slept until then rather than running from 10 ms.
+    #[test]
+    fn a_sleep_ended_unseen_on_an_idle_cpu_was_an_interrupts() {
+        let events = [
+            switch(0, 1, 0, 0, 100),
+            switch(10, 1, 100, TASK_INTERRUPTIBLE, 0),
+            ev(30, 1, 100, "syscalls/sys_enter_mount", &[]),
+            switch(35, 1, 100, TASK_INTERRUPTIBLE, 0),
+        ];
+        let p = feed(&events).path(100, 0, 35 * MS, &no_names);
+        assert_eq!(summary(&p), [(0, 10, 100, "running"), (10, 30, 100, "timer/interrupt"), (30, 35, 100, "running")]);
     }
 
     #[test]
