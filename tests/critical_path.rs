@@ -25,7 +25,9 @@ const REPS: usize = 6;
 /// hit is then found by time, from the reps' recorded windows).
 const NTH_CLI: usize = WARMUP + 3;
 /// Runs of a scenario for the hit rep to stand out as an outlier.
-const ATTEMPTS: usize = 3;
+const ATTEMPTS: usize = 4;
+/// How long before its rep's end a delay must begin to count as hitting it.
+const MIN_OVERLAP: u64 = 50_000_000;
 /// The share of a rep without an injection its critical path must explain.
 const EXPLAINED: f64 = 0.95;
 
@@ -115,7 +117,10 @@ fn alive(pid: u32) -> bool {
 /// Runs `probe startup --breakdown --runtimes docker` and calls `inject` once the NTH_CLI-th
 /// `docker run` of probe's has started, with that CLI's pid; `inject` returns when
 /// (CLOCK_MONOTONIC) the delay began.
-fn startup_with(inject: Box<dyn FnOnce(u32) -> u64 + Send>) -> Run {
+/// None when the delay missed every rep: it began between two reps, or so near a rep's end
+/// (less than MIN_OVERLAP before it) that the rep no longer waited on what was delayed. On a
+/// quiet machine a rep can end before the injection lands.
+fn startup_with(inject: Box<dyn FnOnce(u32) -> u64 + Send>) -> Option<Run> {
     let probe = Command::new(common::probe_bin())
         .args(["startup", "--breakdown", "--runtimes", "docker", "--reps", &REPS.to_string(), "--warmup", &WARMUP.to_string()])
         .stdout(Stdio::piped())
@@ -158,13 +163,10 @@ fn startup_with(inject: Box<dyn FnOnce(u32) -> u64 + Send>) -> Run {
     let reps = json["breakdown"][0]["rep_waits"].as_array().expect("rep_waits in the breakdown");
     assert_eq!(reps.len(), REPS, "every rep traced");
     let samples = json["report"]["results"][0]["samples"].as_array().expect("samples");
-    let hit = 1 + samples
-        .iter()
-        .position(|s| {
-            let (start, wall) = (s["start_mono_ns"].as_u64().unwrap(), s["wall_ns"].as_u64().unwrap());
-            start <= at && at < start + wall
-        })
-        .expect("the delay fell inside a measured rep");
+    let hit = 1 + samples.iter().position(|s| {
+        let (start, wall) = (s["start_mono_ns"].as_u64().unwrap(), s["wall_ns"].as_u64().unwrap());
+        start <= at && at + MIN_OVERLAP < start + wall
+    })?;
     for (i, r) in reps.iter().enumerate() {
         let lost = &r["lost"];
         assert_eq!(lost, 0, "the kernel dropped {lost} trace records in rep {}: its critical path is incomplete", i + 1);
@@ -174,7 +176,7 @@ fn startup_with(inject: Box<dyn FnOnce(u32) -> u64 + Send>) -> Run {
         .map(|r| r["phases"].as_array().unwrap().iter().flat_map(|p| p["waits"].as_array().unwrap().clone()).collect())
         .collect();
     let explained = reps.iter().map(|r| r["explained"].as_f64().expect("explained share")).collect();
-    Run { out: String::from_utf8_lossy(&out.stdout).into_owned(), waits, explained, hit }
+    Some(Run { out: String::from_utf8_lossy(&out.stdout).into_owned(), waits, explained, hit })
 }
 
 /// Runs the scenario `make` builds until its hit rep is an outlier, checking every run with
@@ -183,7 +185,10 @@ fn startup_with(inject: Box<dyn FnOnce(u32) -> u64 + Send>) -> Run {
 fn until_outlier(make: impl Fn() -> Box<dyn FnOnce(u32) -> u64 + Send>, check: impl Fn(&Run)) -> (Run, Option<String>) {
     let mut last = None;
     for attempt in 1..=ATTEMPTS {
-        let run = startup_with(make());
+        let Some(run) = startup_with(make()) else {
+            println!("attempt {attempt}: the delay missed every rep (it began between reps, or as one ended); again");
+            continue;
+        };
         println!("attempt {attempt}, injection in rep {}:\n{}", run.hit, run.out);
         check(&run);
         if let Some(line) = run.line(run.hit) {
@@ -191,7 +196,7 @@ fn until_outlier(make: impl Fn() -> Box<dyn FnOnce(u32) -> u64 + Send>, check: i
         }
         last = Some(run);
     }
-    (last.expect("at least one attempt"), None)
+    (last.unwrap_or_else(|| panic!("in {ATTEMPTS} runs the delay never fell inside a rep")), None)
 }
 
 /// The hit rep's line when it stood out; when it never did in ATTEMPTS runs, the machine's
