@@ -346,19 +346,14 @@ impl Tracker {
         // record is its idle task, was ended in that idle CPU's context: an interrupt or
         // timer, as a waking seen there says. This VM's kernel (6.18) delivers no switch from
         // CPU 1's idle task and no waking in its context (`perf record -a` misses them too),
-        // so this is common here. The sleep then lasts until the task's first own event, not its switch-in.
-        if cur.mode == Mode::Sleeping && self.on_cpu.get(&cpu).is_some_and(|c| c.tid == 0) {
-            self.set(tid, t, Some(Wake::Interrupt), Some((Mode::Running, None)));
-            let comm = self.comm.get(&tid).cloned().unwrap_or_default();
-            self.on_cpu.insert(cpu, CpuRun { tid, tgid: self.tgid_of.get(&tid).copied(), comm, since: t });
-            return;
-        }
-        let since = match self.on_cpu.get(&cpu) {
-            Some(c) if c.tid == 0 => c.since.max(cur.since).min(t),
-            Some(c) if c.tid == tid => c.since.max(cur.since).min(t),
-            _ => t,
+        // so this is common here. The sleep then lasts until the task's first own event.
+        let idle_cpu = self.on_cpu.get(&cpu).is_some_and(|c| c.tid == 0);
+        let (since, woken_by) = match self.on_cpu.get(&cpu) {
+            _ if cur.mode == Mode::Sleeping && idle_cpu => (t, Some(Wake::Interrupt)),
+            Some(c) if c.tid == 0 || c.tid == tid => (c.since.max(cur.since).min(t), None),
+            _ => (t, None),
         };
-        self.set(tid, since, None, Some((Mode::Running, None)));
+        self.set(tid, since, woken_by, Some((Mode::Running, None)));
         let comm = self.comm.get(&tid).cloned().unwrap_or_default();
         self.on_cpu.insert(cpu, CpuRun { tid, tgid: self.tgid_of.get(&tid).copied(), comm, since });
     }
