@@ -267,9 +267,9 @@ pub struct Line {
 /// How far each run's own median moved while it ran, in the figure's unit: the median of its
 /// later half of reps against its earlier half ([`stats::halves_drift`]); None for a run with
 /// too few reps to split. Two runs taken seconds apart on a shared machine differ by more than
-/// the reps of either spread (seen here: bare and native totals 10–20% apart, judged faster,
-/// then slower, with tight intervals), and a run's halves, taken the same way seconds apart,
-/// show how far the same setting moves from one moment to the next on that host.
+/// the reps of either spread (seen here: bare and native totals more than 10% apart, judged
+/// faster, then slower, with tight intervals); a run's halves, taken seconds apart too, measure
+/// how far the same setting moves from one moment to the next on that host.
 #[derive(Serialize, Clone, Copy, Debug, Default, PartialEq)]
 pub struct Drift {
     pub a: Option<f64>,
