@@ -17,9 +17,10 @@ use crate::output::table::terminal_width;
 Every later run is compared with the first (A). Prints the host and version differences, then\n\
 each figure both runs have with B/A (ratio of medians), its 95% bootstrap interval over the raw\n\
 reps and a verdict: faster, slower or no clear difference (the interval contains 1, the ratio\n\
-is within --noise of 1, or a startup phase moved by less than its runtime's total is known:\n\
-below noise floor). Writes compare.<lang>.md and compare.<lang>.html with a chart of\n\
-the phases into a new folder.")]
+is within --noise of 1, the median moved by no more than either run's own drift -- its later\n\
+half of reps against its earlier half, column drift -- or a startup phase moved by less than\n\
+its runtime's total is known: below noise floor). Writes compare.<lang>.md and\n\
+compare.<lang>.html with a chart of the phases into a new folder.")]
 pub struct CompareArgs {
     /// Run folders (of `probe all` or of one experiment); the first is the baseline.
     #[arg(value_name = "RUN", num_args = 2.., required = true)]
@@ -30,6 +31,7 @@ pub struct CompareArgs {
     /// Changes smaller than this many percent are "no clear difference" even when the interval
     /// excludes 1: back-to-back runs of one setting on a busy 2-CPU VM drifted by 5–20% in
     /// sub-millisecond phases (cache and CPU contention), which no resampling of reps sees.
+    /// Each figure is also held against each run's own drift, measured from its reps (column drift).
     #[arg(long, default_value_t = 10.0, value_name = "PCT")]
     pub noise: f64,
     /// Print the comparison as JSON instead of tables.

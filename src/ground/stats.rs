@@ -325,6 +325,24 @@ impl RatioInterval {
     }
 }
 
+/// Reps per half below which a run's drift is not measured: a median of fewer than 3 reps is
+/// the mean of two or a single rep, which one slow rep moves as far as it likes.
+pub const DRIFT_MIN_HALF: usize = 3;
+
+/// How far a run's own median moved while it ran, in the reps' unit: the reps, in the order
+/// they were taken, are cut into an earlier and a later half (the middle rep of an odd count
+/// belongs to neither) and the drift is |median(later) − median(earlier)|. The same setting on
+/// the same host moves that much from one moment to the next, which a bootstrap over the reps
+/// (each rep drawn as if independent of when it ran) does not see. `None` with fewer than
+/// [`DRIFT_MIN_HALF`] reps per half or a non-finite rep.
+pub fn halves_drift(xs: &[f64]) -> Option<f64> {
+    let half = xs.len() / 2;
+    if half < DRIFT_MIN_HALF || xs.iter().any(|x| !x.is_finite()) {
+        return None;
+    }
+    Some((median(&xs[xs.len() - half..]) - median(&xs[..half])).abs())
+}
+
 /// Resamples per interval: enough for stable 2.5/97.5 percentiles (Efron & Tibshirani suggest
 /// ≥ 1000 for percentile intervals), cheap for the few dozen figures a comparison has.
 const RESAMPLES: usize = 4000;
@@ -624,6 +642,19 @@ mod tests {
         // Faster: B's every rep below A's.
         let fast: Vec<f64> = a.iter().map(|x| x * 0.5).collect();
         assert_eq!(bootstrap_ratio(&a, &fast, BOOTSTRAP_SEED).unwrap().change(), Change::Lower);
+    }
+
+    #[test]
+    fn halves_drift_compares_the_earlier_half_with_the_later() {
+        // Tight within each half, a step between them: the drift is the step, in ms.
+        assert!(close(halves_drift(&[10.0, 10.1, 9.9, 12.0, 12.1, 11.9]).unwrap(), 2.0));
+        // Slow and fast reps spread over both halves: next to no drift.
+        assert!(close(halves_drift(&[10.0, 12.0, 11.0, 12.0, 10.0, 11.1]).unwrap(), 0.1));
+        // The middle rep of an odd count belongs to neither half.
+        assert!(close(halves_drift(&[1.0, 1.0, 1.0, 100.0, 2.0, 2.0, 2.0]).unwrap(), 1.0));
+        // Too few reps to split into halves of three: not measured, not zero.
+        assert_eq!(halves_drift(&[1.0, 2.0, 3.0, 4.0, 5.0]), None);
+        assert_eq!(halves_drift(&[1.0, 2.0, 3.0, 4.0, 5.0, f64::NAN]), None);
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct Figure {
     pub name: String,
     pub unit: &'static str,
     pub kind: Kind,
+    /// In the order they were taken, so a run's earlier and later halves can be told apart
+    /// (see [`Drift`]).
     pub reps: Vec<f64>,
     /// For startup phases: (runtime, phase), so the chart can stack them.
     pub phase: Option<(String, Phase)>,
@@ -209,9 +211,13 @@ fn startup_figures(results: &[RuntimeResult]) -> Vec<Figure> {
     let mut out = Vec::new();
     for r in results {
         let rt = r.runtime.name();
-        out.push(fig("startup", format!("{rt} total"), "ms", Kind::Time, r.wall_ms()));
+        // The runner records reps in the order it ran them; sorting by start time keeps the
+        // halves of a run halves in time (see Drift) whatever order a file lists them in.
+        let mut samples: Vec<_> = r.samples.iter().collect();
+        samples.sort_by_key(|s| s.start_mono_ns);
+        out.push(fig("startup", format!("{rt} total"), "ms", Kind::Time, samples.iter().map(|s| s.wall_ms()).collect()));
         let mut per_phase: BTreeMap<Phase, Vec<f64>> = BTreeMap::new();
-        for s in &r.samples {
+        for s in samples {
             let mut sums: BTreeMap<Phase, f64> = BTreeMap::new();
             for p in &s.phases {
                 *sums.entry(p.phase).or_default() += p.dur_ns as f64 / 1e6;
@@ -254,7 +260,35 @@ pub struct Line {
     /// For a startup phase: the noise floor in ms (see [`PHASE_FLOOR`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub floor: Option<f64>,
+    pub drift: Drift,
     pub verdict: Verdict,
+}
+
+/// How far each run's own median moved while it ran, in the figure's unit: the median of its
+/// later half of reps against its earlier half ([`stats::halves_drift`]); None for a run with
+/// too few reps to split. Two runs taken seconds apart on a shared machine differ by more than
+/// the reps of either spread (seen here: bare and native totals more than 10% apart, judged
+/// faster, then slower, with tight intervals); a run's halves, taken seconds apart too, measure
+/// how far the same setting moves from one moment to the next on that host.
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq)]
+pub struct Drift {
+    pub a: Option<f64>,
+    pub b: Option<f64>,
+}
+
+impl Drift {
+    pub fn of(a: &[f64], b: &[f64]) -> Drift {
+        Drift { a: stats::halves_drift(a), b: stats::halves_drift(b) }
+    }
+
+    /// What B must move beyond to be told from drift: the larger of the runs' drifts, or the
+    /// one measured when only one run has enough reps.
+    pub fn larger(&self) -> Option<f64> {
+        match (self.a, self.b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// A startup phase is below the noise floor — "no clear difference", whatever its own
@@ -273,6 +307,9 @@ pub enum Verdict {
     NoClearDifference,
     /// The interval excludes 1, but the change is smaller than the noise floor ([`PHASE_FLOOR`]).
     BelowNoiseFloor,
+    /// The interval excludes 1, but B's median moved from A's by no more than one of the runs
+    /// moved within itself ([`Drift`]).
+    WithinDrift,
     TooFewReps,
 }
 
@@ -291,6 +328,7 @@ pub fn words(v: Verdict, kind: Kind, lang: Lang) -> &'static str {
     match (v, kind) {
         (Verdict::NoClearDifference, _) => lang.pick("no clear difference", "sin diferencia clara"),
         (Verdict::BelowNoiseFloor, _) => lang.pick("no clear difference (below noise floor)", "sin diferencia clara (bajo el piso de ruido)"),
+        (Verdict::WithinDrift, _) => lang.pick("no clear difference (within the runs' own drift)", "sin diferencia clara (dentro de la deriva de las propias ejecuciones)"),
         (Verdict::TooFewReps, _) => lang.pick("too few reps to judge", "pocas repeticiones para juzgar"),
         (Verdict::Better, Kind::Memory) => lang.pick("less memory", "menos memoria"),
         (Verdict::Worse, Kind::Memory) => lang.pick("more memory", "más memoria"),
@@ -339,8 +377,11 @@ pub fn pair(a: &Run, b: &Run, noise: f64) -> Pair {
             let fb = in_b.get(&key(fa))?;
             let interval = stats::bootstrap_ratio(&fa.reps, &fb.reps, BOOTSTRAP_SEED);
             let (median_a, median_b, floor) = (stats::median(&fa.reps), stats::median(&fb.reps), floor(fa));
+            let drift = Drift::of(&fa.reps, &fb.reps);
+            let moved_by = (median_b - median_a).abs();
             let verdict = match verdict(fa.kind, interval.as_ref(), noise) {
-                Verdict::Better | Verdict::Worse if floor.is_some_and(|fl| (median_b - median_a).abs() < fl) => Verdict::BelowNoiseFloor,
+                Verdict::Better | Verdict::Worse if drift.larger().is_some_and(|d| moved_by <= d) => Verdict::WithinDrift,
+                Verdict::Better | Verdict::Worse if floor.is_some_and(|fl| moved_by < fl) => Verdict::BelowNoiseFloor,
                 v => v,
             };
             Some(Line {
@@ -355,6 +396,7 @@ pub fn pair(a: &Run, b: &Run, noise: f64) -> Pair {
                 verdict,
                 interval,
                 floor,
+                drift,
             })
         })
         .collect();
@@ -466,6 +508,7 @@ pub fn rows(p: &Pair, b: char, lang: Lang) -> (Vec<String>, Vec<Vec<String>>) {
         format!("{b} {}", lang.pick("median", "mediana")),
         format!("{b}/A"),
         lang.pick("95% interval", "intervalo 95%").into(),
+        lang.pick("drift", "deriva").into(),
         lang.pick("verdict", "veredicto").into(),
     ];
     let mut out: Vec<Vec<String>> = p
@@ -478,6 +521,7 @@ pub fn rows(p: &Pair, b: char, lang: Lang) -> (Vec<String>, Vec<Vec<String>>) {
                 sig(l.median_b),
                 ratio_text(l),
                 interval_text(l),
+                l.drift.larger().map_or("—".into(), sig),
                 words(l.verdict, l.kind, lang).to_string(),
             ]
         })
@@ -488,6 +532,7 @@ pub fn rows(p: &Pair, b: char, lang: Lang) -> (Vec<String>, Vec<Vec<String>>) {
             format!("{} {}", o.experiment, o.name),
             o.a.clone(),
             o.b.clone(),
+            String::new(),
             String::new(),
             String::new(),
             if same { lang.pick("same", "igual") } else { lang.pick("changed", "cambió") }.to_string(),
@@ -527,6 +572,31 @@ pub fn floor_note(p: &Pair, lang: Lang) -> Option<String> {
         format!("below noise floor: the phase's interval excludes 1, but it moved by less than its runtime's total is known (half its 95% interval, at least {share}% of its median: {}), too little to tell from noise", floors.join(", ")),
         format!("bajo el piso de ruido: el intervalo de la fase excluye el 1, pero cambió menos de lo que se conoce el total de su runtime (la mitad de su intervalo del 95%, al menos el {share}% de su mediana: {}), muy poco para distinguirlo del ruido", floors.join(", ")),
     ))
+}
+
+/// Why some figures are "within the runs' own drift", and which changes could not be held
+/// against drift because neither run had the reps to split; empty when neither applies.
+pub fn drift_notes(p: &Pair, lang: Lang) -> Vec<String> {
+    let names = |keep: &dyn Fn(&Line) -> bool| -> Vec<String> {
+        p.lines.iter().filter(|l| keep(l)).map(|l| format!("{} {}", l.experiment, l.figure)).collect()
+    };
+    let within = names(&|l| l.verdict == Verdict::WithinDrift);
+    let unmeasured = names(&|l| matches!(l.verdict, Verdict::Better | Verdict::Worse) && l.drift.larger().is_none());
+    let mut out = Vec::new();
+    if !within.is_empty() {
+        out.push(lang.pick(
+            format!("within the runs' own drift: the interval excludes 1, but B's median moved from A's by no more than one run's median moved within itself, from its earlier half of reps to its later half (column drift), so the move cannot be told from the host drifting between moments: {}", within.join(", ")),
+            format!("dentro de la deriva de las propias ejecuciones: el intervalo excluye el 1, pero la mediana de B se alejó de la de A no más de lo que la mediana de una ejecución se movió dentro de ella misma, de su primera mitad de repeticiones a la segunda (columna deriva), así que el cambio no se distingue de la deriva de la máquina de un momento a otro: {}", within.join(", ")),
+        ));
+    }
+    if !unmeasured.is_empty() {
+        let reps = 2 * stats::DRIFT_MIN_HALF;
+        out.push(lang.pick(
+            format!("drift not measured (fewer than {reps} reps in both runs, too few to split into halves): {}; their verdict rests on the interval and the noise threshold alone", unmeasured.join(", ")),
+            format!("deriva sin medir (menos de {reps} repeticiones en ambas ejecuciones, muy pocas para partirlas en mitades): {}; su veredicto se apoya solo en el intervalo y el umbral de ruido", unmeasured.join(", ")),
+        ));
+    }
+    out
 }
 
 /// What a pair lacks, in sentences.
@@ -620,8 +690,8 @@ pub fn document(c: &Comparison, lang: Lang) -> (Doc, Vec<Chart>) {
     let runs: Vec<String> = c.runs.iter().enumerate().map(|(i, r)| format!("{} `{}`: {}", letter(i), r.label, r.dir.display())).collect();
     blocks.push(Block::List(runs));
     blocks.push(Block::Para(lang.pick(
-        format!("Each figure is the median of a run's raw reps; B/A is the ratio of medians, the interval a 95% bootstrap interval of that ratio (reps resampled 4000 times, fixed seed). An interval that contains 1, or a ratio within {}% of 1 (the noise threshold), means no clear difference. A startup phase whose median moved by less than the noise floor of its runtime's total — the half-width of the total's 95% interval, or {}% of its median if larger, whichever run is noisier — is below the noise floor: no clear difference, since the total itself is not known more precisely than that.", sig(c.noise * 100.0), sig(PHASE_FLOOR * 100.0)),
-        format!("Cada medida es la mediana de las repeticiones de una ejecución; B/A es el cociente de medianas, el intervalo un intervalo bootstrap del 95% de ese cociente (4000 remuestreos, semilla fija). Un intervalo que contiene el 1, o un cociente a menos de {}% de 1 (el umbral de ruido), significa sin diferencia clara. Una fase del arranque cuya mediana cambió menos que el piso de ruido del total de su runtime — la mitad del ancho del intervalo del 95% del total, o el {}% de su mediana si es mayor, en la ejecución más ruidosa — queda bajo el piso de ruido: sin diferencia clara, porque el total mismo no se conoce con más precisión.", sig(c.noise * 100.0), sig(PHASE_FLOOR * 100.0)),
+        format!("Each figure is the median of a run's raw reps; B/A is the ratio of medians, the interval a 95% bootstrap interval of that ratio (reps resampled 4000 times, fixed seed). An interval that contains 1, or a ratio within {}% of 1 (the noise threshold), means no clear difference. A startup phase whose median moved by less than the noise floor of its runtime's total — the half-width of the total's 95% interval, or {}% of its median if larger, whichever run is noisier — is below the noise floor: no clear difference, since the total itself is not known more precisely than that. Each run's reps are taken over time, so each run is also cut into its earlier and later half of reps (the middle rep of an odd count in neither): how far its median moved from one half to the other is its drift (column drift, in the figure's unit; the larger of the two runs). A figure whose median moved between the runs by no more than that is within the runs' own drift: no clear difference, since the same setting moves that much from one moment to the next on that host. A run with fewer than {} reps is not split, and its drift is not measured.", sig(c.noise * 100.0), sig(PHASE_FLOOR * 100.0), 2 * stats::DRIFT_MIN_HALF),
+        format!("Cada medida es la mediana de las repeticiones de una ejecución; B/A es el cociente de medianas, el intervalo un intervalo bootstrap del 95% de ese cociente (4000 remuestreos, semilla fija). Un intervalo que contiene el 1, o un cociente a menos de {}% de 1 (el umbral de ruido), significa sin diferencia clara. Una fase del arranque cuya mediana cambió menos que el piso de ruido del total de su runtime — la mitad del ancho del intervalo del 95% del total, o el {}% de su mediana si es mayor, en la ejecución más ruidosa — queda bajo el piso de ruido: sin diferencia clara, porque el total mismo no se conoce con más precisión. Las repeticiones de una ejecución se toman a lo largo del tiempo, así que cada ejecución se parte además en su primera y su segunda mitad de repeticiones (la repetición del medio de una cantidad impar en ninguna): cuánto se movió su mediana de una mitad a la otra es su deriva (columna deriva, en la unidad de la medida; la mayor de las dos ejecuciones). Una medida cuya mediana cambió entre las ejecuciones no más que eso queda dentro de la deriva de las propias ejecuciones: sin diferencia clara, porque la misma configuración se mueve eso de un momento a otro en esa máquina. Una ejecución con menos de {} repeticiones no se parte, y su deriva no se mide.", sig(c.noise * 100.0), sig(PHASE_FLOOR * 100.0), 2 * stats::DRIFT_MIN_HALF),
     )));
     blocks.push(Block::Heading(2, lang.pick("Host and versions", "Máquina y versiones").into()));
     if c.host_diff.is_empty() {
@@ -656,7 +726,7 @@ pub fn document(c: &Comparison, lang: Lang) -> (Doc, Vec<Chart>) {
             blocks.push(Block::List(m));
         }
         blocks.push(Block::Table(t));
-        if let Some(n) = floor_note(p, lang) {
+        for n in floor_note(p, lang).into_iter().chain(drift_notes(p, lang)) {
             blocks.push(Block::Note(n));
         }
         if let Some(chart) = phase_chart(c, p, i + 1, lang) {
@@ -700,7 +770,7 @@ pub fn terminal(c: &Comparison, lang: Lang, width: usize) -> String {
         let head = lang.pick("moved", "cambió");
         let notes = moved(p, lang).into_iter().map(|m| format!("{head}: {m}"));
         let not_compared = lacks(c, p, lang).into_iter().map(|l| format!("{}: {l}", lang.pick("not compared", "sin comparar")));
-        for text in notes.chain(floor_note(p, lang)).chain(not_compared) {
+        for text in notes.chain(floor_note(p, lang)).chain(drift_notes(p, lang)).chain(not_compared) {
             out.push_str(&prose(&text, "", "  ", width));
         }
     }
@@ -750,13 +820,14 @@ mod tests {
         use crate::ground::phase::{Counters, PhaseRecord};
         use crate::measure::timer::Sample;
         let rec = |phase, dur_ns| PhaseRecord { phase, detail: None, start_ns: 0, dur_ns, counters: Counters::default(), overhead_ns: 0 };
-        let sample = |wall_ns, phases| Sample { start_mono_ns: 0, pid: 1, wall_ns, user_ns: 0, sys_ns: 0, exit_code: 0, phases };
+        let sample = |start_mono_ns, wall_ns, phases| Sample { start_mono_ns, pid: 1, wall_ns, user_ns: 0, sys_ns: 0, exit_code: 0, phases };
+        // Listed out of order: the figures' reps come out in the order they were taken.
         let r = RuntimeResult {
             runtime: RuntimeKind::Native,
             warmup: Vec::new(),
             samples: vec![
-                sample(2_000_000, vec![rec(Phase::Cgroup, 100_000), rec(Phase::Cgroup, 50_000), rec(Phase::Workload, 1_000_000)]),
-                sample(3_000_000, vec![rec(Phase::Workload, 2_000_000)]),
+                sample(20, 3_000_000, vec![rec(Phase::Workload, 2_000_000)]),
+                sample(10, 2_000_000, vec![rec(Phase::Cgroup, 100_000), rec(Phase::Cgroup, 50_000), rec(Phase::Workload, 1_000_000)]),
             ],
         };
         let figs = startup_figures(&[r]);
@@ -798,6 +869,61 @@ mod tests {
         assert!((p.lines.iter().find(|l| l.figure == "native rootfs").unwrap().floor.unwrap() - 1.2).abs() < 1e-9);
         let note = floor_note(&p, Lang::En).unwrap();
         assert!(note.contains("at least 2.00% of its median: native 1.20 ms"), "{note}");
+    }
+
+    /// Ten reps whose earlier five sit at `early` and later five at `late`, ±1%.
+    fn stepped(early: f64, late: f64) -> Vec<f64> {
+        [early, late].iter().flat_map(|&m| [m, m * 1.01, m * 0.99, m * 1.005, m * 0.995]).collect()
+    }
+
+    #[test]
+    fn a_move_no_larger_than_a_runs_own_drift_is_no_clear_difference() {
+        // A's total stepped from 10 to 11 ms while it ran (drift 1 ms), B sits at 11.2 ms: a
+        // tight interval excludes 1 and the ratio passes a 5% noise threshold, but the runs
+        // moved as much within themselves. Its workload moved 50 ms, far beyond any drift.
+        let a = run("a", vec![figure("native total", stepped(10.0, 11.0)), figure("native workload", stepped(1.0, 1.0))]);
+        let b = run("b", vec![figure("native total", stepped(11.2, 11.2)), figure("native workload", stepped(51.0, 51.2))]);
+        let p = pair(&a, &b, 0.05);
+        let line = |n: &str| p.lines.iter().find(|l| l.figure == n).unwrap();
+        let total = line("native total");
+        assert_eq!(verdict(Kind::Time, total.interval.as_ref(), 0.05), Verdict::Worse, "{total:?}");
+        assert_eq!(total.verdict, Verdict::WithinDrift);
+        assert!((total.drift.a.unwrap() - 1.0).abs() < 1e-9 && total.drift.b == Some(0.0), "{total:?}");
+        assert_eq!(total.drift.larger(), Some(total.drift.a.unwrap()));
+        let workload = line("native workload");
+        assert_eq!(workload.verdict, Verdict::Worse);
+        assert!((workload.drift.larger().unwrap() - 0.2).abs() < 1e-9, "{workload:?}");
+        // Past the drift, the same total is slower again.
+        let b = run("b", vec![figure("native total", stepped(12.2, 12.2))]);
+        assert_eq!(pair(&a, &b, 0.05).lines[0].verdict, Verdict::Worse);
+        // The drift is printed with the verdict, and in the JSON.
+        let notes = drift_notes(&p, Lang::En).join("\n");
+        assert!(notes.contains("within the runs' own drift") && notes.contains("startup native total"), "{notes}");
+        assert!(!notes.contains("native workload"), "{notes}");
+        assert!(drift_notes(&p, Lang::Es).join("").contains("dentro de la deriva"));
+        let (head, rows) = rows(&p, 'B', Lang::En);
+        let at = head.iter().position(|h| h == "drift").unwrap();
+        assert_eq!(rows[0][at], "1.00");
+        assert_eq!(words(Verdict::WithinDrift, Kind::Time, Lang::En), "no clear difference (within the runs' own drift)");
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["lines"][0]["verdict"], "within-drift");
+        assert_eq!(json["lines"][0]["drift"]["b"], 0.0);
+    }
+
+    #[test]
+    fn a_change_in_runs_too_short_to_split_says_its_drift_is_not_measured() {
+        // Five reps: no halves of three, so no drift, and the verdict rests on the interval.
+        let a = run("a", vec![figure("native total", vec![10.0, 10.1, 9.9, 10.0, 10.05])]);
+        let b = run("b", vec![figure("native total", vec![20.0, 20.1, 19.9, 20.0, 20.05])]);
+        let p = pair(&a, &b, 0.05);
+        assert_eq!(p.lines[0].drift, Drift { a: None, b: None });
+        assert_eq!(p.lines[0].verdict, Verdict::Worse);
+        assert_eq!(rows(&p, 'B', Lang::En).1[0][5], "—");
+        let notes = drift_notes(&p, Lang::En);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("drift not measured (fewer than 6 reps in both runs") && notes[0].contains("startup native total"), "{notes:?}");
+        // One run long enough to split: its drift is the one there is.
+        assert_eq!(Drift { a: None, b: Some(0.5) }.larger(), Some(0.5));
     }
 
     #[test]
