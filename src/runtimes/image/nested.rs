@@ -25,7 +25,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde::Serialize;
 
 use crate::runtimes::image::build::{EngineImport, DIGEST_LABEL};
-use crate::runtimes::cli_engine::{last_line, CliEngine};
+use crate::runtimes::cli_engine::{last_line, which, CliEngine};
 use crate::ground::RuntimeKind;
 
 pub const NESTED_TAG: &str = "probe-nested:latest";
@@ -111,6 +111,24 @@ impl Spec {
         let hex = text.split_whitespace().next().unwrap_or_default();
         anyhow::ensure!(out.status.success() && hex.len() == 64, "sha256sum failed: {text}");
         Ok(hex[..16].to_string())
+    }
+}
+
+fn debootstrap_missing(spec: &Spec) -> Option<String> {
+    which("debootstrap").is_none().then(|| {
+        format!(
+            "debootstrap is not installed: `apt-get install debootstrap` (the build then downloads Debian {}'s packages from {})",
+            spec.suite, spec.mirror
+        )
+    })
+}
+
+/// Why `build` could not even start on this host, in one line with the fix; None when it can
+/// (the mirror's reachability is only known by trying).
+pub fn cannot_build() -> Option<String> {
+    match Spec::detect() {
+        Err(e) => Some(format!("{e:#}")),
+        Ok(spec) => debootstrap_missing(&spec),
     }
 }
 
@@ -332,6 +350,10 @@ fn build_rootfs(dir: &Path, spec: &Spec, digest: &str, progress: &mut dyn FnMut(
     let _ = fs::remove_file(&log);
     let staging = dir.join(format!(".rootfs.new-{}", std::process::id()));
     remove_tree(&staging)?;
+    // Checked before anything is made: without it the build cannot start, and the fix is one command.
+    if let Some(why) = debootstrap_missing(spec) {
+        bail!("building {NESTED_TAG}: {why}");
+    }
     let result = (|| -> anyhow::Result<()> {
         progress(&format!("debootstrap --variant=minbase {} from {} (log: {})", spec.suite, spec.mirror, log.display()));
         step(
@@ -343,8 +365,7 @@ fn build_rootfs(dir: &Path, spec: &Spec, digest: &str, progress: &mut dyn FnMut(
                 .arg(&spec.suite)
                 .arg(&staging)
                 .arg(&spec.mirror),
-        )
-        .context("is debootstrap installed? (`apt-get install debootstrap`)")?;
+        )?;
         progress(&format!("apt-get install {}", PACKAGES.join(" ")));
         install_packages(&staging, &apt_cache, &log)?;
         write_configs(&staging, spec)
