@@ -341,6 +341,10 @@ fn write_configs(root: &Path, spec: &Spec) -> anyhow::Result<()> {
 /// debootstrap + apt into a staging tree, swapped in by rename so engines never import a
 /// half-built tree.
 fn build_rootfs(dir: &Path, spec: &Spec, digest: &str, progress: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
+    // Checked before anything is made: without it the build cannot start, and the fix is one command.
+    if let Some(why) = debootstrap_missing(spec) {
+        bail!("building {NESTED_TAG}: {why}");
+    }
     let cache = dir.join("cache");
     let (deb_cache, apt_cache) = (cache.join("debootstrap"), cache.join("apt"));
     for d in [&deb_cache, &apt_cache] {
@@ -350,10 +354,6 @@ fn build_rootfs(dir: &Path, spec: &Spec, digest: &str, progress: &mut dyn FnMut(
     let _ = fs::remove_file(&log);
     let staging = dir.join(format!(".rootfs.new-{}", std::process::id()));
     remove_tree(&staging)?;
-    // Checked before anything is made: without it the build cannot start, and the fix is one command.
-    if let Some(why) = debootstrap_missing(spec) {
-        bail!("building {NESTED_TAG}: {why}");
-    }
     let result = (|| -> anyhow::Result<()> {
         progress(&format!("debootstrap --variant=minbase {} from {} (log: {})", spec.suite, spec.mirror, log.display()));
         step(
