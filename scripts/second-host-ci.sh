@@ -2,12 +2,12 @@
 # CI on the second host: boots the Debian 13 guest of scripts/second-host.sh ONCE (cgroup v2,
 # systemd driver, docker 26, podman 5 + crun), on a free loopback port, and uses it twice:
 #   1. the subset, with this tree's probe binary (second-host.sh exec):
-#        doctor; image build; startup --breakdown (docker, podman, crun); memory --cgroup and
-#        cpu (docker, podman); io --fsync-trace (bare on the root); io --crash-check
+#        doctor; image build; startup --breakdown (docker, podman, crun); memory --cgroup,
+#        cpu and cpu --exec (docker, podman); io --fsync-trace (bare on the root); io --crash-check
 #        --crash-method dm-log-writes --fsync-trace (bare, native-overlay with and without
 #        volatile, podman-overlay);
 #        scale (native, docker, podman at 1 and 2 containers);
-#        trace -- podman run --rm ...; run -- /bin/true
+#        trace -- podman run --rm ...; run -- /bin/true; nested (native to depth 2)
 #      then checks the bars (issue 16) from the run folders it brings back:
 #        - every command exits 0, on a pure cgroup v2 host;
 #        - docker's, podman's and crun's breakdowns cover >= 95% of every rep with named phases;
@@ -16,9 +16,13 @@
 #          native-overlay-volatile and podman-overlay (podman run --rm) NOT durable with their
 #          mechanism named, the crash check agrees in every rep; the fsync trace
 #          recorded every rep and saw flushes exactly where the verdict is durable;
-#        - memory --cgroup and cpu give numbers, not n/a, for docker and podman;
+#        - memory --cgroup and cpu give numbers, not n/a, for docker and podman; cpu --exec too,
+#          from the container's own cgroup v2 cpu.stat;
 #        - scale measured every count for each runtime, with the containers' cgroups;
-#        - probe trace cut the podman start into named phases.
+#        - probe trace cut the podman start into named phases;
+#        - nested: every approach measured, or not run with its reason in one line (the guest
+#          has no probe-nested:latest: building it needs debootstrap and the Debian mirror,
+#          and the guest has neither); native-in-native works at depths 0 to 2; no leftovers.
 #   2. the fleet test (tests/fleet.rs) against the same guest (PROBE_GUEST_SSH_PORT).
 # The guest is powered off at the end, also on failure and Ctrl-C. Exits non-zero on any miss,
 # naming it. The guest image is built once per machine and cached
@@ -79,11 +83,13 @@ bash scripts/second-host.sh exec --ssh-port "$port" --keep-going --binary "$work
     --then startup --breakdown --runtimes docker,podman,crun --reps 2 --quiet \
     --then memory --cgroup --runtimes docker,podman --counts 0,1 --quiet \
     --then cpu --runtimes docker,podman --reps 2 --count 100000 --quiet \
+    --then cpu --exec --runtimes docker,podman --reps 2 --warmup 0 --count 2000 --quiet \
     --then io --fsync-trace --modes bare --size 8 --reps 2 --quiet \
     --then io --crash-check --crash-method dm-log-writes --fsync-trace --modes bare,native-overlay,native-overlay-volatile,podman-overlay --size 8 --reps 2 --quiet \
     --then scale --runtimes native,docker,podman --counts 1,2 --quiet \
     --then trace --output results/trace-podman-run.json -- podman run --rm --network none probe-test:latest true \
-    --then run -- /bin/true || rc=$?
+    --then run -- /bin/true \
+    --then nested --depth 2 --native-reps 2 --quiet || rc=$?
 echo "second-host-ci: subset finished with status $rc after $(( $(date +%s) - t0 )) s"
 
 # The guest's results land in $out/<guest hostname>/.
@@ -107,8 +113,8 @@ host = hosts[0]
 # Every command's exit status, from the run's commands.tsv (n, rc, ms, command line).
 tsv = glob.glob(os.path.join(host, "second-host-logs", "*", "commands.tsv"))
 rows = [l.rstrip("\n").split("\t", 3) for t in tsv for l in open(t) if l.strip()]
-if len(rows) != 10:
-    misses.append(f"{len(rows)} of 10 command lines ran in the guest (see {host}/second-host-logs)")
+if len(rows) != 12:
+    misses.append(f"{len(rows)} of 12 command lines ran in the guest (see {host}/second-host-logs)")
 for n, rc, ms, cmd in rows:
     ok(f"[{n}] {cmd}: exit {rc}, {float(ms)/1000:.1f} s", rc == "0", f"`{cmd}` exited {rc}")
 
@@ -156,6 +162,15 @@ if cpu is not None:
         good = r.get("cpu_na") is None and ms and all(isinstance(m, (int, float)) and m > 0 for m in ms)
         ok(f"cpu {rt}: CPU ms per rep {ms} from {r.get('cpu_source')}", good,
            f"cpu: {rt} gives no CPU time ({r.get('cpu_na')}, reps {ms})")
+
+cpu_exec = run_json("cpu_exec.json")
+if cpu_exec is not None:
+    for rt, r in results_of(cpu_exec, ("docker", "podman"), "cpu --exec"):
+        ms = [rep.get("cpu_ms") for rep in r["reps"]]
+        good = r.get("cpu_na") is None and "cgroup v2 cpu.stat" in (r.get("cpu_source") or "") \
+            and ms and all(isinstance(m, (int, float)) and m > 0 for m in ms)
+        ok(f"cpu --exec {rt}: CPU ms per rep {ms} from {r.get('cpu_source')}", good,
+           f"cpu --exec: {rt} gives no CPU time from its cgroup v2 cpu.stat ({r.get('cpu_source') or r.get('cpu_na')}, reps {ms})")
 
 def io_runs():
     """The two io runs: bare on the root file system, and the crash check's (on a scratch file system)."""
@@ -225,6 +240,27 @@ else:
     ok(f"trace podman run: {len(starts)} container start, phases {phases}, coverage {t.get('coverage')}, {t.get('lost')} lost",
        len(starts) == 1 and len(phases) >= 3 and (t.get("coverage") or 0) >= 0.95,
        f"probe trace: expected one container start cut into named phases (got {len(starts)}, {phases}, coverage {t.get('coverage')})")
+
+nested = run_json("nested.json")
+if nested is not None:
+    # Each approach of the probe file is measured (success, or a failure with its cause), or
+    # listed as not run with one line of why.
+    ids = [a["id"] for a in json.load(open("probes/nested.json"))["approaches"]]
+    measured = {r["id"]: r for r in nested.get("results", [])}
+    for n in nested.get("not_run", []):
+        reason = n.get("reason") or ""
+        ok(f"nested {n['engine']}: not run ({', '.join(n['approaches'])}): {reason}",
+           reason and "\n" not in reason and not set(n["approaches"]) & set(measured),
+           f"nested: {n['engine']}'s approaches were not run without one line of why ({reason!r})")
+    accounted = set(measured) | {i for n in nested.get("not_run", []) for i in n["approaches"]}
+    ok(f"nested: {len(measured)} approaches measured, {len(ids) - len(measured)} not run with a reason",
+       set(ids) <= accounted and all(r["success"] or r.get("cause") for r in measured.values()),
+       f"nested: approaches neither measured (with a cause when they fail) nor not run with a reason: {sorted(set(ids) - accounted)}")
+    levels = [(l["depth"], l["success"], l.get("median_ms")) for l in nested.get("native", [])]
+    ok(f"nested native-in-native (depth, ok, median ms): {levels}",
+       [d for d, _, _ in levels] == [0, 1, 2] and all(s and (m or 0) > 0 for _, s, m in levels),
+       f"nested: native-in-native did not work on the host and at depths 1 and 2 ({levels})")
+    ok(f"nested: leftovers {nested.get('leftovers')}", nested.get("leftovers") == [], f"nested left {nested.get('leftovers')} behind")
 
 for m in misses:
     print(f"second-host-ci: MISS: {m}")

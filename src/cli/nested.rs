@@ -82,6 +82,9 @@ pub fn run(a: NestedArgs) -> anyhow::Result<ExitCode> {
     let json = serde_json::to_vec_pretty(&report)?;
     let dir = save(&a.output.results, "nested", &[("nested.csv", &csv), ("nested.json", &json)])?;
     emit(a.output.format, &terminal::nested::render(&report), &csv, &json);
+    for n in &report.not_run {
+        eprintln!("not run: {} ({}): {}", n.approaches.join(", "), n.engine, n.reason);
+    }
     for l in &report.leftovers {
         eprintln!("warning: left behind: {l}");
     }

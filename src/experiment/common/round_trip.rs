@@ -320,6 +320,7 @@ fn nested() {
         header: header("nested"),
         results: vec![failed],
         native: vec![NativeLevel { depth: 1, success: false, samples_ms: vec![10.0], median_ms: Some(10.0), level_cost_ms: None, cause: Some(cause) }],
+        not_run: vec![nested::NotRun { engine: "docker".into(), approaches: vec!["exp5_dind".into()], reason: "docker has no probe-nested:latest".into() }],
         leftovers: vec![],
         reference: nested::probe_file().reference,
     });

@@ -85,7 +85,8 @@ pub fn run(cfg: Config) -> anyhow::Result<Report> {
             (Ok("wait4 rusage of the process tree that entered the container".to_string()), None)
         } else {
             let dir = container_cpu_dir(&layout, fleet.containers()[0].main_pid)?;
-            (dir.as_ref().map(|_| "the container's own cgroup CPU counter, read around the exec".to_string()).map_err(Clone::clone), dir.ok())
+            let source = dir.as_ref().map(|(_, v2)| format!("the container's own cgroup CPU counter ({}), read around the exec", cgroupfs::cpu_usage_counter(*v2)));
+            (source.map_err(Clone::clone), dir.ok())
         };
         targets.push(Target { kind, fleet: Some(fleet), cpu_dir, source });
     }

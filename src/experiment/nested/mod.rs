@@ -126,9 +126,21 @@ pub struct Report {
     pub results: Vec<ApproachResult>,
     #[serde(default)]
     pub native: Vec<NativeLevel>,
+    /// Approaches whose outer engine cannot run them here, one entry per engine, with why.
+    #[serde(default)]
+    pub not_run: Vec<NotRun>,
     /// Anything probe's containers left on the host (must be empty).
     pub leftovers: Vec<String>,
     pub reference: Reference,
+}
+
+/// The approaches of one outer engine that were not run (the engine or its nesting image is
+/// missing), and what is missing and how to fix it, in one line.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct NotRun {
+    pub engine: String,
+    pub approaches: Vec<String>,
+    pub reason: String,
 }
 
 /// Everything an outer container needs that probe provides: the worker binary and the test
@@ -162,9 +174,14 @@ fn open_engine(name: &str) -> anyhow::Result<CliEngine> {
     let kind: RuntimeKind = name.parse().map_err(anyhow::Error::msg)?;
     let engine = CliEngine::locate(kind)?;
     engine.query(&["info"]).with_context(|| format!("{kind} does not answer: start it (scripts/setup-engines.sh)"))?;
-    engine
-        .query(&["image", "inspect", "--format", "{{.Id}}", NESTED_TAG])
-        .with_context(|| format!("{kind} has no {NESTED_TAG}: run `sudo probe image build --nested`"))?;
+    // The engine answered just above, so a failed inspect means the image is not there; the
+    // engine's own "no such image" would only repeat it.
+    if engine.query(&["image", "inspect", "--format", "{{.Id}}", NESTED_TAG]).is_err() {
+        match crate::runtimes::image::nested::cannot_build() {
+            Some(why) => bail!("{kind} has no {NESTED_TAG}, and `probe image build --nested` cannot make it here: {why}"),
+            None => bail!("{kind} has no {NESTED_TAG}: build it with `sudo probe image build --nested`"),
+        }
+    }
     Ok(engine)
 }
 
@@ -347,11 +364,24 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool, progress: &mut dyn FnMut
     }
     let mounts = Mounts::locate()?;
     let mut engines: Vec<CliEngine> = Vec::new();
+    let mut not_run = Vec::new();
     for name in ["docker", "podman"] {
-        if approaches.iter().any(|a| a.engine == name) {
-            engines.push(open_engine(name)?);
+        let ids: Vec<String> = approaches.iter().filter(|a| a.engine == name).map(|a| a.id.clone()).collect();
+        if ids.is_empty() {
+            continue;
+        }
+        match open_engine(name) {
+            Ok(e) => engines.push(e),
+            // Approaches the user named must run; the default set runs what this host can.
+            Err(e) if !cfg.only.is_empty() => return Err(e),
+            Err(e) => not_run.push(NotRun { engine: name.to_string(), approaches: ids, reason: format!("{e:#}") }),
         }
     }
+    if engines.is_empty() && cfg.native_depth == 0 {
+        let why: Vec<String> = not_run.iter().map(|n| n.reason.clone()).collect();
+        bail!("nothing to run: {} (and --depth 0 leaves out native-in-native)", why.join("; "));
+    }
+    let approaches: Vec<&Approach> = approaches.into_iter().filter(|a| engines.iter().any(|e| e.kind().name() == a.engine)).collect();
     let engine_refs: Vec<&CliEngine> = engines.iter().collect();
     let before = Snapshot::take(&engine_refs, &[]);
     let mut created = Vec::new();
@@ -373,6 +403,7 @@ pub fn run(cfg: Config, interrupted: &dyn Fn() -> bool, progress: &mut dyn FnMut
         header: Header::collect("nested", &kinds),
         results,
         native,
+        not_run,
         leftovers,
         reference: probe.reference,
     })

@@ -25,7 +25,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde::Serialize;
 
 use crate::runtimes::image::build::{EngineImport, DIGEST_LABEL};
-use crate::runtimes::cli_engine::{last_line, CliEngine};
+use crate::runtimes::cli_engine::{last_line, which, CliEngine};
 use crate::ground::RuntimeKind;
 
 pub const NESTED_TAG: &str = "probe-nested:latest";
@@ -111,6 +111,24 @@ impl Spec {
         let hex = text.split_whitespace().next().unwrap_or_default();
         anyhow::ensure!(out.status.success() && hex.len() == 64, "sha256sum failed: {text}");
         Ok(hex[..16].to_string())
+    }
+}
+
+fn debootstrap_missing(spec: &Spec) -> Option<String> {
+    which("debootstrap").is_none().then(|| {
+        format!(
+            "debootstrap is not installed: `apt-get install debootstrap` (the build then downloads Debian {}'s packages from {})",
+            spec.suite, spec.mirror
+        )
+    })
+}
+
+/// Why `build` could not even start on this host, in one line with the fix; None when it can
+/// (the mirror's reachability is only known by trying).
+pub fn cannot_build() -> Option<String> {
+    match Spec::detect() {
+        Err(e) => Some(format!("{e:#}")),
+        Ok(spec) => debootstrap_missing(&spec),
     }
 }
 
@@ -323,6 +341,10 @@ fn write_configs(root: &Path, spec: &Spec) -> anyhow::Result<()> {
 /// debootstrap + apt into a staging tree, swapped in by rename so engines never import a
 /// half-built tree.
 fn build_rootfs(dir: &Path, spec: &Spec, digest: &str, progress: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
+    // Checked before anything is made: without it the build cannot start, and the fix is one command.
+    if let Some(why) = debootstrap_missing(spec) {
+        bail!("building {NESTED_TAG}: {why}");
+    }
     let cache = dir.join("cache");
     let (deb_cache, apt_cache) = (cache.join("debootstrap"), cache.join("apt"));
     for d in [&deb_cache, &apt_cache] {
@@ -343,8 +365,7 @@ fn build_rootfs(dir: &Path, spec: &Spec, digest: &str, progress: &mut dyn FnMut(
                 .arg(&spec.suite)
                 .arg(&staging)
                 .arg(&spec.mirror),
-        )
-        .context("is debootstrap installed? (`apt-get install debootstrap`)")?;
+        )?;
         progress(&format!("apt-get install {}", PACKAGES.join(" ")));
         install_packages(&staging, &apt_cache, &log)?;
         write_configs(&staging, spec)

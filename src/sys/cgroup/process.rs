@@ -147,6 +147,11 @@ pub fn cpu_controller(layout: &CgroupLayout) -> Option<&'static str> {
     }
 }
 
+/// The counter `cpu_usage_ns` reads, in words, for a report to name its source.
+pub fn cpu_usage_counter(on_v2: bool) -> &'static str {
+    if on_v2 { "cgroup v2 cpu.stat usage_usec" } else { "cgroup v1 cpuacct.usage" }
+}
+
 /// CPU time used by everything that ever ran in the cgroup `dir` (descendants included, and
 /// dead ones too), in ns: v1 cpuacct.usage, v2 cpu.stat usage_usec.
 pub fn cpu_usage_ns(dir: &Path, on_v2: bool) -> Result<u64, CgroupFsError> {

@@ -105,29 +105,39 @@ pub fn add(b: &mut Builder, dir: &Path) -> Result<()> {
         ));
         b.verdict(approach_verdict(b, a, &works));
     }
-    b.chart(Chart {
-        name: "nested".into(),
-        title: b.t(
-            "Nested containers: outcome of each approach and time to the inner `echo ok`",
-            "Contenedores anidados: resultado de cada enfoque y tiempo hasta el `echo ok` interior",
-        ),
-        body: Body::Rows(Rows {
-            axis: b.t("seconds", "segundos"),
-            rows,
-            band: None,
-            legend: vec![
-                Key {
-                    label: works.clone(),
-                    color: GOOD,
-                },
-                Key {
-                    label: fails.clone(),
-                    color: BAD,
-                },
-            ],
-        }),
-    });
-    b.table(t);
+    // An engine without its nesting image runs none of its approaches: no chart of nothing.
+    if !rows.is_empty() {
+        b.chart(Chart {
+            name: "nested".into(),
+            title: b.t(
+                "Nested containers: outcome of each approach and time to the inner `echo ok`",
+                "Contenedores anidados: resultado de cada enfoque y tiempo hasta el `echo ok` interior",
+            ),
+            body: Body::Rows(Rows {
+                axis: b.t("seconds", "segundos"),
+                rows,
+                band: None,
+                legend: vec![
+                    Key {
+                        label: works.clone(),
+                        color: GOOD,
+                    },
+                    Key {
+                        label: fails.clone(),
+                        color: BAD,
+                    },
+                ],
+            }),
+        });
+        b.table(t);
+    }
+    for n in &r.not_run {
+        let ids = n.approaches.join(", ");
+        b.para(
+            format!("Not run here ({}: {ids}): {}", n.engine, n.reason),
+            format!("No se ejecutó aquí ({}: {ids}): {}", n.engine, n.reason),
+        );
+    }
     if !r.native.is_empty() {
         let mut n = Table::new([
             b.t("native depth", "profundidad native"),
