@@ -6,12 +6,10 @@
 //! Built to hold on a 2-CPU machine shared with builds: each injection lasts only while the
 //! rep it aims at runs (so it cannot spill into the next one), the stop starts when the run
 //! is known to need containerd for the rest of the rep (runc deleting the exited container),
-//! and each delay holds its rep back for over a second (a 2 s stop, 2 s of hogs, a flood
-//! for as long as the rep runs, up to 3 s), so the rep it hits stands out of this machine's
-//! noise as an outlier (a modified z-score over 3.5 needs a move of 5.2 MADs; a loaded
-//! machine's docker reps were seen spread by a MAD of 120-200 ms): its outlier line is
-//! always read, and a hit rep that is no outlier fails the test. Only a delay that missed
-//! every rep (timing) is run again, up to ATTEMPTS times.
+//! and each delay is sized from the reps timed before it (see `delay_for`), so the rep it
+//! hits stands out of this machine's noise as an outlier: its outlier line is always read.
+//! A run whose delay missed every rep (timing), or whose hit rep the noise still hid, is run
+//! again (up to ATTEMPTS times); a scenario whose hit rep never stood out fails the test.
 
 mod common;
 
@@ -27,8 +25,9 @@ const WARMUP: usize = 1;
 const REPS: usize = 8;
 /// The delay is injected once this many `docker run`s of probe's have started (which rep it
 /// hit is then found by time, from the reps' recorded windows).
-const NTH_CLI: usize = WARMUP + 3;
-/// Runs of a scenario for its delay to fall inside a rep.
+/// The measured reps before it are timed to size the delay.
+const NTH_CLI: usize = WARMUP + 4;
+/// Runs of a scenario for its delay to fall inside a rep and make it an outlier.
 const ATTEMPTS: usize = 4;
 /// How long before its rep's end a delay must begin to count as hitting it.
 const MIN_OVERLAP: u64 = 50_000_000;
@@ -122,7 +121,7 @@ fn alive(pid: u32) -> bool {
 /// None when the delay missed every rep: it began between two reps, or so near a rep's end
 /// (less than MIN_OVERLAP before it) that the rep no longer waited on what was delayed. On a
 /// quiet machine a rep can end before the injection lands.
-fn startup_with(inject: Box<dyn FnOnce(u32) -> u64 + Send>) -> Option<Run> {
+fn startup_with(inject: Inject) -> Option<Run> {
     let probe = Command::new(common::probe_bin())
         .args(["startup", "--breakdown", "--runtimes", "docker", "--reps", &REPS.to_string(), "--warmup", &WARMUP.to_string()])
         .stdout(Stdio::piped())
@@ -135,7 +134,14 @@ fn startup_with(inject: Box<dyn FnOnce(u32) -> u64 + Send>) -> Option<Run> {
         let done = done.clone();
         std::thread::spawn(move || {
             let mut seen: Vec<u32> = Vec::new();
+            // (CLI pid, first seen, seen gone): the reps' wall times, to size the delay.
+            let mut lives: Vec<(u32, Instant, Option<Instant>)> = Vec::new();
             while !done.load(Ordering::Relaxed) {
+                for l in lives.iter_mut().filter(|l| l.2.is_none()) {
+                    if !alive(l.0) {
+                        l.2 = Some(Instant::now());
+                    }
+                }
                 // Probe also runs the CLI for itself (queries, cleanup): only `docker run` is a rep.
                 let runs = pids().into_iter().filter(|&pid| {
                     stat_field(pid, 1).and_then(|p| p.parse::<u32>().ok()) == Some(probe_pid)
@@ -145,10 +151,12 @@ fn startup_with(inject: Box<dyn FnOnce(u32) -> u64 + Send>) -> Option<Run> {
                 for pid in runs {
                     if !seen.contains(&pid) {
                         seen.push(pid);
+                        lives.push((pid, Instant::now(), None));
                     }
                 }
                 if seen.len() == NTH_CLI {
-                    return Some(inject(seen[NTH_CLI - 1]));
+                    let walls: Vec<Duration> = lives[WARMUP..NTH_CLI - 1].iter().filter_map(|l| Some(l.2? - l.1)).collect();
+                    return Some(inject(seen[NTH_CLI - 1], delay_for(walls)));
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -181,11 +189,25 @@ fn startup_with(inject: Box<dyn FnOnce(u32) -> u64 + Send>) -> Option<Run> {
     Some(Run { out: String::from_utf8_lossy(&out.stdout).into_owned(), waits, explained, hit })
 }
 
-/// Runs the scenario `make` builds until its delay falls inside a rep (up to ATTEMPTS
-/// times), checks that run with `check` (what the critical path says), and returns it with
-/// the hit rep's outlier line: the delay is sized to make that rep an outlier, so one that
-/// is not fails here.
-fn hit_outlier(make: impl Fn() -> Box<dyn FnOnce(u32) -> u64 + Send>, check: impl Fn(&Run)) -> (Run, String) {
+/// Called with the CLI of the rep to delay and how long to delay it; returns when
+/// (CLOCK_MONOTONIC) the delay began.
+type Inject = Box<dyn FnOnce(u32, Duration) -> u64 + Send>;
+
+/// How long to delay a rep, from the wall times of the reps before it: an outlier needs a
+/// modified z-score over 3.5, a move of 5.2 MADs, and on this loaded 2-CPU machine docker's
+/// reps were seen spread by a MAD of up to a third of their median (1278 ms, MAD ~400 ms,
+/// while a VM and builds ran): three medians clear that. At least 2 s, at most 6 s (a
+/// daemon stopped or CPUs held longer would disturb the others sharing the machine).
+fn delay_for(mut walls: Vec<Duration>) -> Duration {
+    walls.sort();
+    let median = walls.get(walls.len() / 2).copied().unwrap_or_default();
+    (median * 3).clamp(Duration::from_secs(2), Duration::from_secs(6))
+}
+
+/// Runs the scenario `make` builds until its delay falls inside a rep and makes it an
+/// outlier (up to ATTEMPTS times), checking each run that was hit with `check` (what the
+/// critical path says, outlier or not); returns that run and the hit rep's outlier line.
+fn hit_outlier(make: impl Fn() -> Inject, check: impl Fn(&Run)) -> (Run, String) {
     for attempt in 1..=ATTEMPTS {
         let Some(run) = startup_with(make()) else {
             println!("attempt {attempt}: the delay missed every rep (it began between reps, or as one ended); again");
@@ -193,10 +215,12 @@ fn hit_outlier(make: impl Fn() -> Box<dyn FnOnce(u32) -> u64 + Send>, check: imp
         };
         println!("attempt {attempt}, injection in rep {}:\n{}", run.hit, run.out);
         check(&run);
-        let line = run.line(run.hit).unwrap_or_else(|| panic!("rep {} had the injected delay, yet was no outlier:\n{}", run.hit, run.out));
-        return (run, line);
+        match run.line(run.hit) {
+            Some(line) => return (run, line),
+            None => println!("attempt {attempt}: rep {} had the delay, yet the machine's noise hid it (no outlier); again", run.hit),
+        }
     }
-    panic!("in {ATTEMPTS} runs the delay never fell inside a rep");
+    panic!("in {ATTEMPTS} runs the delay never made the rep it fell in an outlier: its outlier line was never checked");
 }
 
 fn pid_of(name: &str) -> u32 {
@@ -248,9 +272,6 @@ fn stopped(waits: &[Value]) -> Vec<(u64, u64, String, i64, u64)> {
     out
 }
 
-/// How long containerd is stopped: the rep waits on it all that time.
-const STOP: Duration = Duration::from_millis(2000);
-
 #[test]
 fn a_stopped_daemon_is_named_with_its_sender() {
     if !common::require_engine("docker") {
@@ -258,9 +279,10 @@ fn a_stopped_daemon_is_named_with_its_sender() {
     }
     let containerd = pid_of("containerd");
     let sender = Arc::new(Mutex::new(0u32));
-    let make = || -> Box<dyn FnOnce(u32) -> u64 + Send> {
-        let s = sender.clone();
-        Box::new(move |cli| {
+    let stop_for = Arc::new(Mutex::new(Duration::ZERO));
+    let make = || -> Inject {
+        let (s, d) = (sender.clone(), stop_for.clone());
+        Box::new(move |cli, delay| {
             // Continued on drop, so containerd never stays stopped, also when this panics.
             struct Cont(u32);
             impl Drop for Cont {
@@ -272,7 +294,8 @@ fn a_stopped_daemon_is_named_with_its_sender() {
             let _cont = Cont(containerd);
             let at = monotonic_ns();
             *s.lock().unwrap() = kill("-STOP", containerd);
-            std::thread::sleep(STOP);
+            *d.lock().unwrap() = delay;
+            std::thread::sleep(delay);
             at
         })
     };
@@ -281,7 +304,8 @@ fn a_stopped_daemon_is_named_with_its_sender() {
         let hit = stopped(&run.waits[run.hit - 1]);
         let stop = hit.iter().max_by_key(|s| s.4).unwrap_or_else(|| panic!("rep {}'s critical path has no stop: {:#?}", run.hit, run.waits[run.hit - 1]));
         assert_eq!((stop.0, stop.1, stop.2.as_str(), stop.3), (containerd as u64, sender as u64, "kill", 19), "containerd, stopped by SIGSTOP from kill: {hit:?}");
-        assert!(stop.4 as u128 >= STOP.as_nanos() / 2, "most of the {STOP:?} stop is on the path: {hit:?}; all waits of rep {}: {:#?}", run.hit, run.waits[run.hit - 1]);
+        let of = *stop_for.lock().unwrap();
+        assert!(stop.4 as u128 >= of.as_nanos() / 2, "most of the {of:?} stop is on the path: {hit:?}; all waits of rep {}: {:#?}", run.hit, run.waits[run.hit - 1]);
         for (rep, w) in run.others() {
             assert!(stopped(w).is_empty(), "rep {rep} had no injection: {w:?}");
         }
@@ -314,21 +338,22 @@ fn cpu_hogs_make_the_run_runnable_and_are_named() {
     }
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let hogs = Arc::new(Mutex::new(Vec::<u32>::new()));
-    let make = || -> Box<dyn FnOnce(u32) -> u64 + Send> {
+    let make = || -> Inject {
         let h = hogs.clone();
-        Box::new(move |cli| {
+        Box::new(move |cli, delay| {
             // One busy loop per CPU, real-time (SCHED_FIFO): a nice level only ranks tasks
             // of one autogroup (one session), and the build in another session would get the
-            // CPUs as often. For 2 s, or until the rep's CLI exits (the next rep must not
+            // CPUs as often. For `delay`, or until the rep's CLI exits (the next rep must not
             // meet them): the run gets the CPUs only as the fair server's 5% allows, so the
-            // rep is ~2 s late; `timeout`, at a higher real-time priority so it can preempt
-            // them, kills them after 4 s whatever happens to this test.
+            // rep is about that late; `timeout`, at a higher real-time priority so it can
+            // preempt them, kills them 2 s later whatever happens to this test.
             let at = monotonic_ns();
+            let kill_after = (delay.as_secs() + 2).to_string();
             let kids = Reaped(
                 (0..cpus)
                     .map(|_| {
                         Command::new("chrt")
-                            .args(["-f", "2", "timeout", "-s", "KILL", "4", "chrt", "-f", "1", "sh", "-c", "while :; do :; done"])
+                            .args(["-f", "2", "timeout", "-s", "KILL", &kill_after, "chrt", "-f", "1", "sh", "-c", "while :; do :; done"])
                             .spawn()
                             .expect("spawn busy loop")
                     })
@@ -339,7 +364,7 @@ fn cpu_hogs_make_the_run_runnable_and_are_named() {
                 let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", k.id())).unwrap_or_default();
                 h.lock().unwrap().extend(children.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
             }
-            let until = Instant::now() + Duration::from_millis(2000);
+            let until = Instant::now() + delay;
             while Instant::now() < until && alive(cli) {
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -404,12 +429,13 @@ fn a_disk_flood_shows_as_d_state_waits_on_the_disk() {
     let dev = device_of(root);
     let dir = tempdir_on(root);
     let file = dir.join("flood");
-    let make = || -> Box<dyn FnOnce(u32) -> u64 + Send> {
+    let make = || -> Inject {
         let file = file.clone();
-        Box::new(move |cli| {
+        Box::new(move |cli, delay| {
             // WRITERS threads write 8 MiB with O_DIRECT (straight to the disk: no page-cache
             // copy to cost CPU) and fsync, over and over, until the rep's CLI exits (at most
-            // 3 s): the disk queue stays deep, and nothing is left dirty to slow the next rep.
+            // `delay`): the disk queue stays deep, and nothing is left dirty to slow the next
+            // rep.
             const WRITERS: usize = 4;
             let at = monotonic_ns();
             let stop = Arc::new(AtomicBool::new(false));
@@ -419,7 +445,7 @@ fn a_disk_flood_shows_as_d_state_waits_on_the_disk() {
                     std::thread::spawn(move || flood(&file, &stop))
                 })
                 .collect();
-            let until = Instant::now() + Duration::from_secs(3);
+            let until = Instant::now() + delay;
             while Instant::now() < until && alive(cli) {
                 std::thread::sleep(Duration::from_millis(2));
             }
