@@ -437,6 +437,10 @@ impl Tracker {
                             let from = log.from.unwrap_or(t);
                             self.open(next, from, Some((Mode::Runnable, None)));
                         }
+                        // A sleep that ends here with no waking recorded stays a sleep without
+                        // its waker (unexplained): no record says what ended it. Seen with both
+                        // CPUs busy (so not an idle CPU's unrecorded context): a podman thread
+                        // asleep 57 ms, switched in for a preempted task, no waking anywhere.
                         self.set(next, t, None, Some((Mode::Running, None)));
                     } else {
                         self.unwatch(next, t);
@@ -1294,6 +1298,23 @@ mod tests {
         assert!(p.steps.iter().all(|s| s.state != State::Unknown), "{:?}", summary(&p));
         assert!(summary(&p).contains(&(10, 20, 20, "running")), "{:?}", summary(&p));
         assert!((p.explained() - 1.0).abs() < 1e-9, "{:?}", summary(&p));
+    }
+
+    /// Task 100 sleeps at 10 ms and is switched in at 30 ms on a busy CPU, for a preempted
+    /// task, with no waking recorded: what ended the sleep is not known, and it is not
+    /// explained (the other CPU was busy too, so no idle CPU's context woke it).
+    #[test]
+    fn a_sleep_ended_with_no_waking_on_busy_cpus_stays_unexplained() {
+        let events = [
+            switch(0, 0, 0, 0, 100),
+            switch(0, 1, 0, 0, 7),
+            switch(10, 0, 100, TASK_INTERRUPTIBLE, 8),
+            switch(30, 0, 8, 0, 100),
+            waking(35, 1, 7, 9),
+        ];
+        let p = feed(&events).path(100, 0, 40 * MS, &no_names);
+        assert_eq!(summary(&p), [(0, 10, 100, "running"), (10, 30, 100, "sleeping"), (30, 40, 100, "running")]);
+        assert!((p.explained() - 0.5).abs() < 1e-9, "{:?}", summary(&p));
     }
 
     #[test]
