@@ -6,9 +6,10 @@
 //! Built to hold on a 2-CPU machine shared with builds: each injection lasts only while the
 //! rep it aims at runs (so it cannot spill into the next one), the stop starts when the run
 //! is known to need containerd for the rest of the rep (runc deleting the exited container),
-//! and a rep only stands out as an
-//! outlier when the machine's noise lets it, so the scenario is run again (up to ATTEMPTS
-//! times) until it does and its line can be read.
+//! and each delay is sized from the reps timed before it (see `delay_for`), so the rep it
+//! hits stands out of this machine's noise as an outlier: its outlier line is always read.
+//! A run whose delay missed every rep (timing), or whose hit rep the noise still hid, is run
+//! again (up to ATTEMPTS times); a scenario whose hit rep never stood out fails the test.
 
 mod common;
 
@@ -20,11 +21,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 const WARMUP: usize = 1;
-const REPS: usize = 6;
+/// Enough that the median and MAD the outliers are judged by do not hang on one noisy rep.
+const REPS: usize = 8;
 /// The delay is injected once this many `docker run`s of probe's have started (which rep it
 /// hit is then found by time, from the reps' recorded windows).
-const NTH_CLI: usize = WARMUP + 3;
-/// Runs of a scenario for the hit rep to stand out as an outlier.
+/// The measured reps before it are timed to size the delay.
+const NTH_CLI: usize = WARMUP + 4;
+/// Runs of a scenario for its delay to fall inside a rep and make it an outlier.
 const ATTEMPTS: usize = 4;
 /// How long before its rep's end a delay must begin to count as hitting it.
 const MIN_OVERLAP: u64 = 50_000_000;
@@ -118,7 +121,7 @@ fn alive(pid: u32) -> bool {
 /// None when the delay missed every rep: it began between two reps, or so near a rep's end
 /// (less than MIN_OVERLAP before it) that the rep no longer waited on what was delayed. On a
 /// quiet machine a rep can end before the injection lands.
-fn startup_with(inject: Box<dyn FnOnce(u32) -> u64 + Send>) -> Option<Run> {
+fn startup_with(inject: Inject) -> Option<Run> {
     let probe = Command::new(common::probe_bin())
         .args(["startup", "--breakdown", "--runtimes", "docker", "--reps", &REPS.to_string(), "--warmup", &WARMUP.to_string()])
         .stdout(Stdio::piped())
@@ -131,7 +134,14 @@ fn startup_with(inject: Box<dyn FnOnce(u32) -> u64 + Send>) -> Option<Run> {
         let done = done.clone();
         std::thread::spawn(move || {
             let mut seen: Vec<u32> = Vec::new();
+            // (CLI pid, first seen, seen gone): the reps' wall times, to size the delay.
+            let mut lives: Vec<(u32, Instant, Option<Instant>)> = Vec::new();
             while !done.load(Ordering::Relaxed) {
+                for l in lives.iter_mut().filter(|l| l.2.is_none()) {
+                    if !alive(l.0) {
+                        l.2 = Some(Instant::now());
+                    }
+                }
                 // Probe also runs the CLI for itself (queries, cleanup): only `docker run` is a rep.
                 let runs = pids().into_iter().filter(|&pid| {
                     stat_field(pid, 1).and_then(|p| p.parse::<u32>().ok()) == Some(probe_pid)
@@ -141,10 +151,12 @@ fn startup_with(inject: Box<dyn FnOnce(u32) -> u64 + Send>) -> Option<Run> {
                 for pid in runs {
                     if !seen.contains(&pid) {
                         seen.push(pid);
+                        lives.push((pid, Instant::now(), None));
                     }
                 }
                 if seen.len() == NTH_CLI {
-                    return Some(inject(seen[NTH_CLI - 1]));
+                    let walls: Vec<Duration> = lives[WARMUP..NTH_CLI - 1].iter().filter_map(|l| Some(l.2? - l.1)).collect();
+                    return Some(inject(seen[NTH_CLI - 1], delay_for(walls)));
                 }
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -177,11 +189,25 @@ fn startup_with(inject: Box<dyn FnOnce(u32) -> u64 + Send>) -> Option<Run> {
     Some(Run { out: String::from_utf8_lossy(&out.stdout).into_owned(), waits, explained, hit })
 }
 
-/// Runs the scenario `make` builds until its hit rep is an outlier, checking every run with
-/// `check` (what the critical path says, whatever the noise); returns that run and the hit
-/// rep's outlier line, or the last run and None when the machine was too noisy every time.
-fn until_outlier(make: impl Fn() -> Box<dyn FnOnce(u32) -> u64 + Send>, check: impl Fn(&Run)) -> (Run, Option<String>) {
-    let mut last = None;
+/// Called with the CLI of the rep to delay and how long to delay it; returns when
+/// (CLOCK_MONOTONIC) the delay began.
+type Inject = Box<dyn FnOnce(u32, Duration) -> u64 + Send>;
+
+/// How long to delay a rep, from the wall times of the reps before it: an outlier needs a
+/// modified z-score over 3.5, a move of 5.2 MADs, and on this loaded 2-CPU machine docker's
+/// reps were seen spread by a MAD of up to a third of their median (1278 ms, MAD ~400 ms,
+/// while a VM and builds ran): three medians clear that. At least 2 s, at most 6 s (a
+/// daemon stopped or CPUs held longer would disturb the others sharing the machine).
+fn delay_for(mut walls: Vec<Duration>) -> Duration {
+    walls.sort();
+    let median = walls.get(walls.len() / 2).copied().unwrap_or_default();
+    (median * 3).clamp(Duration::from_secs(2), Duration::from_secs(6))
+}
+
+/// Runs the scenario `make` builds until its delay falls inside a rep and makes it an
+/// outlier (up to ATTEMPTS times), checking each run that was hit with `check` (what the
+/// critical path says, outlier or not); returns that run and the hit rep's outlier line.
+fn hit_outlier(make: impl Fn() -> Inject, check: impl Fn(&Run)) -> (Run, String) {
     for attempt in 1..=ATTEMPTS {
         let Some(run) = startup_with(make()) else {
             println!("attempt {attempt}: the delay missed every rep (it began between reps, or as one ended); again");
@@ -189,21 +215,12 @@ fn until_outlier(make: impl Fn() -> Box<dyn FnOnce(u32) -> u64 + Send>, check: i
         };
         println!("attempt {attempt}, injection in rep {}:\n{}", run.hit, run.out);
         check(&run);
-        if let Some(line) = run.line(run.hit) {
-            return (run, Some(line));
+        match run.line(run.hit) {
+            Some(line) => return (run, line),
+            None => println!("attempt {attempt}: rep {} had the delay, yet the machine's noise hid it (no outlier); again", run.hit),
         }
-        last = Some(run);
     }
-    (last.unwrap_or_else(|| panic!("in {ATTEMPTS} runs the delay never fell inside a rep")), None)
-}
-
-/// The hit rep's line when it stood out; when it never did in ATTEMPTS runs, the machine's
-/// noise hid a delay of this size, and the path (checked above) is what says the cause.
-fn outlier_line(line: Option<String>, what: &str) -> Option<String> {
-    if line.is_none() {
-        eprintln!("note: in {ATTEMPTS} runs the rep with {what} never stood out of this machine's noise as an outlier, so no line named it; its critical path did");
-    }
-    line
+    panic!("in {ATTEMPTS} runs the delay never made the rep it fell in an outlier: its outlier line was never checked");
 }
 
 fn pid_of(name: &str) -> u32 {
@@ -262,9 +279,10 @@ fn a_stopped_daemon_is_named_with_its_sender() {
     }
     let containerd = pid_of("containerd");
     let sender = Arc::new(Mutex::new(0u32));
-    let make = || -> Box<dyn FnOnce(u32) -> u64 + Send> {
-        let s = sender.clone();
-        Box::new(move |cli| {
+    let stop_for = Arc::new(Mutex::new(Duration::ZERO));
+    let make = || -> Inject {
+        let (s, d) = (sender.clone(), stop_for.clone());
+        Box::new(move |cli, delay| {
             // Continued on drop, so containerd never stays stopped, also when this panics.
             struct Cont(u32);
             impl Drop for Cont {
@@ -276,7 +294,8 @@ fn a_stopped_daemon_is_named_with_its_sender() {
             let _cont = Cont(containerd);
             let at = monotonic_ns();
             *s.lock().unwrap() = kill("-STOP", containerd);
-            std::thread::sleep(Duration::from_millis(300));
+            *d.lock().unwrap() = delay;
+            std::thread::sleep(delay);
             at
         })
     };
@@ -285,18 +304,17 @@ fn a_stopped_daemon_is_named_with_its_sender() {
         let hit = stopped(&run.waits[run.hit - 1]);
         let stop = hit.iter().max_by_key(|s| s.4).unwrap_or_else(|| panic!("rep {}'s critical path has no stop: {:#?}", run.hit, run.waits[run.hit - 1]));
         assert_eq!((stop.0, stop.1, stop.2.as_str(), stop.3), (containerd as u64, sender as u64, "kill", 19), "containerd, stopped by SIGSTOP from kill: {hit:?}");
-        assert!(stop.4 >= 150_000_000, "most of the 300 ms stop is on the path: {hit:?}; all waits of rep {}: {:#?}", run.hit, run.waits[run.hit - 1]);
+        let of = *stop_for.lock().unwrap();
+        assert!(stop.4 as u128 >= of.as_nanos() / 2, "most of the {of:?} stop is on the path: {hit:?}; all waits of rep {}: {:#?}", run.hit, run.waits[run.hit - 1]);
         for (rep, w) in run.others() {
             assert!(stopped(w).is_empty(), "rep {rep} had no injection: {w:?}");
         }
         run.others_are_clean("stopped by");
     };
-    let (_, line) = until_outlier(make, check);
-    if let Some(line) = outlier_line(line, "containerd stopped") {
-        let sender = *sender.lock().unwrap();
-        assert!(line.contains(&format!("containerd (pid {containerd})")), "{line}");
-        assert!(line.contains(&format!("stopped by SIGSTOP from pid {sender} (kill)")), "{line}");
-    }
+    let (_, line) = hit_outlier(make, check);
+    let sender = *sender.lock().unwrap();
+    assert!(line.contains(&format!("containerd (pid {containerd})")), "{line}");
+    assert!(line.contains(&format!("stopped by SIGSTOP from pid {sender} (kill)")), "{line}");
 }
 
 /// Ends the children on drop: nothing of an injection outlives the test. SIGTERM, which
@@ -320,20 +338,22 @@ fn cpu_hogs_make_the_run_runnable_and_are_named() {
     }
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let hogs = Arc::new(Mutex::new(Vec::<u32>::new()));
-    let make = || -> Box<dyn FnOnce(u32) -> u64 + Send> {
+    let make = || -> Inject {
         let h = hogs.clone();
-        Box::new(move |cli| {
+        Box::new(move |cli, delay| {
             // One busy loop per CPU, real-time (SCHED_FIFO): a nice level only ranks tasks
             // of one autogroup (one session), and the build in another session would get the
-            // CPUs as often. For 1.5 s, or until the rep's CLI exits (the next rep must not
-            // meet them); `timeout`, at a higher real-time priority so it can preempt them,
-            // kills them after 3 s whatever happens to this test.
+            // CPUs as often. For `delay`, or until the rep's CLI exits (the next rep must not
+            // meet them): the run gets the CPUs only as the fair server's 5% allows, so the
+            // rep is about that late; `timeout`, at a higher real-time priority so it can
+            // preempt them, kills them 2 s later whatever happens to this test.
             let at = monotonic_ns();
+            let kill_after = (delay.as_secs() + 2).to_string();
             let kids = Reaped(
                 (0..cpus)
                     .map(|_| {
                         Command::new("chrt")
-                            .args(["-f", "2", "timeout", "-s", "KILL", "3", "chrt", "-f", "1", "sh", "-c", "while :; do :; done"])
+                            .args(["-f", "2", "timeout", "-s", "KILL", &kill_after, "chrt", "-f", "1", "sh", "-c", "while :; do :; done"])
                             .spawn()
                             .expect("spawn busy loop")
                     })
@@ -344,7 +364,7 @@ fn cpu_hogs_make_the_run_runnable_and_are_named() {
                 let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", k.id())).unwrap_or_default();
                 h.lock().unwrap().extend(children.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
             }
-            let until = Instant::now() + Duration::from_millis(1500);
+            let until = Instant::now() + delay;
             while Instant::now() < until && alive(cli) {
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -371,15 +391,13 @@ fn cpu_hogs_make_the_run_runnable_and_are_named() {
         // Other reps may wait for CPUs too on a shared machine, but never behind these.
         run.others_explained();
     };
-    let (run, line) = until_outlier(make, check);
-    if let Some(line) = outlier_line(line, "CPU hogs") {
-        let hogs = hogs.lock().unwrap();
-        assert!(line.contains("runnable"), "{line}");
-        assert!(hogs.iter().any(|h| line.contains(&format!("pid {h} (sh, not part of the run"))), "a hog {hogs:?} is named: {line}");
-        for (rep, _) in run.others() {
-            if let Some(l) = run.line(rep) {
-                assert!(!hogs.iter().any(|h| l.contains(&format!("pid {h} "))), "rep {rep} had no injection: {l}");
-            }
+    let (run, line) = hit_outlier(make, check);
+    let hogs = hogs.lock().unwrap();
+    assert!(line.contains("runnable"), "{line}");
+    assert!(hogs.iter().any(|h| line.contains(&format!("pid {h} (sh, not part of the run"))), "a hog {hogs:?} is named: {line}");
+    for (rep, _) in run.others() {
+        if let Some(l) = run.line(rep) {
+            assert!(!hogs.iter().any(|h| l.contains(&format!("pid {h} "))), "rep {rep} had no injection: {l}");
         }
     }
 }
@@ -411,12 +429,13 @@ fn a_disk_flood_shows_as_d_state_waits_on_the_disk() {
     let dev = device_of(root);
     let dir = tempdir_on(root);
     let file = dir.join("flood");
-    let make = || -> Box<dyn FnOnce(u32) -> u64 + Send> {
+    let make = || -> Inject {
         let file = file.clone();
-        Box::new(move |cli| {
+        Box::new(move |cli, delay| {
             // WRITERS threads write 8 MiB with O_DIRECT (straight to the disk: no page-cache
             // copy to cost CPU) and fsync, over and over, until the rep's CLI exits (at most
-            // 3 s): the disk queue stays deep, and nothing is left dirty to slow the next rep.
+            // `delay`): the disk queue stays deep, and nothing is left dirty to slow the next
+            // rep.
             const WRITERS: usize = 4;
             let at = monotonic_ns();
             let stop = Arc::new(AtomicBool::new(false));
@@ -426,7 +445,7 @@ fn a_disk_flood_shows_as_d_state_waits_on_the_disk() {
                     std::thread::spawn(move || flood(&file, &stop))
                 })
                 .collect();
-            let until = Instant::now() + Duration::from_secs(3);
+            let until = Instant::now() + delay;
             while Instant::now() < until && alive(cli) {
                 std::thread::sleep(Duration::from_millis(2));
             }
@@ -447,10 +466,8 @@ fn a_disk_flood_shows_as_d_state_waits_on_the_disk() {
         }
         run.others_are_clean("blocked in D state");
     };
-    let (_, line) = until_outlier(make, check);
-    if let Some(line) = outlier_line(line, "a disk flood") {
-        assert!(line.contains("blocked in D state") && line.contains(&format!("in flight on {dev}")), "{line}");
-    }
+    let (_, line) = hit_outlier(make, check);
+    assert!(line.contains("blocked in D state") && line.contains(&format!("in flight on {dev}")), "{line}");
 }
 
 /// Writes `file` with O_DIRECT and fsyncs it, 8 MiB at a time, until `stop`; removes it.
