@@ -107,7 +107,7 @@ impl Reducer {
     pub fn with_critical_path(mut self, syms: Option<crate::sys::kallsyms::Kallsyms>) -> Self {
         let mut t = Tracker::streaming(self.start);
         if let Some(k) = syms {
-            t = t.with_stacks(k);
+            t = t.with_stacks(std::rc::Rc::new(k));
         }
         t.watch(self.root, self.root, self.start);
         self.critical = Some(t);
