@@ -28,6 +28,13 @@ pub struct StartupArgs {
     /// Also cut each start into phases (native: timed in-process) and show where time goes.
     #[arg(long)]
     pub breakdown: bool,
+    /// Only with --breakdown: also record the kernel stack of every switch-out (sched_switch
+    /// call chains, symbolized from /proc/kallsyms) and name, in the outlier lines and the
+    /// JSON's waits, where each waiting task blocked in the kernel (futex, epoll, pipe read,
+    /// disk I/O, signal stop, freezer, memory reclaim...). Off by default: the kernel unwinds
+    /// a stack at every context switch on the machine (its cost: docs/tracing.md).
+    #[arg(long)]
+    pub kernel_stacks: bool,
     /// With --breakdown: draw each runtime's median rep (native's phases, each traced
     /// engine's phases and processes) as one timeline: SVG or PNG, by the file's extension
     /// (a new file; an existing one is not replaced).
@@ -44,12 +51,18 @@ pub struct StartupArgs {
 }
 
 pub fn run(a: StartupArgs) -> anyhow::Result<ExitCode> {
+    // Checked here rather than by clap's `requires`, whose complaint spans several lines.
+    anyhow::ensure!(
+        a.breakdown || !a.kernel_stacks,
+        "--kernel-stacks names where the breakdown's waits blocked, so it needs --breakdown: add --breakdown or drop --kernel-stacks"
+    );
     results::check_writable(&a.output.results)?;
     let o = command::run(Options {
         runtimes: a.runtimes,
         reps: a.reps,
         warmup: a.warmup,
         breakdown: a.breakdown,
+        kernel_stacks: a.kernel_stacks,
         command: a.command,
         quiet: a.output.quiet,
     })?;

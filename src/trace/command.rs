@@ -89,7 +89,7 @@ impl Draining<'_> {
             }
             reducer.feed(r);
         });
-        reducer.trim();
+        reducer.trim(&mut || session.copy_out());
     }
 }
 

@@ -18,6 +18,7 @@
 //! for switches recorded in an idle CPU's context) is recovered from the task's next event.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
@@ -170,8 +171,9 @@ pub struct Tracker {
     /// (issue, complete, dev) while a kept task is in D state.
     in_flight: HashMap<(u64, u64), u64>,
     done_rq: Vec<(u64, u64, u64)>,
-    /// Kernel symbols, when switch-out stacks are recorded; the wait sites met, interned.
-    syms: Option<Kallsyms>,
+    /// Kernel symbols, when switch-out stacks are recorded (shared: `startup --breakdown`
+    /// walks one tracker per rep); the wait sites met, interned.
+    syms: Option<Rc<Kallsyms>>,
     sites: Vec<String>,
     /// Whether the events a state needs were seen at all (a missing instrument is named).
     pub saw_switch: bool,
@@ -221,7 +223,7 @@ impl Tracker {
     }
 
     /// Names where each kept task blocked from the kernel call chains of its switch-outs.
-    pub fn with_stacks(mut self, syms: Kallsyms) -> Self {
+    pub fn with_stacks(mut self, syms: Rc<Kallsyms>) -> Self {
         self.syms = Some(syms);
         self
     }
@@ -868,7 +870,7 @@ impl CriticalPath {
         for s in self.steps.iter().filter(|s| s.end > a && s.start < b) {
             let ns = s.end.min(b) - s.start.max(a);
             let task = Some(s.task.clone());
-            let mut w = Wait { kind: WaitKind::Unknown, task: None, waiter: None, by: None, signal: None, ns, holders: Vec::new(), requests: 0, devices: Vec::new() };
+            let mut w = Wait { kind: WaitKind::Unknown, task: None, waiter: None, by: None, signal: None, ns, holders: Vec::new(), requests: 0, devices: Vec::new(), sites: Vec::new() };
             match &s.state {
                 State::Running => w = Wait { kind: WaitKind::Running, task, ..w },
                 State::Runnable { cpu_holders } => {
@@ -881,6 +883,9 @@ impl CriticalPath {
                 State::Sleeping { woken_by } => w = Wait { kind: WaitKind::Sleeping, task, by: woken_by.clone(), ..w },
                 State::Interrupt => w = Wait { kind: WaitKind::Interrupt, task, ..w },
                 State::Exited | State::Unknown => {}
+            }
+            if self.stacks && matches!(w.kind, WaitKind::Blocked | WaitKind::Stopped | WaitKind::Sleeping | WaitKind::Interrupt) {
+                w.sites.push((s.site.clone(), ns));
             }
             match out.iter_mut().find(|o| o.same_cause(&w)) {
                 Some(o) => o.absorb(w),
@@ -923,6 +928,11 @@ pub struct Wait {
     /// Blocked: disk requests in flight meanwhile, and their devices (major:minor).
     pub requests: usize,
     pub devices: Vec<String>,
+    /// Where in the kernel the task waited (waitsite.rs), with the time there, most first;
+    /// None: no call chain named it. Empty when kernel stacks were not recorded, and for
+    /// runnable time (preempted, not waiting).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites: Vec<(Option<String>, u64)>,
 }
 
 impl Wait {
@@ -955,11 +965,20 @@ impl Wait {
             }
         }
         self.holders.sort_by(|x, y| y.1.cmp(&x.1));
+        for (site, ns) in w.sites {
+            match self.sites.iter_mut().find(|s| s.0 == site) {
+                Some(s) => s.1 += ns,
+                None => self.sites.push((site, ns)),
+            }
+        }
+        self.sites.sort_by(|x, y| y.1.cmp(&x.1));
     }
 
-    /// With only its `n` largest CPU holders, for reports (a busy machine has dozens).
+    /// With only its `n` largest CPU holders and wait sites, for reports (a busy machine
+    /// has dozens of holders).
     pub fn trimmed(mut self, n: usize) -> Wait {
         self.holders.truncate(n);
+        self.sites.truncate(n);
         self
     }
 
@@ -1059,6 +1078,48 @@ mod tests {
         assert_eq!((sender.as_ref().unwrap().tid, *signal), (50, Some(19)));
         assert_eq!(stop.waiter.as_ref().unwrap().tid, 10, "dockerd waited on it");
         assert!((p.explained() - 1.0).abs() < 1e-9);
+    }
+
+    /// With kernel stacks the stop's wait names where the stopped task waited in the kernel,
+    /// and a switch-out whose chain names nothing is said to be so; without, no site at all.
+    #[test]
+    fn waits_carry_the_kernel_wait_site_only_with_stacks() {
+        let syms = Rc::new(Kallsyms::parse("ffffffff81000000 T __schedule\nffffffff81001000 T schedule\nffffffff81002000 T do_signal_stop\nffffffff81003000 T get_signal\n").unwrap());
+        let stop_chain = vec![0xffff_ffff_ffff_ff80, 0xffffffff81000010, 0xffffffff81001010, 0xffffffff81002010, 0xffffffff81003010];
+        let chained = |mut e: Event, chain: &[u64]| {
+            e.callchain = chain.to_vec();
+            e
+        };
+        let events = [
+            switch(0, 0, 0, 0, 100),
+            switch(0, 1, 0, 0, 20),
+            switch(10, 0, 100, TASK_INTERRUPTIBLE, 0),
+            ev(15, 1, 50, "signal/signal_generate", &[("sig", i(19)), ("pid", i(20)), ("result", i(0))]),
+            chained(switch(20, 1, 20, TASK_STOPPED, 0), &stop_chain),
+            waking(60, 1, 50, 20),
+            switch(61, 1, 0, 0, 20),
+            ev(62, 1, 50, "signal/signal_generate", &[("sig", i(19)), ("pid", i(20)), ("result", i(0))]),
+            // Stopped again, its chain unresolvable: a site not recorded, not a guess.
+            chained(switch(65, 1, 20, TASK_STOPPED, 0), &[0xffff_ffff_ffff_ff80]),
+            waking(70, 1, 50, 20),
+            switch(70, 1, 0, 0, 20),
+            waking(72, 1, 20, 100),
+            switch(72, 1, 20, TASK_INTERRUPTIBLE, 100),
+        ];
+        let site_of = |stacks: bool| {
+            let mut tr = Tracker::new();
+            if stacks {
+                tr = tr.with_stacks(syms.clone());
+            }
+            events.iter().for_each(|e| tr.feed(e, &|_| true));
+            let p = tr.path(100, 0, 75 * MS, &no_names);
+            let w = p.waits(0, 75 * MS);
+            w.into_iter().find(|w| w.kind == WaitKind::Stopped).expect("a stop on the path")
+        };
+        let stop = site_of(true);
+        assert_eq!(stop.ns / MS, 45);
+        assert_eq!(stop.sites, [(Some("signal stop".to_string()), 40 * MS), (None, 5 * MS)]);
+        assert!(site_of(false).sites.is_empty(), "without stacks nothing claims a site");
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub struct Reducer {
     live: HashMap<u32, usize>,
     /// Engine CLIs of the tree still running: tgid → its window's start.
     clis: HashMap<u32, u64>,
+    /// Windows of engine CLIs that exited, not cut into phases yet ([`Reducer::trim`]),
+    /// each with how much of `buffer` was fed by its exit (its window's events end there).
+    ended: Vec<(Window, usize)>,
     buffer: Vec<Event>,
     breakdowns: Vec<Attribution>,
     /// Events of untracked tasks, by name: seen, not kept.
@@ -91,6 +94,7 @@ impl Reducer {
             procs: Vec::new(),
             live: HashMap::new(),
             clis: HashMap::new(),
+            ended: Vec::new(),
             buffer: Vec::new(),
             breakdowns: Vec::new(),
             others: BTreeMap::new(),
@@ -107,7 +111,7 @@ impl Reducer {
     pub fn with_critical_path(mut self, syms: Option<crate::sys::kallsyms::Kallsyms>) -> Self {
         let mut t = Tracker::streaming(self.start);
         if let Some(k) = syms {
-            t = t.with_stacks(k);
+            t = t.with_stacks(std::rc::Rc::new(k));
         }
         t.watch(self.root, self.root, self.start);
         self.critical = Some(t);
@@ -303,7 +307,7 @@ impl Reducer {
             self.procs[i].end = Some(e.time_ns);
         }
         if let Some(from) = self.clis.remove(&e.pid) {
-            self.cut(Window { start: from, end: e.time_ns, root: e.pid });
+            self.ended.push((Window { start: from, end: e.time_ns, root: e.pid }, self.buffer.len()));
             if self.clis.is_empty() {
                 // The daemons' other work is not the command's business any more.
                 let tracked = &self.tracked;
@@ -352,19 +356,34 @@ impl Reducer {
         self.procs.len() - 1
     }
 
-    /// Cuts one engine CLI's window into phases; kept when it started a container.
-    fn cut(&mut self, w: Window) {
+    /// Cuts one engine CLI's window into phases, from the first `fed` buffered events; kept
+    /// when it started a container.
+    fn cut(&mut self, w: Window, fed: usize) {
         // Everything the window's processes did starts inside it (the CLI's fork opens it).
         let from = self.buffer.partition_point(|e| e.time_ns < w.start);
-        let a = attribution::attribute(&self.buffer[from..], w, self.instruments, &|p| (self.comm_of)(p));
+        let a = attribution::attribute(&self.buffer[from..fed], w, self.instruments, &|p| (self.comm_of)(p));
         if a.init_pid.is_some() {
             self.breakdowns.push(a);
         }
     }
 
-    /// Lets go of buffered events no live engine CLI's window can need. Called after each
+    /// Cuts the windows of the engine CLIs that exited into phases, calling `between` after
+    /// each. A cut reads back through every event buffered since its CLI began: with dozens
+    /// of CLIs started together and ending in one drain, the cuts took longer than the
+    /// kernel rings take to fill (50 concurrent `docker run`: 93k records lost), so the
+    /// caller empties the rings between them.
+    fn cut_ended(&mut self, between: &mut dyn FnMut()) {
+        for (w, fed) in std::mem::take(&mut self.ended) {
+            self.cut(w, fed);
+            between();
+        }
+    }
+
+    /// Cuts the windows of the engine CLIs that exited (calling `between` after each), then
+    /// lets go of buffered events no live engine CLI's window can need. Called after each
     /// drain.
-    pub fn trim(&mut self) {
+    pub fn trim(&mut self, between: &mut dyn FnMut()) {
+        self.cut_ended(between);
         let keep_from = self.clis.values().min().copied().unwrap_or(self.last_ns).saturating_sub(TAIL_NS);
         self.buffer.retain(|e| e.time_ns >= keep_from);
         if self.buffer.capacity() > 4 * self.buffer.len().max(1024) {
@@ -379,9 +398,10 @@ impl Reducer {
         // can be under way then), not the command's time.
         let exited = self.procs.first().and_then(|p| p.end).filter(|&x| x > self.start && x <= end).unwrap_or(end);
         let critical = self.critical.as_ref().map(|c| c.path(self.root, self.start, exited, &|p| (self.comm_of)(p)));
+        self.cut_ended(&mut || {});
         let open: Vec<(u32, u64)> = self.clis.drain().collect();
         for (pid, from) in open {
-            self.cut(Window { start: from, end, root: pid });
+            self.cut(Window { start: from, end, root: pid }, self.buffer.len());
         }
         // Threads still on or off a CPU at the end count up to it.
         for th in self.threads.values() {
@@ -468,7 +488,7 @@ mod tests {
                 r.apply(e);
             }
         }
-        r.trim();
+        r.trim(&mut || {});
     }
 
     #[test]

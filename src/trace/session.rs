@@ -325,24 +325,7 @@ impl Session {
     /// just read there: records after `until` (the time the caller took before draining) wait
     /// for the next call, where they merge in order. Only one drain's worth is ever held.
     pub fn drain_with(&mut self, until: Option<u64>, f: &mut dyn FnMut(&RawEvent<'_>)) {
-        for ring in &mut self.rings {
-            while let Some(rec) = ring.sampler.next_record() {
-                let body = rec.to_contiguous();
-                match rec.ty() {
-                    record::RECORD_SAMPLE => {
-                        ring.held.extend_from_slice(&(body.len() as u32).to_ne_bytes());
-                        ring.held.extend_from_slice(&body);
-                    }
-                    ty => match record::parse(ty, &body) {
-                        Ok(PerfRecord::Lost { lost, .. }) => ring.lost += lost,
-                        Ok(PerfRecord::Throttle { .. }) => self.throttled += 1,
-                        Ok(_) => {}
-                        Err(_) => self.malformed += 1,
-                    },
-                }
-            }
-            ring.fill = ring.fill.max(ring.held.len());
-        }
+        self.copy_out();
         // (time, ring, offset of the body, its length) for every held sample, merged.
         let mut order: Vec<(u64, usize, usize, usize)> = Vec::new();
         for (i, ring) in self.rings.iter_mut().enumerate() {
@@ -393,6 +376,30 @@ impl Session {
             if ring.held.is_empty() {
                 ring.held = Vec::new();
             }
+        }
+    }
+
+    /// Moves what the kernel rings hold into probe's memory, undecoded, until the next
+    /// drain: empties the rings (a full one drops records) when the caller has long work to
+    /// do before it can drain again.
+    pub fn copy_out(&mut self) {
+        for ring in &mut self.rings {
+            while let Some(rec) = ring.sampler.next_record() {
+                let body = rec.to_contiguous();
+                match rec.ty() {
+                    record::RECORD_SAMPLE => {
+                        ring.held.extend_from_slice(&(body.len() as u32).to_ne_bytes());
+                        ring.held.extend_from_slice(&body);
+                    }
+                    ty => match record::parse(ty, &body) {
+                        Ok(PerfRecord::Lost { lost, .. }) => ring.lost += lost,
+                        Ok(PerfRecord::Throttle { .. }) => self.throttled += 1,
+                        Ok(_) => {}
+                        Err(_) => self.malformed += 1,
+                    },
+                }
+            }
+            ring.fill = ring.fill.max(ring.held.len());
         }
     }
 

@@ -17,6 +17,8 @@ pub struct Options {
     pub reps: Option<u32>,
     pub warmup: Option<u32>,
     pub breakdown: bool,
+    /// With `breakdown`: record switch-out stacks and name the kernel wait sites.
+    pub kernel_stacks: bool,
     /// Empty: the probe file's command.
     pub command: Vec<String>,
     pub quiet: bool,
@@ -49,7 +51,7 @@ pub fn run(o: Options) -> anyhow::Result<Outcome> {
     }
     // Native times its own phases; only engines and OCI runtimes need the kernel tracer.
     let traced = o.breakdown && kinds.iter().any(|k| k.is_traced());
-    let mut tracer = if traced { StartupTracer::start_or_explain() } else { None };
+    let mut tracer = if traced { StartupTracer::start_or_explain(o.kernel_stacks) } else { None };
     let mut report = startup::run(
         startup::Config {
             runtimes: kinds,

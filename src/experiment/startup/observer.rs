@@ -1,11 +1,14 @@
 //! `probe startup --breakdown` for engines: one tracing session for the whole run, drained
 //! around every rep; engine reps get their wall time cut into phases.
 
+use std::rc::Rc;
+
 use serde::Serialize;
 
 use crate::trace::attribution::{self, Attribution, Window};
 use crate::trace::critical::{CriticalPath, Tracker};
 use crate::trace::session::{Session, TraceError};
+use crate::sys::kallsyms::Kallsyms;
 use crate::ground::RuntimeKind;
 use crate::measure::runner::{RepObserver, RuntimeResult};
 use crate::measure::Sample;
@@ -25,13 +28,19 @@ pub struct RepTrace {
 
 pub struct StartupTracer {
     session: Session,
+    /// With `--kernel-stacks`: names the switch-out call chains (kernel wait sites).
+    syms: Option<Rc<Kallsyms>>,
     pub reps: Vec<RepTrace>,
 }
 
 impl StartupTracer {
-    pub fn start() -> Result<Self, TraceError> {
+    /// `syms`: also record switch-out stacks and name the wait sites with these symbols.
+    pub fn start(syms: Option<Kallsyms>) -> Result<Self, TraceError> {
+        let mut opts = crate::trace::critical_options();
+        opts.switch_stacks = syms.is_some();
         Ok(StartupTracer {
-            session: crate::trace::open(&crate::trace::critical_options())?,
+            session: crate::trace::open(&opts)?,
+            syms: syms.map(Rc::new),
             reps: Vec::new(),
         })
     }
@@ -81,7 +90,10 @@ impl RepObserver for StartupTracer {
         };
         let a = attribution::attribute(&events, window, self.session.instruments(), &crate::trace::procs::proc_comm);
         // A rep's trace is short and already decoded: every task of it is kept.
-        let mut tracker = Tracker::new();
+        let mut tracker = match &self.syms {
+            Some(k) => Tracker::new().with_stacks(k.clone()),
+            None => Tracker::new(),
+        };
         events.iter().for_each(|e| tracker.feed(e, &|_| true));
         let critical = tracker.path(window.root, window.start, window.end, &crate::trace::procs::proc_comm);
         sample.phases = a.records();
@@ -97,10 +109,21 @@ impl RepObserver for StartupTracer {
 }
 
 impl StartupTracer {
-    /// Starts tracing for `--breakdown`, or says in one line why it cannot and returns None
-    /// (the run then reports totals only for engines).
-    pub fn start_or_explain() -> Option<Self> {
-        match Self::start() {
+    /// Starts tracing for `--breakdown` (`stacks`: with `--kernel-stacks`), or says in one
+    /// line why it cannot and returns None (the run then reports totals only for engines).
+    /// Unreadable kernel symbols are said too; stacks are then not recorded, since nothing
+    /// could name them.
+    pub fn start_or_explain(stacks: bool) -> Option<Self> {
+        // Read before the first rep: ~120k symbols, tens of ms.
+        let syms = match stacks.then(Kallsyms::load) {
+            Some(Ok(k)) => Some(k),
+            Some(Err(e)) => {
+                eprintln!("note: kernel symbols unreadable ({e}); --kernel-stacks ignored, wait sites not named");
+                None
+            }
+            None => None,
+        };
+        match Self::start(syms) {
             Ok(t) => {
                 // A tracepoint left out is a missing instrument: its events are not zero.
                 for m in &t.session.missing {

@@ -226,8 +226,31 @@ fn who(t: &TaskRef) -> String {
 }
 
 /// A critical-path wait in a sentence: "dockerd (pid 10) waited 400.0 ms on containerd (pid
-/// 20), which was stopped by SIGSTOP from pid 50 (bash)".
+/// 20), which was stopped by SIGSTOP from pid 50 (bash)", and where it waited in the kernel
+/// when stacks were recorded.
 fn wait_words(w: &Wait, run_pids: &[u32]) -> String {
+    format!("{}{}", wait_state_words(w, run_pids), site_words(w))
+}
+
+/// A kernel wait site, or that the switch-out's call chain named none.
+fn site_name(site: &Option<String>) -> &str {
+    site.as_deref().unwrap_or("not recorded")
+}
+
+/// ", kernel wait site: signal stop" (each with its time when several); nothing without
+/// kernel stacks, so no site is ever claimed then.
+fn site_words(w: &Wait) -> String {
+    match &w.sites[..] {
+        [] => String::new(),
+        [(site, _)] => format!(", kernel wait site: {}", site_name(site)),
+        many => {
+            let each: Vec<String> = many.iter().map(|(site, ns)| format!("{} ({})", site_name(site), ms_of_ns(*ns as f64))).collect();
+            format!(", kernel wait sites: {}", each.join(", "))
+        }
+    }
+}
+
+fn wait_state_words(w: &Wait, run_pids: &[u32]) -> String {
     let d = ms_of_ns(w.ns as f64);
     let task = w.task.as_ref().map(who).unwrap_or_else(|| "?".into());
     let subject = match &w.waiter {
@@ -269,8 +292,14 @@ fn wait_words(w: &Wait, run_pids: &[u32]) -> String {
     }
 }
 
-/// The breakdown's "dominant wait" cell: "stopped: containerd 40.0 ms".
+/// The breakdown's "dominant wait" cell: "stopped: containerd 40.0 ms", with its main
+/// kernel wait site when stacks were recorded ("[signal stop]").
 fn short_wait(w: &Wait) -> String {
+    let site = w.sites.first().map(|(s, _)| format!(" [{}]", site_name(s))).unwrap_or_default();
+    format!("{}{site}", short_state(w))
+}
+
+fn short_state(w: &Wait) -> String {
     let d = ms_of_ns(w.ns as f64);
     let task = w.task.as_ref().map(|t| t.comm.as_str()).unwrap_or("?");
     match w.kind {
@@ -390,12 +419,22 @@ mod tests {
             holders: Vec::new(),
             requests: 0,
             devices: Vec::new(),
+            sites: Vec::new(),
         };
         assert_eq!(
             wait_words(&stop, &[10, 20]),
             "dockerd (pid 10) waited 400.0 ms on containerd (pid 20), which was stopped by SIGSTOP from pid 50 (bash)"
         );
         assert_eq!(short_wait(&stop), "stopped: containerd 400.0 ms");
+        let sited = Wait { sites: vec![(Some("signal stop".into()), 390_000_000), (None, 10_000_000)], ..stop.clone() };
+        assert_eq!(
+            wait_words(&sited, &[10, 20]),
+            "dockerd (pid 10) waited 400.0 ms on containerd (pid 20), which was stopped by SIGSTOP from pid 50 (bash), \
+             kernel wait sites: signal stop (390.0 ms), not recorded (10.0 ms)"
+        );
+        assert_eq!(short_wait(&sited), "stopped: containerd 400.0 ms [signal stop]");
+        let futex = Wait { kind: WaitKind::Sleeping, waiter: None, by: Some(task(10, "dockerd")), sites: vec![(Some("futex".into()), 400_000_000)], ..stop.clone() };
+        assert_eq!(wait_words(&futex, &[10, 20]), "containerd (pid 20) was 400.0 ms asleep until woken by dockerd (pid 10), kernel wait site: futex");
         let hog = Wait { kind: WaitKind::Runnable, task: None, waiter: None, by: None, signal: None, holders: vec![(task(77, "sh"), 200_000_000), (task(10, "dockerd"), 9_000_000)], ..stop };
         assert_eq!(
             wait_words(&hog, &[10]),
