@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::FromRawFd;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -79,14 +78,7 @@ pub struct StderrSink(File);
 
 impl StderrSink {
     pub fn new() -> std::io::Result<Self> {
-        let name = std::ffi::CString::new("probe-stderr").expect("no NUL");
-        // SAFETY: valid C string; the returned fd is owned by the File.
-        let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh descriptor we own.
-        Ok(StderrSink(unsafe { File::from_raw_fd(fd) }))
+        crate::sys::memfd::create("probe-stderr").map(StderrSink)
     }
 
     /// Empties the sink and returns a handle for the next child's stderr.

@@ -7,6 +7,7 @@ pub mod child;
 pub mod clock;
 pub mod diskstats;
 pub mod kallsyms;
+pub mod memfd;
 pub mod mountinfo;
 pub mod procfs;
 pub mod signals;

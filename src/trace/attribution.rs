@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::cut::{self, Span};
 use super::event::{Event, FAULTS_PER_SAMPLE, PAGE_FAULT};
@@ -13,7 +13,7 @@ use crate::ground::phase::{Counters, Phase, PhaseRecord};
 use crate::sys::cgroup::is_container_scope;
 
 /// The rep being explained: CLOCK_MONOTONIC [start, end] and the timed CLI's pid.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Window {
     pub start: u64,
     pub end: u64,
@@ -29,7 +29,7 @@ pub struct Instruments {
 }
 
 /// What the kernel saw inside one slice, counting only the run's processes.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SliceStats {
     /// Summed on-CPU time of the run's tasks (None: sched_switch not traced).
     pub on_cpu_ns: Option<u64>,
@@ -44,7 +44,7 @@ pub struct SliceStats {
     pub top: Option<(String, u64)>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Slice {
     pub phase: Phase,
     pub detail: Option<String>,
@@ -55,7 +55,7 @@ pub struct Slice {
 }
 
 /// A process of the run, for the timeline.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ProcLine {
     pub tgid: u32,
     pub parent: Option<u32>,
@@ -64,7 +64,7 @@ pub struct ProcLine {
     pub end: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Attribution {
     pub window: Window,
     pub slices: Vec<Slice>,

@@ -782,7 +782,7 @@ pub struct TaskRef {
     pub comm: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WakeRef {
     Task(TaskRef),
@@ -790,7 +790,7 @@ pub enum WakeRef {
 }
 
 /// What the path's task was doing during a step.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum State {
     Running,
@@ -824,7 +824,7 @@ impl State {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Step {
     pub start: u64,
     pub end: u64,
@@ -837,7 +837,7 @@ pub struct Step {
     pub site: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CriticalPath {
     pub start: u64,
     pub end: u64,

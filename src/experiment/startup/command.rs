@@ -63,6 +63,9 @@ pub fn run(o: Options) -> anyhow::Result<Outcome> {
         &crate::sys::signals::interrupted,
         tracer.as_mut().map(|t| t as &mut dyn RepObserver),
     )?;
+    if let Some(t) = tracer.as_mut() {
+        t.finish()?;
+    }
     if !o.breakdown {
         let saved = StartupJson { report, breakdown: Vec::new(), namespaces: None };
         return Ok(Outcome { saved, native_outliers: Vec::new(), tracer, without_phases: Vec::new() });
